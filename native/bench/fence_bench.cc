@@ -86,7 +86,7 @@ Register reg("fence", [](const Options& o, std::vector<Row>& rows) {
   double life = ns_per_op(o, fence_lifecycle);
   rows.push_back(ratio_row("fence lifecycle (alloc, init, signal, put)", life, "ns/op",
                            "malloc + atomic flag + clock + free", floor, "<= 1.5", true,
-                           "memory returns after an RCU grace period (batched call_rcu)"));
+                           "memory is recycled after an RCU grace period (batched, one grace period per ms)"));
 
   double cfloor = ns_per_op(o, floor_with_callbacks);
   double cb = ns_per_op(o, fence_with_callbacks);

@@ -15,9 +15,11 @@ std::atomic<uint64_t> g_next_context{1};
 
 constexpr unsigned long bit(unsigned b) { return 1UL << b; }
 
-// test_and_set_bit: returns whether it was already set.
-inline bool test_and_set_flag(Fence* f, unsigned b) {
-  return f->flags.fetch_or(bit(b), std::memory_order_acq_rel) & bit(b);
+// test_and_set_bit under the fence lock: returns whether it was already set.
+inline bool test_and_set_flag_locked(Fence* f, unsigned b) {
+  const unsigned long old = f->flags.load(std::memory_order_relaxed);
+  if (!(old & bit(b))) f->flags.store(old | bit(b), std::memory_order_release);
+  return old & bit(b);
 }
 
 void init_common(Fence* f, const FenceOps* ops, SpinLock* lock, uint64_t context,
@@ -46,7 +48,7 @@ void init_common(Fence* f, const FenceOps* ops, SpinLock* lock, uint64_t context
 // __dma_fence_enable_signaling: lock held. Returns false if the fence is (now)
 // signalled.
 bool enable_signaling_locked(Fence* f) {
-  const bool was_set = test_and_set_flag(f, FENCE_FLAG_ENABLE_SIGNAL_BIT);
+  const bool was_set = test_and_set_flag_locked(f, FENCE_FLAG_ENABLE_SIGNAL_BIT);
   if (fence_test_signaled_flag(f)) return false;
   if (!was_set) {
     rcu::ReadGuard rcu;
@@ -119,6 +121,11 @@ void fence_assert_held(Fence* f) {
 // references
 
 void fence_release(Fence* f) {
+  // Fast path: a signalled, detached fence has nothing left to call.
+  if (fence_test_signaled_flag(f) && !rcu::dereference(f->ops)) {
+    fence_free(f);
+    return;
+  }
   rcu::ReadGuard rcu;
   if (!fence_test_signaled_flag(f) && !list_empty(&f->cb_list)) {
     {
@@ -154,17 +161,25 @@ Fence* fence_get_rcu_safe(std::atomic<Fence*>* slot) {
 // signalling
 
 void fence_signal_timestamp_locked(Fence* f, int64_t timestamp_ns) {
-  if (test_and_set_flag(f, FENCE_FLAG_SIGNALED_BIT)) return;
+  // SIGNALED is only ever set under the fence lock, so a plain test suffices.
+  if (fence_test_signaled_flag(f)) return;
 
   // Detach: without release/wait nothing of the issuer is needed any more.
   const FenceOps* ops = __atomic_load_n(&f->ops, __ATOMIC_RELAXED);
   if (ops && !ops->release && !ops->wait)
     __atomic_store_n(&f->ops, static_cast<const FenceOps*>(nullptr), __ATOMIC_RELEASE);
 
+  // The callback list and the timestamp share storage: take the list first.
   ListHead cbs;
   list_splice_init(&f->cb_list, &cbs);
   f->timestamp = timestamp_ns;
-  f->flags.fetch_or(bit(FENCE_FLAG_TIMESTAMP_BIT), std::memory_order_release);
+  // Both bits in one release store: flags are only written under the fence lock
+  // (see fence.h), so no read-modify-write is needed; the timestamp is written
+  // before either bit is seen, and lock-free adders that miss SIGNALED re-check
+  // it under the lock.
+  f->flags.store(f->flags.load(std::memory_order_relaxed) | bit(FENCE_FLAG_SIGNALED_BIT) |
+                     bit(FENCE_FLAG_TIMESTAMP_BIT),
+                 std::memory_order_release);
 
   while (!list_empty(&cbs)) {
     ListHead* n = cbs.next;
@@ -192,6 +207,13 @@ void fence_signal(Fence* f) {
   }
   SpinGuard g(fence_spinlock(f));
   fence_signal_timestamp_locked(f, monotonic_ns());
+}
+
+bool fence_set_user_flag(Fence* f, unsigned b) {
+  SpinGuard g(fence_spinlock(f));
+  const bool was = fence_test_flag(f, b);
+  fence_set_user_flag_locked(f, b);
+  return was;
 }
 
 bool fence_check_and_signal_locked(Fence* f) {

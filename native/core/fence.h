@@ -74,6 +74,9 @@ struct Fence {
   };
   uint64_t context;
   uint64_t seqno;
+  // Read lock-free; written only under the fence lock (or before the fence is
+  // published), which is what lets signalling set bits with a plain store.
+  // Issuers setting FENCE_FLAG_USER_BITS must use fence_set_user_flag().
   std::atomic<unsigned long> flags;
   std::atomic<uint32_t> refcount;
   int32_t error;
@@ -146,6 +149,13 @@ inline bool fence_test_flag(const Fence* f, unsigned bit) {
 inline bool fence_test_signaled_flag(const Fence* f) {
   return fence_test_flag(f, FENCE_FLAG_SIGNALED_BIT);
 }
+// Sets a bit >= FENCE_FLAG_USER_BITS; the caller must hold the fence lock.
+inline void fence_set_user_flag_locked(Fence* f, unsigned bit) {
+  f->flags.store(f->flags.load(std::memory_order_relaxed) | (1UL << bit),
+                 std::memory_order_release);
+}
+// Same, taking the lock. Returns whether the bit was already set.
+bool fence_set_user_flag(Fence* f, unsigned bit);
 
 void fence_signal_timestamp_locked(Fence* f, int64_t timestamp_ns);
 void fence_signal_timestamp(Fence* f, int64_t timestamp_ns);

@@ -2,54 +2,134 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
 
+#include "futex.h"
+
 namespace dmabuf::rcu {
+
+#ifdef DMABUF_TSAN
+char g_tsan_gp;
+#endif
+
 namespace {
 
 constexpr unsigned kBatchSize = 64;
+constexpr long kReclaimPeriodNs = 1000000;  // one grace period per ms at most
 
 struct Batch {
-  rcu_head head;
+  Batch* next_submitted = nullptr;
   DeferredFree* list = nullptr;
+  FreeListFn free_list = nullptr;
   unsigned count = 0;
 };
 
+// Submitted batches: a lock-free stack the reclaimer empties in one exchange.
+std::atomic<Batch*> g_submitted{nullptr};
 std::atomic<size_t> g_pending{0};
+// Generations for barrier(): batches submitted / rounds fully reclaimed.
+std::atomic<uint64_t> g_submit_gen{0};
+std::atomic<uint32_t> g_done_gen{0};  // low 32 bits of the last reclaimed generation
+std::atomic<uint32_t> g_wake{0};      // futex word the reclaimer sleeps on
+std::atomic<bool> g_reclaimer_sleeping{false};
 std::once_flag g_init_once;
+std::once_flag g_thread_once;
 
-void run_batch(rcu_head* head) {
-  Batch* b = caa_container_of(head, Batch, head);
-  size_t n = 0;
-  for (DeferredFree* node = b->list; node;) {
-    DeferredFree* next = node->next;
-    node->free(node);
-    node = next;
-    ++n;
+void* reclaimer_main(void*) {
+  for (;;) {
+    const uint64_t gen = g_submit_gen.load(std::memory_order_acquire);
+    Batch* batches = g_submitted.exchange(nullptr, std::memory_order_acq_rel);
+    if (batches) {
+      urcu_bp_synchronize_rcu();
+#ifdef DMABUF_TSAN
+      __tsan_acquire(&g_tsan_gp);
+#endif
+      while (batches) {
+        Batch* b = batches;
+        batches = b->next_submitted;
+        g_pending.fetch_sub(b->count, std::memory_order_relaxed);
+        b->free_list(b->list);
+        delete b;
+      }
+    }
+    g_done_gen.store(static_cast<uint32_t>(gen), std::memory_order_release);
+    futex_wake_all(&g_done_gen);
+    if (batches == nullptr && g_submitted.load(std::memory_order_acquire) == nullptr) {
+      // Idle: sleep until a submitter wakes us.
+      const uint32_t w = g_wake.load(std::memory_order_acquire);
+      g_reclaimer_sleeping.store(true, std::memory_order_seq_cst);
+      if (g_submitted.load(std::memory_order_seq_cst) == nullptr) futex_wait(&g_wake, w, -1);
+      g_reclaimer_sleeping.store(false, std::memory_order_relaxed);
+    } else {
+      // Busy: let a millisecond of frees accumulate so one grace period (and one
+      // membarrier IPI round) covers them all.
+      timespec ts{0, kReclaimPeriodNs};
+      nanosleep(&ts, nullptr);
+    }
   }
-  g_pending.fetch_sub(n, std::memory_order_relaxed);
-  delete b;
+  return nullptr;
+}
+
+void start_reclaimer() {
+  std::call_once(g_thread_once, [] {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, reclaimer_main, nullptr) != 0) abort();
+    pthread_attr_destroy(&attr);
+    pthread_setname_np(t, "dmabuf-rcu");
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  });
 }
 
 void submit(Batch* b) {
-  init();
+  start_reclaimer();
   g_pending.fetch_add(b->count, std::memory_order_relaxed);
-  urcu_bp_call_rcu(&b->head, run_batch);
+  Batch* head = g_submitted.load(std::memory_order_relaxed);
+  do {
+    b->next_submitted = head;
+  } while (!g_submitted.compare_exchange_weak(head, b, std::memory_order_seq_cst,
+                                              std::memory_order_relaxed));
+  g_submit_gen.fetch_add(1, std::memory_order_release);
+  if (g_reclaimer_sleeping.load(std::memory_order_seq_cst)) {
+    g_wake.fetch_add(1, std::memory_order_release);
+    futex_wake_all(&g_wake);
+  }
 }
 
-// The calling thread's open batch. Its destructor hands a partial batch over at
-// thread exit, so a thread that frees a few fences and ends leaks nothing.
-struct ThreadBatch {
-  Batch* open = nullptr;
-  ~ThreadBatch() {
-    if (open) submit(open);
-    open = nullptr;
-  }
-};
-thread_local ThreadBatch t_batch;
+// The calling thread's open batch: a trivially destructible thread_local (no
+// TLS init guard on the hot path) plus a pthread key whose destructor hands a
+// partial batch over at thread exit, so a thread that frees a few fences and
+// ends leaks nothing.
+thread_local Batch* t_open = nullptr;
+pthread_key_t g_exit_key;
+std::once_flag g_key_once;
+
+void on_thread_exit(void* b) {
+  if (b) submit(static_cast<Batch*>(b));
+}
+
+Batch* new_batch(FreeListFn fn) {
+  std::call_once(g_key_once, [] { pthread_key_create(&g_exit_key, on_thread_exit); });
+  Batch* b = new Batch;
+  b->free_list = fn;
+  pthread_setspecific(g_exit_key, b);
+  return b;
+}
+
+void take_open(Batch* b) {
+  t_open = nullptr;
+  pthread_setspecific(g_exit_key, nullptr);
+  submit(b);
+}
 
 }  // namespace
 
@@ -63,33 +143,45 @@ void init() {
   });
 }
 
-void synchronize() { urcu_bp_synchronize_rcu(); }
+void synchronize() {
+  urcu_bp_synchronize_rcu();
+#ifdef DMABUF_TSAN
+  __tsan_acquire(&g_tsan_gp);
+#endif
+}
 
 void barrier() {
   flush_deferred();
+  const uint64_t target = g_submit_gen.load(std::memory_order_acquire);
+  if (target != 0) {
+    start_reclaimer();
+    for (;;) {
+      const uint32_t done = g_done_gen.load(std::memory_order_acquire);
+      if (static_cast<int32_t>(done - static_cast<uint32_t>(target)) >= 0) break;
+      // Nudge the reclaimer (it may have gone idle with a stale generation).
+      g_wake.fetch_add(1, std::memory_order_release);
+      futex_wake_all(&g_wake);
+      futex_wait(&g_done_gen, done, 1000000);
+    }
+  }
+  init();
   urcu_bp_barrier();
 }
 
-void defer_free(DeferredFree* node, void (*free_fn)(DeferredFree*)) {
-  ThreadBatch& tb = t_batch;
-  Batch* b = tb.open;
-  if (!b) b = tb.open = new Batch;
-  node->free = free_fn;
+void defer_free(DeferredFree* node, FreeListFn free_list) {
+  Batch* b = t_open;
+  if (b && b->free_list != free_list) {  // one function per batch
+    take_open(b);
+    b = nullptr;
+  }
+  if (!b) b = t_open = new_batch(free_list);
   node->next = b->list;
   b->list = node;
-  if (++b->count == kBatchSize) {
-    tb.open = nullptr;
-    submit(b);
-  }
+  if (++b->count == kBatchSize) take_open(b);
 }
 
 void flush_deferred() {
-  ThreadBatch& tb = t_batch;
-  if (tb.open) {
-    Batch* b = tb.open;
-    tb.open = nullptr;
-    submit(b);
-  }
+  if (Batch* b = t_open) take_open(b);
 }
 
 size_t deferred_pending() { return g_pending.load(std::memory_order_relaxed); }

@@ -11,14 +11,32 @@
 
 #include <cstddef>
 
+#if defined(__SANITIZE_THREAD__)
+#define DMABUF_TSAN 1
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#endif
+
 namespace dmabuf::rcu {
+
+#ifdef DMABUF_TSAN
+// liburcu's grace periods synchronise through membarrier, which TSan cannot see:
+// every read-side unlock "releases" this object and every reclaim after a grace
+// period "acquires" it, which is exactly the ordering RCU guarantees.
+extern char g_tsan_gp;
+#endif
 
 // Creates the call_rcu worker with all signals blocked (so it never takes the
 // signals Node relies on). Idempotent; called by every entry point that defers.
 void init();
 
 inline void read_lock() { urcu_bp_read_lock(); }
-inline void read_unlock() { urcu_bp_read_unlock(); }
+inline void read_unlock() {
+#ifdef DMABUF_TSAN
+  __tsan_release(&g_tsan_gp);
+#endif
+  urcu_bp_read_unlock();
+}
 inline bool read_ongoing() { return urcu_bp_read_ongoing(); }
 
 class ReadGuard {
@@ -50,13 +68,21 @@ void barrier();
 // cb_list/timestamp union), so deferring costs no allocation.
 struct DeferredFree {
   DeferredFree* next;
-  void (*free)(DeferredFree* node);
+  void* reserved;  // keeps the node the size of a kernel rcu_head
 };
 
-// kfree_rcu: `node->free(node)` runs after a grace period. Frees are batched per
-// thread and handed to call_rcu 64 at a time, because one call_rcu costs about as
-// much as a whole fence lifecycle.
-void defer_free(DeferredFree* node, void (*free_fn)(DeferredFree*));
+// Frees a whole list of nodes (linked through `next`, ending in nullptr) that
+// were deferred with the same function. Runs on liburcu's call_rcu thread.
+using FreeListFn = void (*)(DeferredFree* first);
+
+// kfree_rcu: `free_list` gets `node` after a grace period. Frees are batched per
+// thread (and per function), 64 at a time, and reclaimed by our own thread that
+// runs one synchronize_rcu() per round of batches about every millisecond:
+// call_rcu would cost about as much as a whole fence lifecycle per call and hold
+// memory for at least 10 ms, long enough for recycled fences to go cold. The free
+// function gets a batch as one list so it can recycle it without touching each
+// object.
+void defer_free(DeferredFree* node, FreeListFn free_list);
 
 // Hands the calling thread's partial batch to call_rcu now.
 void flush_deferred();
@@ -64,7 +90,14 @@ void flush_deferred();
 // Deferred frees handed to call_rcu that have not run yet (for leak accounting).
 size_t deferred_pending();
 
-// call_rcu for objects that carry their own rcu_head.
+// call_rcu for objects that carry their own rcu_head. Callbacks should start
+// with after_grace_period() (it tells TSan what the grace period ordered).
 void call(rcu_head* head, void (*fn)(rcu_head*));
+
+inline void after_grace_period() {
+#ifdef DMABUF_TSAN
+  __tsan_acquire(&g_tsan_gp);
+#endif
+}
 
 }  // namespace dmabuf::rcu
