@@ -4,8 +4,11 @@
 // call_rcu thread and the allocating threads, so recycling touches no fence on
 // the way back. Under AddressSanitizer the cache is off, so every stale access
 // to a released fence is still reported.
+#include <pthread.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "fence.h"
 
@@ -63,19 +66,27 @@ void recycle_batch(rcu::DeferredFree* first) {
 }
 
 // The calling thread's share of the pool: the batch being consumed and the rest.
+// Trivially destructible, initial-exec TLS (a few bytes, so it fits glibc's
+// static TLS surplus even in a dlopen'ed addon): no __tls_get_addr, no init
+// guard. A pthread key frees what a thread still holds when it exits.
 struct LocalCache {
-  rcu::DeferredFree* cur = nullptr;
-  rcu::DeferredFree* batches = nullptr;
-  ~LocalCache() {
-    free_list_now(cur);
-    while (batches) {
-      rcu::DeferredFree* b = batches;
-      batches = next_batch(b);
-      free_list_now(b);
-    }
-  }
+  rcu::DeferredFree* cur;
+  rcu::DeferredFree* batches;
 };
-thread_local LocalCache t_cache;
+__attribute__((tls_model("initial-exec"))) thread_local LocalCache t_cache = {nullptr, nullptr};
+pthread_key_t g_exit_key;
+std::once_flag g_key_once;
+
+void free_local(void* p) {
+  auto* c = static_cast<LocalCache*>(p);
+  free_list_now(c->cur);
+  while (c->batches) {
+    rcu::DeferredFree* b = c->batches;
+    c->batches = next_batch(b);
+    free_list_now(b);
+  }
+  c->cur = c->batches = nullptr;
+}
 
 rcu::DeferredFree* take_node() {
   LocalCache& c = t_cache;
@@ -87,6 +98,8 @@ rcu::DeferredFree* take_node() {
       g_pool.count = 0;
     }
     if (!c.batches) return nullptr;
+    std::call_once(g_key_once, [] { pthread_key_create(&g_exit_key, free_local); });
+    pthread_setspecific(g_exit_key, &c);
     c.cur = c.batches;
     c.batches = next_batch(c.cur);
   }

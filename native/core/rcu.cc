@@ -41,6 +41,18 @@ std::once_flag g_thread_once;
 
 void* reclaimer_main(void*) {
   for (;;) {
+    if (g_submitted.load(std::memory_order_seq_cst) == nullptr) {
+      // Idle: sleep until a submitter (or barrier()) wakes us.
+      const uint32_t w = g_wake.load(std::memory_order_acquire);
+      g_reclaimer_sleeping.store(true, std::memory_order_seq_cst);
+      if (g_submitted.load(std::memory_order_seq_cst) == nullptr) futex_wait(&g_wake, w, -1);
+      g_reclaimer_sleeping.store(false, std::memory_order_relaxed);
+    }
+    // Let a millisecond of frees accumulate so one grace period (and one
+    // membarrier IPI round) covers them all, instead of one per batch.
+    timespec ts{0, kReclaimPeriodNs};
+    nanosleep(&ts, nullptr);
+
     const uint64_t gen = g_submit_gen.load(std::memory_order_acquire);
     Batch* batches = g_submitted.exchange(nullptr, std::memory_order_acq_rel);
     if (batches) {
@@ -58,18 +70,6 @@ void* reclaimer_main(void*) {
     }
     g_done_gen.store(static_cast<uint32_t>(gen), std::memory_order_release);
     futex_wake_all(&g_done_gen);
-    if (batches == nullptr && g_submitted.load(std::memory_order_acquire) == nullptr) {
-      // Idle: sleep until a submitter wakes us.
-      const uint32_t w = g_wake.load(std::memory_order_acquire);
-      g_reclaimer_sleeping.store(true, std::memory_order_seq_cst);
-      if (g_submitted.load(std::memory_order_seq_cst) == nullptr) futex_wait(&g_wake, w, -1);
-      g_reclaimer_sleeping.store(false, std::memory_order_relaxed);
-    } else {
-      // Busy: let a millisecond of frees accumulate so one grace period (and one
-      // membarrier IPI round) covers them all.
-      timespec ts{0, kReclaimPeriodNs};
-      nanosleep(&ts, nullptr);
-    }
   }
   return nullptr;
 }
@@ -109,7 +109,7 @@ void submit(Batch* b) {
 // TLS init guard on the hot path) plus a pthread key whose destructor hands a
 // partial batch over at thread exit, so a thread that frees a few fences and
 // ends leaks nothing.
-thread_local Batch* t_open = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local Batch* t_open = nullptr;
 pthread_key_t g_exit_key;
 std::once_flag g_key_once;
 

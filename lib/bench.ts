@@ -1,0 +1,142 @@
+// `dmabuf bench`: the native scenarios (run on native threads by the addon) plus
+// the JS-facing round trip, each against a floor measured in the same run.
+import { binding } from './binding';
+import { Fence } from './fence';
+
+export interface BenchRow {
+  name: string;
+  value: number;
+  unit: string;
+  floorName: string;
+  floor: number;
+  ratio: number;
+  target: string;
+  met: boolean;
+  note: string;
+}
+
+export interface BenchOptions {
+  /** Only rows whose name contains this. */
+  filter?: string;
+  /** Milliseconds per measurement (each is repeated, best kept). */
+  ms?: number;
+}
+
+/**
+ * The floor for the JS round trip: the same operations on a plain JavaScript
+ * class with the same state (flags, error, callback list, a monotonic
+ * timestamp taken at signal time).
+ */
+class PlainFence {
+  flags = 1;
+  error = 0;
+  timestamp: bigint | null = null;
+  callbacks: Array<(f: PlainFence) => void> | null = [];
+  disposed = false;
+  constructor(
+    readonly context = 0n,
+    readonly seqno = 0n,
+  ) {}
+  signal(): void {
+    if (this.disposed) throw new Error('disposed');
+    if (this.flags & 8) return;
+    const cbs = this.callbacks;
+    this.callbacks = null;
+    this.timestamp = process.hrtime.bigint();
+    this.flags |= 8 | 16;
+    if (cbs) for (const cb of cbs) cb(this);
+  }
+  dispose(): void {
+    this.disposed = true;
+  }
+}
+
+function nsPerOp(ms: number, op: (n: number) => void): number {
+  let n = 1000;
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    op(n);
+    const dt = Number(process.hrtime.bigint() - t0);
+    if (dt > 5e6) {
+      n = Math.max(1, Math.round((n * ms * 1e6) / dt));
+      break;
+    }
+    n *= 4;
+  }
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t0 = process.hrtime.bigint();
+    op(n);
+    best = Math.min(best, Number(process.hrtime.bigint() - t0) / n);
+  }
+  return best;
+}
+
+function jsRows(opts: BenchOptions): BenchRow[] {
+  const ms = opts.ms ?? 150;
+  let sink = 0;
+  const floor = nsPerOp(ms, (n) => {
+    for (let i = 0; i < n; i++) {
+      const f = new PlainFence();
+      f.signal();
+      f.dispose();
+      sink += f.flags;
+    }
+  });
+  const ours = nsPerOp(ms, (n) => {
+    for (let i = 0; i < n; i++) {
+      const f = new Fence();
+      f.signal();
+      f.dispose();
+    }
+  });
+  if (sink < 0) console.log(sink);
+  const ratio = ours / floor;
+  return [
+    {
+      name: 'JS new Fence(); signal(); dispose()',
+      value: ours,
+      unit: 'ns/op',
+      floorName: 'same on a plain JS class',
+      floor,
+      ratio,
+      target: '<= 3',
+      met: ratio <= 3,
+      note: '',
+    },
+  ];
+}
+
+/** Runs the benchmark scenarios and returns one row each. */
+export function runBench(opts: BenchOptions = {}): BenchRow[] {
+  const filter = opts.filter ?? '';
+  const rows = JSON.parse(binding.benchRun(filter, opts.ms ?? 150)) as BenchRow[];
+  for (const r of jsRows(opts)) if (r.name.includes(filter)) rows.push(r);
+  return rows;
+}
+
+function fmt(v: number): string {
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+/** The human-readable table `dmabuf bench` prints. */
+export function formatBench(rows: BenchRow[]): string {
+  const head = ['scenario', 'value', 'unit', 'floor (same run)', 'floor', 'ratio', 'target'];
+  const body = rows.map((r) => [
+    r.name,
+    fmt(r.value),
+    r.unit,
+    r.floorName,
+    fmt(r.floor),
+    `${fmt(r.ratio)}x`,
+    r.target ? `${r.target} ${r.met ? 'ok' : 'MISS'}` : '',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const out = [line(head), line(widths.map((w) => '-'.repeat(w)))];
+  rows.forEach((r, i) => {
+    out.push(line(body[i]!));
+    if (r.note) out.push(`    ${r.note}`);
+  });
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,63 @@
+// The raw addon, typed. Only the classes in this package call it; they validate
+// every argument first, so the native side receives flat, checked values.
+import * as path from 'node:path';
+
+/** A native fence reference: the fence's address as a number (see handles.ts). */
+export type Handle = number;
+/** An opaque native handle (a Node-API External) for other objects. */
+export type External = { readonly __external: unique symbol };
+/** A registered callback's native node. */
+export type CallbackToken = { readonly __cbtoken: unique symbol };
+
+export interface NativeBinding {
+  envInit(dispatch: (ids: number[]) => void, pending: Uint8Array): void;
+  envDrain(): void;
+  envKeepAlive(on: boolean): void;
+  warnCount(): number;
+  rcuBarrier(): void;
+  deferredPending(): number;
+
+  blockRegister(slots: Float64Array): void;
+
+  fenceCreate(context?: bigint, seqno?: bigint | number, seqno64?: boolean, lock?: External): Handle;
+  fenceCreateMany(slots: Float64Array): void;
+  fencePutMany(slots: Float64Array, n: number): void;
+  fenceContext(h: Handle): bigint;
+  fenceSeqno(h: Handle): bigint;
+  fenceFlags(h: Handle): number;
+  fenceSignaled(h: Handle): boolean;
+  fenceIsSignaled(h: Handle): boolean;
+  fenceStatus(h: Handle): number;
+  fenceError(h: Handle): number;
+  fenceTimestamp(h: Handle): bigint | null;
+  fenceDriverName(h: Handle): string;
+  fenceTimelineName(h: Handle): string;
+  fenceOpsDetached(h: Handle): boolean;
+  fenceSignal(h: Handle, timestampNs?: bigint): void;
+  fenceCheckAndSignal(h: Handle): boolean;
+  fenceSetError(h: Handle, err: number): number;
+  fenceEnableSignaling(h: Handle): void;
+  fenceAddCallback(h: Handle, id: number): CallbackToken | number;
+  fenceRemoveCallback(h: Handle, token: CallbackToken): boolean;
+  fenceWaitSync(h: Handle, timeoutNs: number): number;
+  fenceWaitAnySync(hs: Handle[], timeoutNs: number): [number, number];
+  fenceSetDeadline(h: Handle, deadlineNs: bigint): void;
+  fenceDescribe(h: Handle): string;
+  fenceIsLater(a: Handle, b: Handle): boolean;
+  fenceLater(a: Handle, b: Handle): number;
+  fenceStub(): Handle;
+  fencePrivateStub(timestampNs?: bigint): Handle;
+  fenceAllocContext(count: number): bigint;
+  fenceExportHandle(h: Handle): bigint;
+  fenceImportHandle(h: bigint): Handle | undefined;
+  fenceSame(a: Handle, b: Handle): boolean;
+  lockCreate(): External;
+  lockDispose(h: External): void;
+
+  benchRun(filter: string, msPerRow: number): string;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const load = require('node-gyp-build') as (dir: string) => unknown;
+
+export const binding = load(path.join(__dirname, '..')) as NativeBinding;

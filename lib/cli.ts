@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// The `dmabuf` command.
+import { formatBench, runBench } from './bench';
+
+const usage = `usage: dmabuf bench [--json] [--filter <text>] [--ms <per-measurement>]
+
+  bench    run the benchmarks (native threads) and print each row with the floor
+           it is compared against, measured in the same run, and the ratio
+`;
+
+function main(argv: string[]): number {
+  const [cmd, ...rest] = argv;
+  if (cmd !== 'bench') {
+    process.stderr.write(usage);
+    return cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2;
+  }
+  let json = false;
+  let filter = '';
+  let ms = 150;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--json') json = true;
+    else if (a === '--filter' && i + 1 < rest.length) filter = rest[++i]!;
+    else if (a.startsWith('--filter=')) filter = a.slice(9);
+    else if ((a === '--ms' && i + 1 < rest.length) || a.startsWith('--ms=')) {
+      ms = Number(a.startsWith('--ms=') ? a.slice(5) : rest[++i]);
+      if (!(ms > 0)) {
+        process.stderr.write('dmabuf: --ms must be a positive number\n');
+        return 2;
+      }
+    } else {
+      process.stderr.write(`dmabuf: unknown option ${a}\n${usage}`);
+      return 2;
+    }
+  }
+  const rows = runBench({ filter, ms });
+  process.stdout.write(json ? JSON.stringify(rows, null, 2) + '\n' : formatBench(rows));
+  return 0;
+}
+
+process.exitCode = main(process.argv.slice(2));

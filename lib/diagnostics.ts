@@ -1,0 +1,19 @@
+// Process-wide diagnostics, mostly for tests and benchmarks.
+import { binding } from './binding';
+import { flushPuts } from './handles';
+
+export const diagnostics = {
+  /** Kernel-style warnings (WARN()) reported so far by the native core. */
+  warnCount(): number {
+    return binding.warnCount();
+  },
+  /** Waits until every deferred (RCU) free queued so far has run. Blocks briefly. */
+  rcuBarrier(): void {
+    flushPuts();
+    binding.rcuBarrier();
+  },
+  /** Deferred frees handed to the reclaimer that have not run yet. */
+  deferredPending(): number {
+    return binding.deferredPending();
+  },
+};

@@ -1,0 +1,95 @@
+// Fence references held by JS objects. A native reference is a number (the
+// fence's address) kept in a slot of a page (a Float64Array of 4096 slots that
+// lives as long as the environment; environment teardown drops whatever is
+// still in it). Slots are handed out in blocks of 64; a JS Fence remembers its
+// block and slot. One FinalizationRegistry entry per block, not per fence
+// (which would cost ~400 ns each), releases whatever its fences did not dispose
+// once all of them are garbage, and the block's slots are then reused.
+// Default fences are created 64 at a time and dispose() batches its puts, so
+// the common `new Fence(); signal(); dispose()` costs one native call.
+import { binding } from './binding';
+import './dispatch'; // the environment must be initialised before pages register
+
+const BLOCK = 64;
+const PAGE = 4096;
+
+/** A block of 64 reference slots in a page; 0 marks an empty or released slot. */
+export interface Block {
+  readonly page: Float64Array;
+  readonly id: number; // page index * (PAGE / BLOCK) + block index
+  used: number; // next free slot, absolute within the page
+  readonly end: number;
+}
+
+const pages: Float64Array[] = [];
+const freeBlocks: number[] = [];
+
+const finalizer = new FinalizationRegistry<number>((id) => {
+  const page = pages[Math.floor(id / (PAGE / BLOCK))]!;
+  const start = (id % (PAGE / BLOCK)) * BLOCK;
+  binding.fencePutMany(page.subarray(start, start + BLOCK), BLOCK);
+  freeBlocks.push(id);
+});
+
+function newBlock(): Block {
+  let id = freeBlocks.pop();
+  if (id === undefined) {
+    const page = new Float64Array(PAGE);
+    binding.blockRegister(page);
+    pages.push(page);
+    const first = (pages.length - 1) * (PAGE / BLOCK);
+    for (let k = PAGE / BLOCK - 1; k > 0; k--) freeBlocks.push(first + k);
+    id = first;
+  }
+  const start = (id % (PAGE / BLOCK)) * BLOCK;
+  const b: Block = { page: pages[Math.floor(id / (PAGE / BLOCK))]!, id, used: start, end: start + BLOCK };
+  finalizer.register(b, id);
+  return b;
+}
+
+let current = newBlock();
+
+// Fresh default fences, created a block at a time (registered, so teardown
+// frees the ones never handed out).
+const fresh = new Float64Array(BLOCK);
+let freshNext = BLOCK;
+binding.blockRegister(fresh);
+
+// References dropped by dispose(), put a batch at a time (and before the next
+// macrotask, through a microtask).
+const puts = new Float64Array(256);
+let putCount = 0;
+binding.blockRegister(puts);
+
+export function flushPuts(): void {
+  if (putCount === 0) return;
+  const n = putCount;
+  putCount = 0;
+  binding.fencePutMany(puts, n);
+}
+
+/** The block new references go into (it has a free slot). */
+export function currentBlock(): Block {
+  if (current.used === current.end) current = newBlock();
+  return current;
+}
+
+/** A new default fence reference (context 0, seqno 0, inline lock). */
+export function takeDefault(): number {
+  if (freshNext === BLOCK) {
+    binding.fenceCreateMany(fresh);
+    freshNext = 0;
+  }
+  const ref = fresh[freshNext]!;
+  fresh[freshNext++] = 0;
+  return ref;
+}
+
+/** Drops the reference in a slot (batched). */
+export function release(b: Block, i: number): void {
+  const ref = b.page[i]!;
+  b.page[i] = 0;
+  if (putCount === 0) queueMicrotask(flushPuts);
+  puts[putCount++] = ref;
+  if (putCount === puts.length) flushPuts();
+}

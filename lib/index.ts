@@ -1,0 +1,7 @@
+// dmabuf: Linux's dma-buf subsystem in userspace C++, for Node.js.
+export { DmaBufError, isDmaBufError, errnoName, errnoNumber } from './errors';
+export { Fence, FenceLock, FenceCallback } from './fence';
+export type { FenceInit, FenceFlags, WaitOptions } from './fence';
+export { runBench } from './bench';
+export type { BenchRow, BenchOptions } from './bench';
+export { diagnostics } from './diagnostics';

@@ -1,0 +1,23 @@
+// The dmabuf addon: module init only. Each exported area registers itself from
+// its own file (see bindings.h).
+#include <napi.h>
+
+#include "bindings.h"
+#include "rcu.h"
+
+namespace dmabuf::addon {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  rcu::init();  // create the call_rcu worker now, with signals blocked
+  RegisterEnv(env, exports);
+  RegisterFence(env, exports);
+  RegisterBench(env, exports);
+  return exports;
+}
+
+}  // namespace dmabuf::addon
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  return dmabuf::addon::Init(env, exports);
+}
+NODE_API_MODULE(dmabuf, InitModule)

@@ -1,0 +1,18 @@
+// What each binding file registers, and the few helpers they share.
+#pragma once
+
+#include <napi.h>
+
+#include "fence.h"
+
+namespace dmabuf::addon {
+
+void RegisterEnv(Napi::Env env, Napi::Object exports);
+void RegisterFence(Napi::Env env, Napi::Object exports);
+void RegisterBench(Napi::Env env, Napi::Object exports);
+
+// Fence handles, for bindings of other classes that take or return fences.
+Fence* FenceFromHandle(const Napi::Value& v);          // nullptr if not a live fence handle
+Napi::Value WrapFence(Napi::Env env, Fence* adopted);  // adopts one reference
+
+}  // namespace dmabuf::addon
