@@ -51,6 +51,7 @@ export interface NativeBinding {
   fenceExportHandle(h: Handle): bigint;
   fenceImportHandle(h: bigint): Handle | undefined;
   fenceSame(a: Handle, b: Handle): boolean;
+  fenceRefcount(h: Handle): number;
   lockCreate(): External;
   lockDispose(h: External): void;
 

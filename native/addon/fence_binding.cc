@@ -296,6 +296,10 @@ Napi::Value FenceImportHandle(const Napi::CallbackInfo& info) {
   }
   return WrapFence(info.Env(), f);
 }
+// fenceRefcount(h): the native reference count (tests check finalizers with it).
+Napi::Value FenceRefcount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), FenceArg(info, 0)->refcount.load(std::memory_order_relaxed));
+}
 // fenceSame(a, b): whether two handles refer to the same native fence.
 Napi::Value FenceSame(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), FenceArg(info, 0) == FenceArg(info, 1));
@@ -352,6 +356,7 @@ void RegisterFence(Napi::Env env, Napi::Object exports) {
       {"fenceExportHandle", FenceExportHandle},
       {"fenceImportHandle", FenceImportHandle},
       {"fenceSame", FenceSame},
+      {"fenceRefcount", FenceRefcount},
       {"lockCreate", LockCreate},
       {"lockDispose", LockDispose},
   };

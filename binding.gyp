@@ -1,0 +1,36 @@
+{
+  "targets": [
+    {
+      "target_name": "dmabuf",
+      "sources": [
+        "native/addon/addon.cc",
+        "native/addon/bench_binding.cc",
+        "native/addon/env_binding.cc",
+        "native/addon/env_state.cc",
+        "native/addon/fence_binding.cc",
+        "native/bench/bench.cc",
+        "native/bench/fence_bench.cc",
+        "native/core/fence.cc",
+        "native/core/fence_cache.cc",
+        "native/core/fence_misc.cc",
+        "native/core/fence_wait.cc",
+        "native/core/rcu.cc",
+        "native/core/warn.cc"
+      ],
+      "include_dirs": [
+        "native/core",
+        "native/kernel",
+        "native/bench",
+        "native/include",
+        "<!@(pkg-config --cflags-only-I liburcu-bp | sed s/-I//g)"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+      ],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++20", "-O2", "-fno-extern-tls-init", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "cflags_cc!": ["-std=gnu++17", "-std=c++17"],
+      "libraries": ["<!@(pkg-config --libs liburcu-bp)", "-ldl", "-Wl,-z,nodelete", "-Wl,--exclude-libs,ALL"]
+    }
+  ]
+}
