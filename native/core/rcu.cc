@@ -23,9 +23,20 @@ constexpr long kReclaimPeriodNs = 1000000;  // one grace period per ms at most
 
 struct Batch {
   Batch* next_submitted = nullptr;
-  DeferredFree* list = nullptr;
-  FreeListFn free_list = nullptr;
+  FreeListFn free_list = nullptr;    // one of these two
+  FreeArrayFn free_array = nullptr;
   unsigned count = 0;
+  DeferredFree* items[kBatchSize];
+
+  void run() {
+    if (free_array) {
+      free_array(items, count);
+      return;
+    }
+    // Link the nodes here, on the reclaimer thread, not on the freeing one.
+    for (unsigned i = 0; i < count; ++i) items[i]->next = i + 1 < count ? items[i + 1] : nullptr;
+    free_list(items[0]);
+  }
 };
 
 // Submitted batches: a lock-free stack the reclaimer empties in one exchange.
@@ -64,7 +75,7 @@ void* reclaimer_main(void*) {
         Batch* b = batches;
         batches = b->next_submitted;
         g_pending.fetch_sub(b->count, std::memory_order_relaxed);
-        b->free_list(b->list);
+        b->run();
         delete b;
       }
     }
@@ -117,10 +128,9 @@ void on_thread_exit(void* b) {
   if (b) submit(static_cast<Batch*>(b));
 }
 
-Batch* new_batch(FreeListFn fn) {
+Batch* new_batch() {
   std::call_once(g_key_once, [] { pthread_key_create(&g_exit_key, on_thread_exit); });
   Batch* b = new Batch;
-  b->free_list = fn;
   pthread_setspecific(g_exit_key, b);
   return b;
 }
@@ -168,16 +178,28 @@ void barrier() {
   urcu_bp_barrier();
 }
 
-void defer_free(DeferredFree* node, FreeListFn free_list) {
+// Adds `node` to the calling thread's open batch for this function.
+template <typename Fn>
+void defer_into(DeferredFree* node, Fn Batch::*slot, Fn fn) {
   Batch* b = t_open;
-  if (b && b->free_list != free_list) {  // one function per batch
+  if (b && b->*slot != fn) {  // one function per batch
     take_open(b);
     b = nullptr;
   }
-  if (!b) b = t_open = new_batch(free_list);
-  node->next = b->list;
-  b->list = node;
+  if (!b) {
+    b = t_open = new_batch();
+    b->*slot = fn;
+  }
+  b->items[b->count] = node;
   if (++b->count == kBatchSize) take_open(b);
+}
+
+void defer_free(DeferredFree* node, FreeListFn free_list) {
+  defer_into(node, &Batch::free_list, free_list);
+}
+
+void defer_free(DeferredFree* node, FreeArrayFn free_array) {
+  defer_into(node, &Batch::free_array, free_array);
 }
 
 void flush_deferred() {

@@ -69,24 +69,27 @@ void synchronize();
 void barrier();
 
 // A node for a deferred free. It lives inside the object it frees (the fence's
-// cb_list/timestamp union), so deferring costs no allocation.
+// cb_list/timestamp union), like the kernel's rcu_head.
 struct DeferredFree {
   DeferredFree* next;
   void* reserved;  // keeps the node the size of a kernel rcu_head
 };
 
-// Frees a whole list of nodes (linked through `next`, ending in nullptr) that
-// were deferred with the same function. Runs on liburcu's call_rcu thread.
+// Frees a list of nodes (linked through `next`, ending in nullptr) that were
+// deferred with the same function. Runs on the reclaimer thread.
 using FreeListFn = void (*)(DeferredFree* first);
+// Same, but gets the batch as an array: recycling allocators use it so the
+// allocating thread never chases pointers through cold objects.
+using FreeArrayFn = void (*)(DeferredFree* const* nodes, unsigned count);
 
-// kfree_rcu: `free_list` gets `node` after a grace period. Frees are batched per
-// thread (and per function), 64 at a time, and reclaimed by our own thread that
-// runs one synchronize_rcu() per round of batches about every millisecond:
-// call_rcu would cost about as much as a whole fence lifecycle per call and hold
-// memory for at least 10 ms, long enough for recycled fences to go cold. The free
-// function gets a batch as one list so it can recycle it without touching each
-// object.
+// kfree_rcu: the free function gets `node` after a grace period. Frees are
+// batched per thread (and per function), 64 at a time, and reclaimed by our own
+// thread, which runs one synchronize_rcu() per round of batches about every
+// millisecond: call_rcu would cost about as much as a whole fence lifecycle per
+// call and hold memory for at least 10 ms, long enough for recycled objects to
+// go cold. Deferring writes nothing into the object.
 void defer_free(DeferredFree* node, FreeListFn free_list);
+void defer_free(DeferredFree* node, FreeArrayFn free_array);
 
 // Hands the calling thread's partial batch to call_rcu now.
 void flush_deferred();
