@@ -33,7 +33,8 @@ export interface NativeBinding {
   fenceDriverName(h: Handle): string;
   fenceTimelineName(h: Handle): string;
   fenceOpsDetached(h: Handle): boolean;
-  fenceSignal(h: Handle, timestampNs?: bigint): void;
+  fenceSignal(h: Handle): void;
+  fenceSignalAt(h: Handle, timestampNs: bigint): void;
   fenceCheckAndSignal(h: Handle): boolean;
   fenceSetError(h: Handle, err: number): number;
   fenceEnableSignaling(h: Handle): void;

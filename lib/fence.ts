@@ -314,7 +314,7 @@ export class Fence implements Disposable {
   signal(timestampNs?: bigint): void {
     const h = this.handle;
     if (timestampNs === undefined) binding.fenceSignal(h);
-    else binding.fenceSignal(h, toI64('timestampNs', timestampNs));
+    else binding.fenceSignalAt(h, toI64('timestampNs', timestampNs));
     drain();
   }
 

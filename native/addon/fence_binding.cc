@@ -132,9 +132,6 @@ Napi::Value FenceFlags(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(),
                            static_cast<double>(FenceArg(info, 0)->flags.load(std::memory_order_acquire)));
 }
-Napi::Value FenceSignaled(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), fence_test_signaled_flag(FenceArg(info, 0)));
-}
 Napi::Value FenceIsSignaled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), fence_is_signaled(FenceArg(info, 0)));
 }
@@ -163,16 +160,42 @@ Napi::Value FenceTimelineName(const Napi::CallbackInfo& info) {
 Napi::Value FenceOpsDetached(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), rcu::dereference(FenceArg(info, 0)->ops) == nullptr);
 }
-// fenceSignal(h, timestampNs?: bigint)
-Napi::Value FenceSignal(const Napi::CallbackInfo& info) {
+// The hottest calls use the Node-API C interface directly: no CallbackInfo, no
+// wrapper objects, one napi call to read the argument.
+Fence* RawFenceArg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  double d;
+  if (napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr) != napi_ok || argc < 1 ||
+      napi_get_value_double(env, arg, &d) != napi_ok)
+    return nullptr;
+  return DoubleToPtr<Fence>(d);
+}
+napi_value RawThrowBadHandle(napi_env env) {
+  napi_throw_error(env, "EBADF", "dmabuf: invalid or disposed fence handle");
+  return nullptr;
+}
+
+// fenceSignal(h)
+napi_value FenceSignal(napi_env env, napi_callback_info info) {
+  Fence* f = RawFenceArg(env, info);
+  if (!f) return RawThrowBadHandle(env);
+  fence_signal(f);
+  return nullptr;
+}
+// fenceSignaled(h): the flag only
+napi_value FenceSignaled(napi_env env, napi_callback_info info) {
+  Fence* f = RawFenceArg(env, info);
+  if (!f) return RawThrowBadHandle(env);
+  napi_value r;
+  napi_get_boolean(env, fence_test_signaled_flag(f), &r);
+  return r;
+}
+// fenceSignalAt(h, timestampNs: bigint)
+Napi::Value FenceSignalAt(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
-  if (info.Length() > 1 && info[1].IsBigInt()) {
-    bool lossless;
-    int64_t ts = info[1].As<Napi::BigInt>().Int64Value(&lossless);
-    fence_signal_timestamp(f, ts);
-  } else {
-    fence_signal(f);
-  }
+  bool lossless;
+  fence_signal_timestamp(f, info[1].As<Napi::BigInt>().Int64Value(&lossless));
   return info.Env().Undefined();
 }
 Napi::Value FenceCheckAndSignal(const Napi::CallbackInfo& info) {
@@ -330,7 +353,6 @@ void RegisterFence(Napi::Env env, Napi::Object exports) {
       {"fenceContext", FenceContext},
       {"fenceSeqno", FenceSeqno},
       {"fenceFlags", FenceFlags},
-      {"fenceSignaled", FenceSignaled},
       {"fenceIsSignaled", FenceIsSignaled},
       {"fenceStatus", FenceStatus},
       {"fenceError", FenceError},
@@ -338,7 +360,7 @@ void RegisterFence(Napi::Env env, Napi::Object exports) {
       {"fenceDriverName", FenceDriverName},
       {"fenceTimelineName", FenceTimelineName},
       {"fenceOpsDetached", FenceOpsDetached},
-      {"fenceSignal", FenceSignal},
+      {"fenceSignalAt", FenceSignalAt},
       {"fenceCheckAndSignal", FenceCheckAndSignal},
       {"fenceSetError", FenceSetError},
       {"fenceEnableSignaling", FenceEnableSignaling},
@@ -361,6 +383,15 @@ void RegisterFence(Napi::Env env, Napi::Object exports) {
       {"lockDispose", LockDispose},
   };
   for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  const std::pair<const char*, napi_callback> raw[] = {
+      {"fenceSignal", FenceSignal},
+      {"fenceSignaled", FenceSignaled},
+  };
+  for (auto& [name, fn] : raw) {
+    napi_value f;
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
+    exports.Set(name, Napi::Value(env, f));
+  }
 }
 
 }  // namespace dmabuf::addon
