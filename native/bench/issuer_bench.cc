@@ -1,0 +1,219 @@
+// Issuer benchmarks:
+//  - reading a fence's driver name under RCU from several threads while another
+//    thread keeps signalling (detaching) the fences being read, against a plain
+//    atomic load of the same slots in the same configuration;
+//  - the cost of unloading a module with N live detached fences (N = 0, 1000,
+//    100000), against an empty rcu::synchronize() in the same run.
+// The example modules come from DMABUF_ISSUER_DIR or the build's issuers/ dir.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+#include "bench.h"
+#include "fence.h"
+#include "issuer.h"
+#include "monotonic.h"
+#include "rcu.h"
+
+namespace dmabuf::bench {
+namespace {
+
+std::string module_path(const char* name) {
+  const char* dir = getenv("DMABUF_ISSUER_DIR");
+#ifdef DMABUF_DEFAULT_ISSUER_DIR
+  if (!dir || !*dir) dir = DMABUF_DEFAULT_ISSUER_DIR;
+#endif
+  if (!dir || !*dir) return {};
+  std::string p = std::string(dir) + "/issuer_" + name + ".so";
+  struct stat st;
+  return stat(p.c_str(), &st) == 0 ? p : std::string();
+}
+
+Issuer* load(const std::string& path) {
+  Issuer* iss = nullptr;
+  std::string err;
+  return Issuer::load(path, {}, &iss, &err) == 0 ? iss : nullptr;
+}
+
+void unload(Issuer* iss) {
+  std::string err;
+  iss->unload(kMaxScheduleTimeout, &err);
+}
+
+// --- name reads against a signalling thread --------------------------------------------
+
+constexpr int kSlots = 256;  // fences being read, replaced one by one
+constexpr int kReaders = 2;
+
+struct Slots {
+  std::atomic<Fence*> s[kSlots];
+};
+
+// The signaller: publishes a new fence in a slot, then signals (detaches) and
+// drops the one it replaced, which readers may be reading right now.
+uint64_t signaller(Issuer* iss, Slots* slots, const volatile bool* stop) {
+  uint64_t n = 0;
+  std::string err;
+  while (!*stop) {
+    for (int i = 0; i < kSlots && !*stop; ++i) {
+      Fence* f = nullptr;
+      if (iss->create_fence({}, &f, &err) != 0) return n;
+      Fence* old = slots->s[i].exchange(f, std::memory_order_acq_rel);
+      fence_signal(old);
+      fence_put(old);
+      ++n;
+    }
+  }
+  return n;
+}
+
+uint64_t read_names(Slots* slots, const volatile bool* stop) {
+  uint64_t n = 0;
+  unsigned sum = 0;
+  while (!*stop) {
+    for (int i = 0; i < kSlots; ++i) {
+      rcu::ReadGuard g;
+      Fence* f = slots->s[i].load(std::memory_order_acquire);
+      sum += static_cast<unsigned char>(fence_driver_name(f)[0]);
+    }
+    n += kSlots;
+  }
+  do_not_optimize(sum);
+  return n;
+}
+
+uint64_t read_slots(Slots* slots, const volatile bool* stop) {
+  uint64_t n = 0;
+  uintptr_t sum = 0;
+  while (!*stop) {
+    for (int i = 0; i < kSlots; ++i)
+      sum += reinterpret_cast<uintptr_t>(slots->s[i].load(std::memory_order_acquire));
+    n += kSlots;
+  }
+  do_not_optimize(sum);
+  return n;
+}
+
+// ns per read per reader thread, with the signaller running alongside.
+double ns_per_read(const Options& o, Issuer* iss, Slots* slots, bool names) {
+  std::atomic<uint64_t> reads{0};
+  const double ops = throughput(o, kReaders + 1, [&](int t, const volatile bool* stop) {
+    if (t == 0) {
+      signaller(iss, slots, stop);
+      return uint64_t{0};
+    }
+    return names ? read_names(slots, stop) : read_slots(slots, stop);
+  });
+  return ops > 0 ? kReaders * 1e9 / ops : 0;
+}
+
+void name_read_rows(const Options& o, std::vector<Row>& rows, const std::string& path) {
+  Issuer* iss = load(path);
+  if (!iss) return;
+  auto* slots = new Slots;
+  std::string err;
+  for (auto& s : slots->s) {
+    Fence* f = nullptr;
+    iss->create_fence({}, &f, &err);
+    s.store(f);
+  }
+  const double floor = ns_per_read(o, iss, slots, false);
+  const double names = ns_per_read(o, iss, slots, true);
+  rows.push_back(ratio_row(
+      "driver name under RCU, 2 readers + signaller", names, "ns/op",
+      "atomic load of the fence slot, same threads", floor, "", true,
+      "module fences: unsignalled ones go through the core wrapper into the module, "
+      "signalled ones return \"detached-driver\""));
+  for (auto& s : slots->s) {
+    Fence* f = s.exchange(nullptr);
+    fence_signal(f);
+    fence_put(f);
+  }
+  delete slots;
+  unload(iss);
+  iss->put();
+}
+
+// --- unload cost ---------------------------------------------------------------------------
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+struct UnloadCost {
+  double total_us = 0, grace_us = 0, close_us = 0;
+};
+
+UnloadCost unload_with_live_fences(const std::string& path, size_t n, int repeats) {
+  std::vector<double> total, grace, close;
+  std::vector<Fence*> live;
+  live.reserve(n);
+  std::string err;
+  for (int r = 0; r < repeats; ++r) {
+    Issuer* iss = load(path);
+    if (!iss) return {};
+    for (size_t i = 0; i < n; ++i) {
+      Fence* f = nullptr;
+      if (iss->create_fence({}, &f, &err) != 0) break;
+      fence_signal(f);  // detached; the caller keeps it alive
+      live.push_back(f);
+    }
+    unload(iss);
+    const IssuerUnloadStats st = iss->last_unload_stats();
+    total.push_back(st.total_ns / 1e3);
+    grace.push_back(st.grace_ns / 1e3);
+    close.push_back(st.close_ns / 1e3);
+    iss->put();
+    for (Fence* f : live) fence_put(f);
+    live.clear();
+  }
+  return {median(total), median(grace), median(close)};
+}
+
+double empty_synchronize_us(int repeats) {
+  std::vector<double> v;
+  for (int i = 0; i < repeats; ++i) {
+    const int64_t t0 = monotonic_ns();
+    rcu::synchronize();
+    v.push_back((monotonic_ns() - t0) / 1e3);
+  }
+  return median(v);
+}
+
+void unload_rows(std::vector<Row>& rows, const std::string& path) {
+  const double sync_us = empty_synchronize_us(201);
+  UnloadCost base;
+  for (size_t n : {size_t{0}, size_t{1000}, size_t{100000}}) {
+    const UnloadCost c = unload_with_live_fences(path, n, n >= 100000 ? 5 : 21);
+    if (n == 0) base = c;
+    char note[200];
+    snprintf(note, sizeof note,
+             "grace period %.1f us (%.2fx the empty one), dlclose %.1f us; %.2fx the N=0 unload",
+             c.grace_us, sync_us > 0 ? c.grace_us / sync_us : 0, c.close_us,
+             base.total_us > 0 ? c.total_us / base.total_us : 0);
+    rows.push_back(ratio_row("unload, " + std::to_string(n) + " live detached fences",
+                             c.total_us, "us", "empty rcu::synchronize()", sync_us, "", true,
+                             note));
+  }
+}
+
+Register reg("issuer", [](const Options& o, std::vector<Row>& rows) {
+  const std::string names = module_path("names");
+  if (names.empty()) {
+    Row r;
+    r.name = "issuer benchmarks skipped";
+    r.note = "example modules not found: set DMABUF_ISSUER_DIR to build/issuers";
+    rows.push_back(r);
+    return;
+  }
+  name_read_rows(o, rows, names);
+  unload_rows(rows, names);
+  rcu::barrier();
+});
+
+}  // namespace
+}  // namespace dmabuf::bench
