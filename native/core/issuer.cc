@@ -296,8 +296,8 @@ int Issuer::unload_module(int64_t timeout_ns, std::string* error) {
   // 1. The module signals everything it still owns.
   if (!signalled_all_) {
     signalled_all_ = true;
+    rec_->accepting.store(false, std::memory_order_release);  // fence_alloc fails now
     if (ops_->signal_all) ops_->signal_all(priv_);
-    rec_->accepting.store(false, std::memory_order_release);
   }
   const int64_t t1 = monotonic_ns();
   st.signal_all_ns = t1 - t0;
@@ -343,6 +343,7 @@ int Issuer::unload_module(int64_t timeout_ns, std::string* error) {
   st.close_ns = t5 - t4;
   st.total_ns = t5 - t0;
 
+  created_at_unload_ = rec_->created.load(std::memory_order_relaxed);
   if (keep_ops_)
     issuer_detail::record_bury(rec_);
   else
@@ -377,7 +378,7 @@ uint32_t Issuer::pinned_fences() const {
 
 uint64_t Issuer::fences_created() const {
   if (kind_ == Kind::kNames) return named_created_.load(std::memory_order_relaxed);
-  if (state() == State::kUnloaded) return 0;
+  if (state() == State::kUnloaded) return created_at_unload_;
   return rec_->created.load(std::memory_order_relaxed);
 }
 

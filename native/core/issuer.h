@@ -154,6 +154,7 @@ class Issuer {
   const dmabuf_issuer_ops* ops_ = nullptr;
   void* priv_ = nullptr;
   bool keep_ops_ = false;
+  uint64_t created_at_unload_ = 0;
   std::vector<std::string> param_names_;
   mutable std::mutex stats_mu_;
   IssuerUnloadStats stats_;

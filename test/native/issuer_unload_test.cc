@@ -298,7 +298,6 @@ TEST(IssuerUnload, LoadUnloadLoadAThousandTimes) {
     EXPECT_EQ(driver_name(f), "detached-driver");
     fence_put(f);
   }
-  rcu::barrier();
 }
 
 // Names-only issuer: strings stay valid while readers race with signalling and
