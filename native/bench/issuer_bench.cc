@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 #include "bench.h"
@@ -97,11 +98,12 @@ uint64_t read_slots(Slots* slots, const volatile bool* stop) {
   return n;
 }
 
-// ns per read per reader thread, with the signaller running alongside.
-double ns_per_read(const Options& o, Issuer* iss, Slots* slots, bool names) {
-  std::atomic<uint64_t> reads{0};
-  const double ops = throughput(o, kReaders + 1, [&](int t, const volatile bool* stop) {
-    if (t == 0) {
+// ns per read per reader thread; with `signalling`, one more thread keeps
+// replacing and signalling the fences being read.
+double ns_per_read(const Options& o, Issuer* iss, Slots* slots, bool names, bool signalling) {
+  const int extra = signalling ? 1 : 0;
+  const double ops = throughput(o, kReaders + extra, [&](int t, const volatile bool* stop) {
+    if (t < extra) {
       signaller(iss, slots, stop);
       return uint64_t{0};
     }
@@ -109,6 +111,9 @@ double ns_per_read(const Options& o, Issuer* iss, Slots* slots, bool names) {
   });
   return ops > 0 ? kReaders * 1e9 / ops : 0;
 }
+
+const char* core_name(Fence*) { return "core-fence"; }
+const FenceOps kCoreNameOps = {core_name, core_name};
 
 void name_read_rows(const Options& o, std::vector<Row>& rows, const std::string& path) {
   Issuer* iss = load(path);
@@ -120,19 +125,41 @@ void name_read_rows(const Options& o, std::vector<Row>& rows, const std::string&
     iss->create_fence({}, &f, &err);
     s.store(f);
   }
-  const double floor = ns_per_read(o, iss, slots, false);
-  const double names = ns_per_read(o, iss, slots, true);
+  const double floor_sig = ns_per_read(o, iss, slots, false, true);
+  const double names_sig = ns_per_read(o, iss, slots, true, true);
   rows.push_back(ratio_row(
-      "driver name under RCU, 2 readers + signaller", names, "ns/op",
-      "atomic load of the fence slot, same threads", floor, "", true,
-      "module fences: unsignalled ones go through the core wrapper into the module, "
-      "signalled ones return \"detached-driver\""));
-  for (auto& s : slots->s) {
-    Fence* f = s.exchange(nullptr);
-    fence_signal(f);
-    fence_put(f);
+      "driver name under RCU, 2 readers + signaller", names_sig, "ns/op",
+      "atomic load of the fence slot, same threads", floor_sig, "", true,
+      "module fences, replaced and signalled (detached) under the readers: most reads "
+      "hit a fence line another core just wrote"));
+
+  // Steady state: the same unsignalled module fences, nobody signalling.
+  const double floor_static = ns_per_read(o, iss, slots, false, false);
+  const double names_static = ns_per_read(o, iss, slots, true, false);
+  rows.push_back(ratio_row("driver name under RCU, 2 readers, module fences", names_static,
+                           "ns/op", "atomic load of the fence slot, same threads", floor_static,
+                           "", true,
+                           "RCU read section + core wrapper + generation check + module call"));
+
+  // The same reads of core fences whose ops point straight at the name function.
+  auto* core = new Slots;
+  for (auto& s : core->s) {
+    Fence* f = fence_alloc();
+    fence_init(f, &kCoreNameOps, nullptr, 1, 1);
+    s.store(f);
   }
-  delete slots;
+  const double core_static = ns_per_read(o, iss, core, true, false);
+  rows.push_back(ratio_row("driver name, module fence (wrapper)", names_static, "ns/op",
+                           "driver name, core fence (direct ops)", core_static, "<= 2", true,
+                           "what routing ops through the core-owned wrapper tables costs"));
+  for (auto* sl : {slots, core}) {
+    for (auto& s : sl->s) {
+      Fence* f = s.exchange(nullptr);
+      fence_signal(f);
+      fence_put(f);
+    }
+    delete sl;
+  }
   unload(iss);
   iss->put();
 }
@@ -144,12 +171,19 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+// Lets the reclaimer finish freeing the previous round's fences, so that its
+// grace periods and frees do not overlap with the unload being timed.
+void quiesce() {
+  rcu::flush_deferred();
+  for (int i = 0; i < 4000 && rcu::deferred_pending() != 0; ++i) usleep(250);
+}
+
 struct UnloadCost {
-  double total_us = 0, grace_us = 0, close_us = 0;
+  double total_us = 0, signal_us = 0, grace_us = 0, shutdown_us = 0, close_us = 0;
 };
 
 UnloadCost unload_with_live_fences(const std::string& path, size_t n, int repeats) {
-  std::vector<double> total, grace, close;
+  std::vector<double> total, signal, grace, shutdown, close;
   std::vector<Fence*> live;
   live.reserve(n);
   std::string err;
@@ -162,16 +196,19 @@ UnloadCost unload_with_live_fences(const std::string& path, size_t n, int repeat
       fence_signal(f);  // detached; the caller keeps it alive
       live.push_back(f);
     }
+    quiesce();
     unload(iss);
     const IssuerUnloadStats st = iss->last_unload_stats();
     total.push_back(st.total_ns / 1e3);
+    signal.push_back((st.signal_all_ns + st.drain_ns) / 1e3);
     grace.push_back(st.grace_ns / 1e3);
+    shutdown.push_back(st.shutdown_ns / 1e3);
     close.push_back(st.close_ns / 1e3);
     iss->put();
     for (Fence* f : live) fence_put(f);
     live.clear();
   }
-  return {median(total), median(grace), median(close)};
+  return {median(total), median(signal), median(grace), median(shutdown), median(close)};
 }
 
 double empty_synchronize_us(int repeats) {
@@ -188,15 +225,17 @@ void unload_rows(std::vector<Row>& rows, const std::string& path) {
   const double sync_us = empty_synchronize_us(201);
   UnloadCost base;
   for (size_t n : {size_t{0}, size_t{1000}, size_t{100000}}) {
-    const UnloadCost c = unload_with_live_fences(path, n, n >= 100000 ? 5 : 21);
+    const UnloadCost c = unload_with_live_fences(path, n, n >= 100000 ? 7 : 21);
     if (n == 0) base = c;
-    char note[200];
+    const double protocol_us = c.signal_us + c.grace_us + c.shutdown_us;
+    char note[300];
     snprintf(note, sizeof note,
-             "grace period %.1f us (%.2fx the empty one), dlclose %.1f us; %.2fx the N=0 unload",
-             c.grace_us, sync_us > 0 ? c.grace_us / sync_us : 0, c.close_us,
-             base.total_us > 0 ? c.total_us / base.total_us : 0);
-    rows.push_back(ratio_row("unload, " + std::to_string(n) + " live detached fences",
-                             c.total_us, "us", "empty rcu::synchronize()", sync_us, "", true,
+             "signal_all %.1f us, grace period %.1f us (%.2fx the empty one), shutdown %.1f us; "
+             "dlclose %.0f us on top (total %.0f us, %.2fx the N=0 unload)",
+             c.signal_us, c.grace_us, sync_us > 0 ? c.grace_us / sync_us : 0, c.shutdown_us,
+             c.close_us, c.total_us, base.total_us > 0 ? c.total_us / base.total_us : 0);
+    rows.push_back(ratio_row("unload protocol, " + std::to_string(n) + " live detached fences",
+                             protocol_us, "us", "empty rcu::synchronize()", sync_us, "", true,
                              note));
   }
 }

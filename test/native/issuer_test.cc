@@ -178,6 +178,18 @@ TEST(IssuerLoad, SameModuleTwiceIsTwoInstances) {
   fence_put(fb);
 }
 
+TEST(IssuerLoad, ModuleWrittenInCxx) {
+  IssuerRef iss(load_or_die(test_module_path("cxx")));
+  EXPECT_EQ(iss->name(), "cxx");
+  Fence* f = make_fence(iss.get());
+  EXPECT_EQ(driver_name(f), "cxx-driver");
+  EXPECT_EQ(timeline_name(f), "cxx-timeline");
+  unload_ok(iss.get());
+  EXPECT_EQ(fence_get_status(f), -ECANCELED);
+  EXPECT_EQ(f->ops, nullptr);
+  fence_put(f);
+}
+
 TEST(IssuerLoad, UnloadedIssuerRefusesWork) {
   IssuerRef iss(load_or_die(module_path("ring")));
   unload_ok(iss.get());
