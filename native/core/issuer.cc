@@ -275,14 +275,21 @@ int Issuer::unload(int64_t timeout_ns, std::string* error) {
   if (timeout_ns < 0) return fail(error, -EINVAL, "unload: negative timeout");
   if (rcu::read_ongoing())
     return fail(error, -EDEADLK, "unload: called inside an RCU read section (it waits for a grace period)");
-  std::lock_guard<std::mutex> one(unload_mu_);
-  if (state() == State::kUnloaded) return 0;
-  if (kind_ == Kind::kNames) {
-    std::unique_lock<std::shared_mutex> use(use_mu_);
-    state_.store(State::kUnloaded, std::memory_order_release);
-    return 0;
+  get();  // `this` must outlive dropping the registry's reference below
+  int rc = 0;
+  {
+    std::lock_guard<std::mutex> one(unload_mu_);
+    if (state() == State::kUnloaded) {
+      rc = 0;
+    } else if (kind_ == Kind::kNames) {
+      std::unique_lock<std::shared_mutex> use(use_mu_);
+      state_.store(State::kUnloaded, std::memory_order_release);
+    } else {
+      rc = unload_module(timeout_ns, error);
+    }
   }
-  return unload_module(timeout_ns, error);
+  put();
+  return rc;
 }
 
 int Issuer::unload_module(int64_t timeout_ns, std::string* error) {
@@ -366,7 +373,7 @@ int Issuer::unload_module(int64_t timeout_ns, std::string* error) {
       g.loaded.erase(it);
     }
   }
-  // The caller holds its own reference, so this never frees `this` under us.
+  // unload() holds its own reference, so this never frees `this` under us.
   if (registry_ref) registry_ref->put();
   return 0;
 }
