@@ -48,6 +48,7 @@ std::atomic<uint32_t> g_done_gen{0};  // low 32 bits of the last reclaimed gener
 std::atomic<uint32_t> g_wake{0};      // futex word the reclaimer sleeps on
 std::atomic<bool> g_reclaimer_sleeping{false};
 std::once_flag g_init_once;
+std::atomic<bool> g_call_used{false};
 std::once_flag g_thread_once;
 
 void* reclaimer_main(void*) {
@@ -174,8 +175,13 @@ void barrier() {
       futex_wait(&g_done_gen, done, 1000000);
     }
   }
-  init();
-  urcu_bp_barrier();
+  // liburcu's own barrier only matters if call_rcu was ever used (it also
+  // trips TSan inside the uninstrumented library, so skip it when it cannot
+  // matter).
+  if (g_call_used.load(std::memory_order_acquire)) {
+    init();
+    urcu_bp_barrier();
+  }
 }
 
 // Adds `node` to the calling thread's open batch for this function.
@@ -210,6 +216,7 @@ size_t deferred_pending() { return g_pending.load(std::memory_order_relaxed); }
 
 void call(rcu_head* head, void (*fn)(rcu_head*)) {
   init();
+  g_call_used.store(true, std::memory_order_release);
   urcu_bp_call_rcu(head, fn);
 }
 
