@@ -19,9 +19,17 @@ import {
 /** Internal: construct a Fence around an existing native handle. */
 export const kAdopt: unique symbol = Symbol('dmabuf.adopt');
 
+// Brand checks: `instanceof` accepts objects made with Object.create(X.prototype),
+// whose private fields then throw an uncoded TypeError on first use.
+let isFenceLock!: (v: unknown) => v is FenceLock;
+let isFence!: (v: unknown) => v is Fence;
+
 /** An external (legacy) lock shared by several fences. */
 export class FenceLock implements Disposable {
   #h: External | null = binding.lockCreate();
+  static {
+    isFenceLock = (v): v is FenceLock => typeof v === 'object' && v !== null && #h in v;
+  }
 
   /** @internal */
   get handle(): External {
@@ -85,14 +93,27 @@ interface PendingEntry {
 
 function checkInit(init: unknown): FenceInit {
   if (init === undefined) return {};
-  if (typeof init !== 'object' || init === null) throw invalidArgType('init', 'of type object', init);
+  if (typeof init !== 'object' || init === null || Array.isArray(init)) {
+    throw invalidArgType('init', 'of type object', init);
+  }
   return init as FenceInit;
+}
+
+// setTimeout() turns delays above 2^31 - 1 ms into 1 ms: chain timers instead.
+const kMaxTimerMs = 0x7fffffff;
+function longTimeout(ms: number, fn: () => void): { cancel(): void } {
+  let t: NodeJS.Timeout;
+  const arm = (left: number): void => {
+    t = left > kMaxTimerMs ? setTimeout(() => arm(left - kMaxTimerMs), kMaxTimerMs) : setTimeout(fn, left);
+  };
+  arm(ms);
+  return { cancel: () => clearTimeout(t) };
 }
 
 function toFenceArray(name: string, fences: unknown): Fence[] {
   if (!Array.isArray(fences)) throw invalidArgType(name, 'an array of Fence', fences);
   for (const [i, f] of fences.entries()) {
-    if (!(f instanceof Fence)) throw invalidArgType(`${name}[${i}]`, 'an instance of Fence', f);
+    if (!isFence(f)) throw invalidArgType(`${name}[${i}]`, 'an instance of Fence', f);
   }
   if (fences.length === 0) throw new DmaBufError('EINVAL', `"${name}" must contain at least one fence`);
   return fences as Fence[];
@@ -100,7 +121,9 @@ function toFenceArray(name: string, fences: unknown): Fence[] {
 
 function checkWaitOptions(opts: unknown): { timeoutNs: number; timeoutMs: number; signal: AbortSignal | undefined } {
   if (opts === undefined) return { timeoutNs: -1, timeoutMs: Infinity, signal: undefined };
-  if (typeof opts !== 'object' || opts === null) throw invalidArgType('opts', 'of type object', opts);
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
+    throw invalidArgType('opts', 'of type object', opts);
+  }
   const { timeout, signal } = opts as WaitOptions;
   const timeoutNs = toTimeoutNs('opts.timeout', timeout);
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
@@ -118,31 +141,34 @@ export class Fence implements Disposable {
   #context: bigint | undefined;
   #seqno: bigint | undefined;
 
+  static {
+    isFence = (v): v is Fence => typeof v === 'object' && v !== null && #b in v;
+  }
+
   constructor(init?: FenceInit) {
+    // Validate (and create) before claiming a slot, so a bad init has no effect.
+    const h = init === undefined ? takeDefault() : Fence.#fromInit(init);
     const b = (this.#b = currentBlock());
     this.#i = b.used++;
-    if (init === undefined) {
-      b.page[this.#i] = takeDefault();
-      return;
-    }
-    const adopted = (init as { [kAdopt]?: Handle })[kAdopt];
-    if (adopted !== undefined) {
-      b.page[this.#i] = adopted;
-      return;
-    }
+    b.page[this.#i] = h;
+  }
+
+  static #fromInit(init: unknown): Handle {
+    const adopted = typeof init === 'object' && init !== null ? (init as { [kAdopt]?: Handle })[kAdopt] : undefined;
+    if (adopted !== undefined) return adopted;
     const { context, seqno, seqno64, lock } = checkInit(init);
-    const ctx = context === undefined ? 0n : toU64('init.context', context);
     if (typeof context !== 'bigint' && context !== undefined) {
       throw invalidArgType('init.context', 'of type bigint', context);
     }
+    const ctx = context === undefined ? 0n : toU64('init.context', context);
     const sn = seqno === undefined ? 0n : toU64('init.seqno', seqno);
     if (seqno64 !== undefined && typeof seqno64 !== 'boolean') {
       throw invalidArgType('init.seqno64', 'of type boolean', seqno64);
     }
-    if (lock !== undefined && !(lock instanceof FenceLock)) {
+    if (lock !== undefined && !isFenceLock(lock)) {
       throw invalidArgType('init.lock', 'an instance of FenceLock', lock);
     }
-    b.page[this.#i] = binding.fenceCreate(ctx, sn, seqno64 === true, lock?.handle);
+    return binding.fenceCreate(ctx, sn, seqno64 === true, lock?.handle);
   }
 
   /** Reserves `count` new contexts and returns the first; never 0n. */
@@ -167,16 +193,16 @@ export class Fence implements Disposable {
 
   /** Whether `a` is later than `b`; false across contexts, like the kernel. */
   static isLater(a: Fence, b: Fence): boolean {
-    if (!(a instanceof Fence)) throw invalidArgType('a', 'an instance of Fence', a);
-    if (!(b instanceof Fence)) throw invalidArgType('b', 'an instance of Fence', b);
+    if (!isFence(a)) throw invalidArgType('a', 'an instance of Fence', a);
+    if (!isFence(b)) throw invalidArgType('b', 'an instance of Fence', b);
     if (a.context !== b.context) return false;
     return binding.fenceIsLater(a.handle, b.handle);
   }
 
   /** The later of two fences of one context, or null if it is already signalled (or contexts differ). */
   static later(a: Fence, b: Fence): Fence | null {
-    if (!(a instanceof Fence)) throw invalidArgType('a', 'an instance of Fence', a);
-    if (!(b instanceof Fence)) throw invalidArgType('b', 'an instance of Fence', b);
+    if (!isFence(a)) throw invalidArgType('a', 'an instance of Fence', a);
+    if (!isFence(b)) throw invalidArgType('b', 'an instance of Fence', b);
     if (a.context !== b.context) return null;
     const r = binding.fenceLater(a.handle, b.handle);
     drain();
@@ -199,13 +225,13 @@ export class Fence implements Disposable {
       }
       return new Promise<number>((resolve, reject) => {
         const entries: Array<{ f: Fence; e: PendingEntry | null }> = [];
-        let timer: NodeJS.Timeout | undefined;
+        let timer: { cancel(): void } | undefined;
         let done = false;
         const finish = (settle: () => void): void => {
           if (done) return;
           done = true;
           for (const { f, e } of entries) if (e) f.#cancel(e);
-          if (timer) clearTimeout(timer);
+          timer?.cancel();
           signal?.removeEventListener('abort', onAbort);
           holdLoop(false);
           settle();
@@ -223,7 +249,7 @@ export class Fence implements Disposable {
             return;
           }
         }
-        if (timeoutMs !== Infinity) timer = setTimeout(() => finish(() => resolve(-1)), timeoutMs);
+        if (timeoutMs !== Infinity) timer = longTimeout(timeoutMs, () => finish(() => resolve(-1)));
         signal?.addEventListener('abort', onAbort, { once: true });
       });
     } catch (e) {
@@ -244,7 +270,7 @@ export class Fence implements Disposable {
   /** Adopts a handle exported by exportHandle() (typically in another worker). */
   static importHandle(h: bigint): Fence {
     if (typeof h !== 'bigint') throw invalidArgType('h', 'of type bigint', h);
-    const handle = binding.fenceImportHandle(h);
+    const handle = binding.fenceImportHandle(toU64('h', h));
     if (!handle) throw new DmaBufError('EINVAL', 'unknown fence handle (never exported, or already imported)');
     return new Fence({ [kAdopt]: handle } as FenceInit);
   }
@@ -402,12 +428,12 @@ export class Fence implements Disposable {
         return Promise.resolve(this.isSignaled());
       }
       return new Promise<boolean>((resolve, reject) => {
-        let timer: NodeJS.Timeout | undefined;
+        let timer: { cancel(): void } | undefined;
         let done = false;
         const finish = (settle: () => void): void => {
           if (done) return;
           done = true;
-          if (timer) clearTimeout(timer);
+          timer?.cancel();
           signal?.removeEventListener('abort', onAbort);
           holdLoop(false);
           settle();
@@ -425,9 +451,9 @@ export class Fence implements Disposable {
           return;
         }
         if (timeoutMs !== Infinity) {
-          timer = setTimeout(() => {
+          timer = longTimeout(timeoutMs, () => {
             if (this.#cancel(e)) finish(() => resolve(false));
-          }, timeoutMs);
+          });
         }
         signal?.addEventListener('abort', onAbort, { once: true });
       });
@@ -463,7 +489,7 @@ export class Fence implements Disposable {
 
   /** Whether both objects refer to the same native fence. */
   is(other: Fence): boolean {
-    if (!(other instanceof Fence)) throw invalidArgType('other', 'an instance of Fence', other);
+    if (!isFence(other)) throw invalidArgType('other', 'an instance of Fence', other);
     return binding.fenceSame(this.handle, other.handle);
   }
 
