@@ -51,7 +51,7 @@ KernelState query(int fd) {
     st.timestamp_ns = monotonic_ns();
     return st;
   }
-  auto info = sync_file_info(fd);
+  auto info = sync_file_get_info(fd);
   if (!info) {
     warn("kernel fence: %s", info.error().describe().c_str());
     st.timestamp_ns = monotonic_ns();
@@ -129,7 +129,7 @@ void copy_name(char (&dst)[kNameLen], const std::string& src) {
 }  // namespace
 
 KResult<Fence*> kernel_fence_adopt(UniqueFd fd, KernelFenceWatcher* watcher) {
-  auto info = sync_file_info(fd.get());
+  auto info = sync_file_get_info(fd.get());
   if (!info) return info.error();
   auto* kf = static_cast<KernelFence*>(std::calloc(1, sizeof(KernelFence)));
   if (!kf) return kerror(-ENOMEM, "kernel_fence_wrap", "fence allocation");

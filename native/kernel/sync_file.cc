@@ -93,7 +93,7 @@ KResult<uint32_t> sync_file_fence_count(int fd) {
   return hdr.num_fences;
 }
 
-KResult<SyncFileInfo> sync_file_info(int fd) {
+KResult<SyncFileInfo> sync_file_get_info(int fd) {
   struct sync_file_info count{};
   int r = xioctl(fd, SYNC_IOC_FILE_INFO, &count);
   if (r < 0) return kerror(r, "SYNC_IOC_FILE_INFO", info_hint(r, fd));

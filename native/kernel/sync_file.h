@@ -63,7 +63,7 @@ KResult<UniqueFd> sync_file_merge(const char* name, int fd1, int fd2);
 // SYNC_IOC_FILE_INFO with num_fences = 0: the leaf count (and nothing else).
 KResult<uint32_t> sync_file_fence_count(int fd);
 // SYNC_IOC_FILE_INFO, count then fill.
-KResult<SyncFileInfo> sync_file_info(int fd);
+KResult<SyncFileInfo> sync_file_get_info(int fd);
 
 // SYNC_IOC_SET_DEADLINE (Linux 6.4+): a CLOCK_MONOTONIC hint. On older kernels
 // ENOTTY with a message saying so; see sync_file_deadline_unsupported().
