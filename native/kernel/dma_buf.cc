@@ -49,7 +49,7 @@ KStatus dma_buf_munmap(void* addr, size_t len) {
   return {};
 }
 
-KStatus dma_buf_sync(int fd, uint64_t flags) {
+KStatus dma_buf_cpu_sync(int fd, uint64_t flags) {
   struct dma_buf_sync s{};
   s.flags = flags;
   int r = xioctl(fd, DMA_BUF_IOCTL_SYNC, &s, /*also_eagain=*/true);
@@ -84,7 +84,7 @@ KResult<uint64_t> dma_buf_size(int fd) {
   return static_cast<uint64_t>(end);
 }
 
-KResult<UniqueFd> dma_buf_export_sync_file(int fd, uint32_t flags) {
+KResult<UniqueFd> dma_buf_export_sync(int fd, uint32_t flags) {
   struct dma_buf_export_sync_file ex{};
   ex.flags = flags;
   ex.fd = -1;
@@ -97,7 +97,7 @@ KResult<UniqueFd> dma_buf_export_sync_file(int fd, uint32_t flags) {
   return UniqueFd(ex.fd);
 }
 
-KStatus dma_buf_import_sync_file(int fd, uint32_t flags, int sync_file_fd) {
+KStatus dma_buf_import_sync(int fd, uint32_t flags, int sync_file_fd) {
   struct dma_buf_import_sync_file im{};
   im.flags = flags;
   im.fd = sync_file_fd;

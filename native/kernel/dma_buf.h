@@ -55,14 +55,14 @@ KStatus dma_buf_munmap(void* addr, size_t len);
 
 // DMA_BUF_IOCTL_SYNC with `flags` exactly as given: the kernel validates them
 // (bits outside 7, or neither READ nor WRITE: EINVAL). Restarted on EINTR/EAGAIN.
-KStatus dma_buf_sync(int fd, uint64_t flags);
+KStatus dma_buf_cpu_sync(int fd, uint64_t flags);
 // DMA_BUF_SYNC_START | dir: bracket CPU access (waits for implicit fences).
 inline KStatus dma_buf_begin_cpu_access(int fd, uint32_t dir) {
-  return dma_buf_sync(fd, kDmaBufSyncStart | dir);
+  return dma_buf_cpu_sync(fd, kDmaBufSyncStart | dir);
 }
 // DMA_BUF_SYNC_END | dir.
 inline KStatus dma_buf_end_cpu_access(int fd, uint32_t dir) {
-  return dma_buf_sync(fd, kDmaBufSyncEnd | dir);
+  return dma_buf_cpu_sync(fd, kDmaBufSyncEnd | dir);
 }
 
 // DMA_BUF_SET_NAME. Passed through untruncated: a name of 32 bytes or more is
@@ -78,10 +78,10 @@ inline KResult<FdInfo> dma_buf_fdinfo(int fd) { return read_fdinfo(fd); }
 // DMA_BUF_IOCTL_EXPORT_SYNC_FILE: the buffer's current implicit fences as a new
 // sync_file (READ: the writers, WRITE: everyone). A buffer without fences gives
 // an already signalled sync_file. ENOTTY before Linux 6.0.
-KResult<UniqueFd> dma_buf_export_sync_file(int fd, uint32_t flags);
+KResult<UniqueFd> dma_buf_export_sync(int fd, uint32_t flags);
 // DMA_BUF_IOCTL_IMPORT_SYNC_FILE: adds the sync_file's fences as READ or WRITE
 // implicit fences (a non-sync_file fd is EINVAL).
-KStatus dma_buf_import_sync_file(int fd, uint32_t flags, int sync_file_fd);
+KStatus dma_buf_import_sync(int fd, uint32_t flags, int sync_file_fd);
 
 // poll() on the dma-buf itself: POLLIN once the writers are done, POLLOUT once
 // everyone is. Returns revents (0 on timeout).

@@ -71,7 +71,7 @@ std::string create_hint(int err, int memfd) {
 
 }  // namespace
 
-KResult<UniqueFd> udmabuf_create(int dev_fd, int memfd, uint64_t offset, uint64_t size,
+KResult<UniqueFd> udmabuf_from_memfd(int dev_fd, int memfd, uint64_t offset, uint64_t size,
                                  uint32_t flags) {
   struct udmabuf_create c{};
   c.memfd = static_cast<__u32>(memfd);
@@ -88,7 +88,7 @@ KResult<UniqueFd> udmabuf_create(int dev_fd, int memfd, uint64_t offset, uint64_
   return UniqueFd(r);
 }
 
-KResult<UniqueFd> udmabuf_create_list(int dev_fd, std::span<const UdmabufRange> ranges,
+KResult<UniqueFd> udmabuf_from_list(int dev_fd, std::span<const UdmabufRange> ranges,
                                       uint32_t flags) {
   const size_t bytes = sizeof(struct udmabuf_create_list) + ranges.size() * sizeof(struct udmabuf_create_item);
   std::unique_ptr<uint8_t[]> buf(new (std::nothrow) uint8_t[bytes]());

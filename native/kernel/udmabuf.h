@@ -24,7 +24,7 @@ KResult<UniqueFd> memfd_create_sealed(const char* name, uint64_t size, unsigned 
 
 // UDMABUF_CREATE: one range of one memfd. Returns the dma-buf fd (O_RDWR,
 // exp_name "udmabuf").
-KResult<UniqueFd> udmabuf_create(int dev_fd, int memfd, uint64_t offset, uint64_t size,
+KResult<UniqueFd> udmabuf_from_memfd(int dev_fd, int memfd, uint64_t offset, uint64_t size,
                                  uint32_t flags = kUdmabufCloexec);
 
 struct UdmabufRange {
@@ -34,7 +34,7 @@ struct UdmabufRange {
 };
 // UDMABUF_CREATE_LIST: ranges of one or more memfds, in order, as one dma-buf
 // (count > list_limit, 1024 by default, is EINVAL).
-KResult<UniqueFd> udmabuf_create_list(int dev_fd, std::span<const UdmabufRange> ranges,
+KResult<UniqueFd> udmabuf_from_list(int dev_fd, std::span<const UdmabufRange> ranges,
                                       uint32_t flags = kUdmabufCloexec);
 
 }  // namespace dmabuf::kernel

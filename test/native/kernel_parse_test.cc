@@ -260,10 +260,10 @@ TEST(KernelNotADevice, IoctlsOnOrdinaryFdsFailWithKernelErrno) {
   EXPECT_EQ(sync_file_fence_count(p[0]).err(), -ENOTTY);
   EXPECT_EQ(sync_file_merge("m", p[0], p[1]).err(), -ENOTTY);
   EXPECT_EQ(sync_file_set_deadline(p[0], 1).err(), -ENOTTY);
-  EXPECT_EQ(dma_buf_sync(p[0], kDmaBufSyncStart | kDmaBufRead).err(), -ENOTTY);
+  EXPECT_EQ(dma_buf_cpu_sync(p[0], kDmaBufSyncStart | kDmaBufRead).err(), -ENOTTY);
   EXPECT_EQ(dma_buf_set_name(p[0], "x").err(), -ENOTTY);
-  EXPECT_EQ(dma_buf_export_sync_file(p[0], kDmaBufRead).err(), -ENOTTY);
-  EXPECT_EQ(dma_buf_import_sync_file(p[0], kDmaBufRead, p[1]).err(), -ENOTTY);
+  EXPECT_EQ(dma_buf_export_sync(p[0], kDmaBufRead).err(), -ENOTTY);
+  EXPECT_EQ(dma_buf_import_sync(p[0], kDmaBufRead, p[1]).err(), -ENOTTY);
   EXPECT_EQ(dma_buf_size(p[0]).err(), -ESPIPE);
   auto kf = kernel_fence_wrap(p[0]);
   ASSERT_FALSE(kf.ok());

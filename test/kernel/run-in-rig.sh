@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# run-in-rig.sh [--asan] [--bench] [--no-build] [-- GTEST_ARGS...]
+#
+# Builds the real-kernel tests (dmabuf_kernel_tests) on the host and runs them
+# inside the kernel rig (../shared/kernel-rig: a Debian 6.12 kernel under qemu
+# with /dev/dma_heap/system, /dev/udmabuf and sw_sync), all in ONE boot.
+#   --asan      also build build-asan (-DDMABUF_SANITIZE=address) and run it in the same boot
+#   --bench     also run `dmabuf-bench --filter=kernel` in the same boot
+#   --no-build  use the existing build dirs
+# Exit status: 0 if every run passed, 1 if any failed, 2 on a build error.
+# If the rig is not set up this prints "SKIP: ..." and exits 0 (RIG_REQUIRED=1
+# makes that an error, exit 3).
+# Env: KERNEL_RIG_DIR (default ../shared/kernel-rig from the repo root), BUILD_DIR
+# (default build-dev), ASAN_BUILD_DIR (default build-asan), plus the rig's own
+# RIG_* knobs (RIG_MEM, RIG_TIMEOUT, ...).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+RIG_DIR=${KERNEL_RIG_DIR:-$(cd "$ROOT/.." && pwd)/shared/kernel-rig}
+RIG_CACHE_DIR=${RIG_CACHE:-/var/cache/kernel-rig}
+BUILD_DIR=${BUILD_DIR:-build-dev}
+ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+ASAN=0 BENCH=0 BUILD=1
+GTEST_ARGS=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--asan) ASAN=1 ;;
+	--bench) BENCH=1 ;;
+	--no-build) BUILD=0 ;;
+	--) shift; GTEST_ARGS=("$@"); break ;;
+	-h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run-in-rig.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+skip() {
+	echo "SKIP: real-kernel tests not run: $*"
+	if [ "${RIG_REQUIRED:-0}" = 1 ]; then exit 3; fi
+	exit 0
+}
+[ -x "$RIG_DIR/run-in-kernel.sh" ] || skip "no kernel rig at $RIG_DIR (set KERNEL_RIG_DIR)"
+[ -r "$RIG_CACHE_DIR/rig.env" ] || skip "the kernel rig is not set up ($RIG_CACHE_DIR/rig.env missing: run $RIG_DIR/setup.sh)"
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (run $RIG_DIR/setup.sh)"
+
+cd "$ROOT" || exit 2
+build() { # dir, extra cmake args...
+	local dir=$1; shift
+	cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null &&
+		ninja -C "$dir" -j2 dmabuf_kernel_tests dmabuf-bench >/dev/null
+}
+if [ $BUILD = 1 ]; then
+	echo "== building $BUILD_DIR" >&2
+	build "$BUILD_DIR" || { echo "run-in-rig.sh: build of $BUILD_DIR failed" >&2; exit 2; }
+	if [ $ASAN = 1 ]; then
+		echo "== building $ASAN_BUILD_DIR (ASan+UBSan)" >&2
+		build "$ASAN_BUILD_DIR" -DDMABUF_SANITIZE=address ||
+			{ echo "run-in-rig.sh: build of $ASAN_BUILD_DIR failed" >&2; exit 2; }
+	fi
+fi
+
+q() { printf '%q ' "$@"; }
+# One guest command line: every run, each status remembered, a summary at the end.
+CMD='rc=0; summary=""; run() { local name=$1; shift; echo "===== $name: $*"; "$@"; local s=$?; summary+="$name: exit $s"$'"'"'\n'"'"'; [ $s = 0 ] || rc=1; }; '
+CMD+="echo \"kernel: \$(uname -r)\"; "
+CMD+="run kernel-tests $(q "./$BUILD_DIR/dmabuf_kernel_tests" "${GTEST_ARGS[@]}"); "
+if [ $ASAN = 1 ]; then
+	CMD+="ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 "
+	CMD+="run kernel-tests-asan $(q "./$ASAN_BUILD_DIR/dmabuf_kernel_tests" --gtest_brief=1 "${GTEST_ARGS[@]}"); "
+fi
+if [ $BENCH = 1 ]; then
+	CMD+="run kernel-bench $(q "./$BUILD_DIR/dmabuf-bench" --filter=kernel); "
+fi
+CMD+='echo "===== summary"; printf "%s" "$summary"; exit $rc'
+
+echo "== booting the rig ($RIG_DIR)" >&2
+"$RIG_DIR/run-in-kernel.sh" "$CMD"
+st=$?
+case $st in
+0) echo "run-in-rig.sh: all runs passed" >&2; exit 0 ;;
+124) echo "run-in-rig.sh: the rig timed out" >&2; exit 1 ;;
+125) echo "run-in-rig.sh: the guest did not report a status" >&2; exit 1 ;;
+*) echo "run-in-rig.sh: failures (status $st)" >&2; exit 1 ;;
+esac
