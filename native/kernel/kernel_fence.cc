@@ -92,6 +92,8 @@ bool kf_enable_signaling(Fence* f) {
 bool kf_signaled(Fence* f) {
   const KernelState st = query(to_kf(f)->fd);
   if (!st.signaled) return false;
+  // try_lock, never lock: a container may poll us while holding its own lock.
+  // (If fence locks grow an "irqsave" discipline, this must follow it.)
   SpinLock* l = fence_spinlock(f);
   if (!l->try_lock()) return false;
   signal_locked(f, st);
@@ -106,14 +108,21 @@ void kf_set_deadline(Fence* f, int64_t deadline_ns) {
   (void)xioctl(to_kf(f)->fd, SYNC_IOC_SET_DEADLINE, &d);
 }
 
-void kf_free(rcu::DeferredFree* node) { std::free(container_of(node, &Fence::rcu)); }
+// Frees one batch of released kernel fences (after their grace period).
+void kf_free_list(rcu::DeferredFree* node) {
+  while (node) {
+    rcu::DeferredFree* next = node->next;
+    std::free(container_of(node, &Fence::rcu));
+    node = next;
+  }
+}
 
 void kf_release(Fence* f) {
   KernelFence* kf = to_kf(f);
   if (kf->fd >= 0) ::close(kf->fd);
   kf->fd = -1;
   // Names stay readable for RCU readers until the grace period ends.
-  rcu::defer_free(&f->rcu, kf_free);
+  rcu::defer_free(&f->rcu, kf_free_list);
 }
 
 const FenceOps kKernelFenceOps = {
@@ -150,8 +159,9 @@ KResult<Fence*> kernel_fence_adopt(UniqueFd fd, KernelFenceWatcher* watcher) {
     st.error = info->error();
     const uint64_t ts = info->signal_timestamp_ns();
     st.timestamp_ns = ts ? static_cast<int64_t>(ts) : monotonic_ns();
-    SpinGuard g(fence_spinlock(&kf->base));
+    fence_lock_irqsave(&kf->base);
     signal_locked(&kf->base, st);
+    fence_unlock_irqrestore(&kf->base);
   }
   return &kf->base;
 }
@@ -174,8 +184,9 @@ bool kernel_fence_on_readable(Fence* f) {
   if (fence_test_signaled_flag(f)) return true;
   const KernelState st = query(to_kf(f)->fd);
   if (!st.signaled) return false;
-  SpinGuard g(fence_spinlock(f));
+  fence_lock_irqsave(f);
   signal_locked(f, st);
+  fence_unlock_irqrestore(f);
   return true;
 }
 
