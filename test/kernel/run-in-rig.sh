@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# run-in-rig.sh [--asan] [--bench] [--no-build] [-- GTEST_ARGS...]
+# run-in-rig.sh [--asan] [--tsan] [--bench] [--no-build] [-- GTEST_ARGS...]
 #
 # Builds the real-kernel tests (dmabuf_kernel_tests) on the host and runs them
 # inside the kernel rig (../shared/kernel-rig: a Debian 6.12 kernel under qemu
 # with /dev/dma_heap/system, /dev/udmabuf and sw_sync), all in ONE boot.
 #   --asan      also build build-asan (-DDMABUF_SANITIZE=address) and run it in the same boot
+#   --tsan      also build build-tsan (-DDMABUF_SANITIZE=thread) and run it in the same boot
 #   --bench     also run `dmabuf-bench --filter=kernel` in the same boot
 #   --no-build  use the existing build dirs
 # Exit status: 0 if every run passed, 1 if any failed, 2 on a build error.
 # If the rig is not set up this prints "SKIP: ..." and exits 0 (RIG_REQUIRED=1
 # makes that an error, exit 3).
 # Env: KERNEL_RIG_DIR (default ../shared/kernel-rig from the repo root), BUILD_DIR
-# (default build-dev), ASAN_BUILD_DIR (default build-asan), plus the rig's own
+# (default build-dev), ASAN_BUILD_DIR / TSAN_BUILD_DIR (build-asan, build-tsan), plus the rig's own
 # RIG_* knobs (RIG_MEM, RIG_TIMEOUT, ...).
 set -uo pipefail
 
@@ -20,15 +21,17 @@ RIG_DIR=${KERNEL_RIG_DIR:-$(cd "$ROOT/.." && pwd)/shared/kernel-rig}
 RIG_CACHE_DIR=${RIG_CACHE:-/var/cache/kernel-rig}
 BUILD_DIR=${BUILD_DIR:-build-dev}
 ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
-ASAN=0 BENCH=0 BUILD=1
+TSAN_BUILD_DIR=${TSAN_BUILD_DIR:-build-tsan}
+ASAN=0 TSAN=0 BENCH=0 BUILD=1
 GTEST_ARGS=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--asan) ASAN=1 ;;
+	--tsan) TSAN=1 ;;
 	--bench) BENCH=1 ;;
 	--no-build) BUILD=0 ;;
 	--) shift; GTEST_ARGS=("$@"); break ;;
-	-h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-in-rig.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -57,6 +60,11 @@ if [ $BUILD = 1 ]; then
 		build "$ASAN_BUILD_DIR" -DDMABUF_SANITIZE=address ||
 			{ echo "run-in-rig.sh: build of $ASAN_BUILD_DIR failed" >&2; exit 2; }
 	fi
+	if [ $TSAN = 1 ]; then
+		echo "== building $TSAN_BUILD_DIR (TSan)" >&2
+		build "$TSAN_BUILD_DIR" -DDMABUF_SANITIZE=thread ||
+			{ echo "run-in-rig.sh: build of $TSAN_BUILD_DIR failed" >&2; exit 2; }
+	fi
 fi
 
 q() { printf '%q ' "$@"; }
@@ -67,6 +75,10 @@ CMD+="run kernel-tests $(q "./$BUILD_DIR/dmabuf_kernel_tests" "${GTEST_ARGS[@]}"
 if [ $ASAN = 1 ]; then
 	CMD+="ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 "
 	CMD+="run kernel-tests-asan $(q "./$ASAN_BUILD_DIR/dmabuf_kernel_tests" --gtest_brief=1 "${GTEST_ARGS[@]}"); "
+fi
+if [ $TSAN = 1 ]; then
+	CMD+="TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 "
+	CMD+="run kernel-tests-tsan $(q "./$TSAN_BUILD_DIR/dmabuf_kernel_tests" --gtest_brief=1 "${GTEST_ARGS[@]}"); "
 fi
 if [ $BENCH = 1 ]; then
 	CMD+="run kernel-bench $(q "./$BUILD_DIR/dmabuf-bench" --filter=kernel); "
