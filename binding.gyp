@@ -11,6 +11,7 @@
         "native/bench/bench.cc",
         "native/bench/fence_bench.cc",
         "native/bench/issuer_bench.cc",
+        "native/bench/kernel_bench.cc",
         "native/core/fence.cc",
         "native/core/fence_cache.cc",
         "native/core/fence_misc.cc",
@@ -19,7 +20,18 @@
         "native/core/issuer_abi.cc",
         "native/core/issuer_names.cc",
         "native/core/rcu.cc",
-        "native/core/warn.cc"
+        "native/core/warn.cc",
+        "native/kernel/dma_buf.cc",
+        "native/kernel/fd.cc",
+        "native/kernel/fdinfo.cc",
+        "native/kernel/fence_export.cc",
+        "native/kernel/fence_watcher.cc",
+        "native/kernel/heap.cc",
+        "native/kernel/kernel_fence.cc",
+        "native/kernel/kerror.cc",
+        "native/kernel/sw_sync.cc",
+        "native/kernel/sync_file.cc",
+        "native/kernel/udmabuf.cc"
       ],
       "include_dirs": [
         "native/core",

@@ -53,15 +53,17 @@ int EpollFenceWatcher::start_locked() {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
-  int err = 0;
-  try {
-    thread_ = std::thread([this] { run(); });
-  } catch (...) {
-    err = -EAGAIN;
-  }
+  const int err = pthread_create(&thread_, nullptr, thread_main, this);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (!err) running_ = true;
-  return err;
+  if (err) return -err;
+  running_ = true;
+  return 0;
+}
+
+void* EpollFenceWatcher::thread_main(void* self) {
+  pthread_setname_np(pthread_self(), "dmabuf-fences");
+  static_cast<EpollFenceWatcher*>(self)->run();
+  return nullptr;
 }
 
 KStatus EpollFenceWatcher::start() {
@@ -129,15 +131,16 @@ void EpollFenceWatcher::run() {
 }
 
 size_t EpollFenceWatcher::stop() {
-  std::thread t;
+  std::lock_guard<std::mutex> one_stopper(stop_mu_);
+  pthread_t t;
   {
     std::lock_guard<std::mutex> g(mu_);
     if (!running_) return watched_.size();
     uint64_t one = 1;
     if (::write(stopfd_, &one, sizeof one) < 0) warn("EpollFenceWatcher: eventfd write failed");
-    t = std::move(thread_);
+    t = thread_;
   }
-  t.join();
+  pthread_join(t, nullptr);
   std::lock_guard<std::mutex> g(mu_);
   uint64_t drain;
   while (::read(stopfd_, &drain, sizeof drain) > 0) {

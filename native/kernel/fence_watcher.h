@@ -5,8 +5,9 @@
 #pragma once
 
 #include <cstddef>
+#include <pthread.h>
+
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 
 #include "kernel_fence.h"
@@ -39,13 +40,15 @@ class EpollFenceWatcher final : public KernelFenceWatcher {
  private:
   int start_locked();
   void run();
+  static void* thread_main(void* self);
   void finish(Fence* f, int fd);
 
   mutable std::mutex mu_;
+  std::mutex stop_mu_;  // serialises stop() calls
   int epfd_ = -1;
   int stopfd_ = -1;  // eventfd: wakes the thread to stop
   bool running_ = false;
-  std::thread thread_;
+  pthread_t thread_{};
   std::unordered_map<Fence*, int> watched_;
 };
 
