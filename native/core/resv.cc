@@ -125,6 +125,9 @@ int resv_reserve_fences(Resv* obj, unsigned num_fences) {
     warn("resv_reserve_fences: num_fences == 0");
     return -EINVAL;
   }
+  // One read section around the scan: fence_is_signaled's own sections then
+  // nest, which in the bp flavor skips their memory barriers.
+  rcu::ReadGuard rcu;
   ResvList* old = fences_list(obj);
   const unsigned old_num = old ? old->num_fences.load(std::memory_order_relaxed) : 0;
   unsigned max;
@@ -169,6 +172,7 @@ void resv_add_fence(Resv* obj, Fence* fence, ResvUsage usage) {
   if (fence_is_container(fence)) warn("resv_add_fence: adding a container; add its members");
   fence_get(fence);
 
+  rcu::ReadGuard rcu;  // see resv_reserve_fences
   ResvList* list = fences_list(obj);
   unsigned count = list ? list->num_fences.load(std::memory_order_relaxed) : 0;
   for (unsigned i = 0; i < count; ++i) {

@@ -62,6 +62,9 @@ int fence_dedup_array(Fence** fences, int num_fences) {
 }
 
 Fence* fence_unwrap_merge_array(unsigned num_fences, Fence** fences, FenceUnwrap* cursors) {
+  // One read section for both passes: the per-leaf fence_is_signaled sections
+  // nest inside it and skip the bp flavor's memory barriers.
+  rcu::ReadGuard rcu;
   int64_t timestamp = 0;
   unsigned count = 0;
   Fence* pending = nullptr;

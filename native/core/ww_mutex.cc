@@ -1,6 +1,8 @@
-// ww_mutex: a wait_lock-protected state plus futex sleeping. Unlock wakes every
-// waiter and each re-evaluates its position against the new holder, which keeps
-// the wait-die / wound-wait decisions in one place (ww_check_kill).
+// ww_mutex: a three-state lock word (free / locked / locked with waiters) with a
+// one-CAS fast path, plus a wait_lock-protected waiter list and futex sleeping.
+// Whenever ownership changes while someone waits, every waiter is woken and
+// re-evaluates its position against the new holder, which keeps the wait-die /
+// wound-wait decisions in one place (check_kill, wound_holder).
 #include "ww_mutex.h"
 
 #include <cerrno>
@@ -11,6 +13,8 @@
 
 namespace dmabuf {
 namespace {
+
+enum : uint32_t { kFree = 0, kLocked = 1, kContended = 2 };
 
 thread_local char t_owner_token;  // its address identifies the thread
 
@@ -30,16 +34,31 @@ void wake(std::atomic<uint32_t>* word) {
   futex_wake_all(word);
 }
 
-// wait_lock held, lock free.
-void take(WwMutex* lock, WwAcquireCtx* ctx) {
-  lock->locked.store(true, std::memory_order_relaxed);
-  lock->ctx.store(ctx, std::memory_order_relaxed);
-  lock->owner.store(current_token(), std::memory_order_relaxed);
+// wait_lock held.
+void wake_all_waiters(WwMutex* lock) {
+  for (ListHead* n = lock->waiters.next; n != &lock->waiters; n = n->next)
+    wake(container_of(n, &Waiter::node)->word);
+}
+
+// The lock word was just taken by the caller.
+void set_owner(WwMutex* lock, WwAcquireCtx* ctx) {
   if (ctx) {
     // With nothing held we cannot be part of a cycle: forget an old wound.
     if (ctx->acquired == 0) ctx->wounded.store(false, std::memory_order_relaxed);
     ++ctx->acquired;
   }
+  lock->owner.store(current_token(), std::memory_order_relaxed);
+  // seq_cst pairs with the waiter's seq_cst exchange of the state: either it
+  // sees our context, or we see its kContended and wake it below.
+  lock->ctx.store(ctx, std::memory_order_seq_cst);
+}
+
+// After an acquire outside wait_lock: waiters that queued before our context
+// was visible must re-check against it (the kernel's set_context_fastpath).
+void wake_waiters_after_acquire(WwMutex* lock, WwAcquireCtx* ctx) {
+  if (!ctx || lock->state.load(std::memory_order_seq_cst) != kContended) return;
+  std::lock_guard<std::mutex> g(lock->wait_lock);
+  wake_all_waiters(lock);
 }
 
 // wait_lock held, lock taken by someone else, @w queued. Returns -EDEADLK if
@@ -48,7 +67,9 @@ int check_kill(WwMutex* lock, WwAcquireCtx* ctx, Waiter* w) {
   if (ctx->acquired == 0) return 0;
   if (!lock->ww_class->is_wait_die)
     return ctx->wounded.load(std::memory_order_seq_cst) ? -EDEADLK : 0;
-  WwAcquireCtx* hold = lock->ctx.load(std::memory_order_relaxed);
+  // The holder's context stays valid while we hold wait_lock: to release the
+  // lock it must see kContended and then take wait_lock to wake us.
+  WwAcquireCtx* hold = lock->ctx.load(std::memory_order_seq_cst);
   if (hold && ctx_younger(ctx, hold)) return -EDEADLK;  // die rather than wait for an elder
   for (ListHead* n = lock->waiters.next; n != &w->node; n = n->next) {
     Waiter* ahead = container_of(n, &Waiter::node);
@@ -58,10 +79,9 @@ int check_kill(WwMutex* lock, WwAcquireCtx* ctx, Waiter* w) {
 }
 
 // Wound-wait, wait_lock held: an elder holding locks wounds a younger holder and
-// wakes it in case it sleeps on another lock. The holder's context stays valid:
-// it cannot unlock (and so finish) without our wait_lock.
+// wakes it in case it sleeps on another lock.
 void wound_holder(WwMutex* lock, WwAcquireCtx* ctx) {
-  WwAcquireCtx* hold = lock->ctx.load(std::memory_order_relaxed);
+  WwAcquireCtx* hold = lock->ctx.load(std::memory_order_seq_cst);
   if (!hold || ctx->acquired == 0 || !ctx_younger(hold, ctx)) return;
   if (!hold->wounded.exchange(true, std::memory_order_seq_cst)) wake(&hold->wake_seq);
 }
@@ -88,32 +108,22 @@ void enqueue(WwMutex* lock, Waiter* w) {
   }
 }
 
-int lock_common(WwMutex* lock, WwAcquireCtx* ctx) {
-  if (ctx) {
-    // Only ctx's own thread can have stored ctx here, so this read is exact.
-    if (lock->ctx.load(std::memory_order_relaxed) == ctx) return -EALREADY;
-    if (ctx->ww_class != lock->ww_class)
-      warn("ww_mutex_lock: context of class %s on a lock of class %s", ctx->ww_class->name,
-           lock->ww_class->name);
-    if (ctx->done) warn("ww_mutex_lock: locking after ww_acquire_done()");
-  }
+int lock_slowpath(WwMutex* lock, WwAcquireCtx* ctx) {
   std::unique_lock<std::mutex> g(lock->wait_lock);
-  if (!lock->locked.load(std::memory_order_relaxed)) {
-    take(lock, ctx);
-    return 0;
-  }
   std::atomic<uint32_t> own_word{0};
   Waiter w;
   w.ctx = ctx;
   w.word = ctx ? &ctx->wake_seq : &own_word;
   enqueue(lock, &w);
   for (;;) {
-    // Read the wake word before checking, so a wound or unlock after the
+    // Read the wake word before looking, so an unlock or wound after the
     // checks changes it and the futex wait returns at once.
     const uint32_t seq = w.word->load(std::memory_order_seq_cst);
-    if (!lock->locked.load(std::memory_order_relaxed)) {
+    // Mark the lock contended; if it was free meanwhile, it is ours.
+    if (lock->state.exchange(kContended, std::memory_order_seq_cst) == kFree) {
       list_del_init(&w.node);
-      take(lock, ctx);
+      set_owner(lock, ctx);
+      if (ctx) wake_all_waiters(lock);  // they re-check against us
       return 0;
     }
     if (ctx) {
@@ -130,11 +140,30 @@ int lock_common(WwMutex* lock, WwAcquireCtx* ctx) {
   }
 }
 
+int lock_common(WwMutex* lock, WwAcquireCtx* ctx) {
+  if (ctx) {
+    // Only ctx's own thread can have stored ctx here, so this read is exact.
+    if (lock->ctx.load(std::memory_order_relaxed) == ctx) return -EALREADY;
+    if (ctx->ww_class != lock->ww_class)
+      warn("ww_mutex_lock: context of class %s on a lock of class %s", ctx->ww_class->name,
+           lock->ww_class->name);
+    if (ctx->done) warn("ww_mutex_lock: locking after ww_acquire_done()");
+  }
+  uint32_t expected = kFree;
+  if (lock->state.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+    set_owner(lock, ctx);
+    wake_waiters_after_acquire(lock, ctx);
+    return 0;
+  }
+  return lock_slowpath(lock, ctx);
+}
+
 }  // namespace
 
 void ww_mutex_init(WwMutex* lock, WwClass* ww_class) {
   new (&lock->wait_lock) std::mutex;  // also valid for calloc'd objects
-  lock->locked.store(false, std::memory_order_relaxed);
+  lock->state.store(kFree, std::memory_order_relaxed);
   lock->ctx.store(nullptr, std::memory_order_relaxed);
   lock->owner.store(nullptr, std::memory_order_relaxed);
   list_init(&lock->waiters);
@@ -143,7 +172,7 @@ void ww_mutex_init(WwMutex* lock, WwClass* ww_class) {
 
 void ww_mutex_destroy(WwMutex* lock) {
   std::lock_guard<std::mutex> g(lock->wait_lock);
-  if (lock->locked.load(std::memory_order_relaxed) || !list_empty(&lock->waiters))
+  if (ww_mutex_is_locked(lock) || !list_empty(&lock->waiters))
     warn("ww_mutex_destroy: mutex still locked or waited on");
 }
 
@@ -179,15 +208,17 @@ int ww_mutex_lock_slow_interruptible(WwMutex* lock, WwAcquireCtx* ctx) {
 }
 
 bool ww_mutex_trylock(WwMutex* lock, WwAcquireCtx* ctx) {
-  std::lock_guard<std::mutex> g(lock->wait_lock);
-  if (lock->locked.load(std::memory_order_relaxed)) return false;
-  take(lock, ctx);
+  uint32_t expected = kFree;
+  if (!lock->state.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
+                                           std::memory_order_relaxed))
+    return false;
+  set_owner(lock, ctx);
+  wake_waiters_after_acquire(lock, ctx);
   return true;
 }
 
 void ww_mutex_unlock(WwMutex* lock) {
-  std::lock_guard<std::mutex> g(lock->wait_lock);
-  if (!lock->locked.load(std::memory_order_relaxed)) {
+  if (!ww_mutex_is_locked(lock)) {
     warn("ww_mutex_unlock: mutex not locked");
     return;
   }
@@ -199,14 +230,15 @@ void ww_mutex_unlock(WwMutex* lock) {
   }
   lock->ctx.store(nullptr, std::memory_order_relaxed);
   lock->owner.store(nullptr, std::memory_order_relaxed);
-  lock->locked.store(false, std::memory_order_release);
-  // Everyone re-evaluates: one takes the lock, the rest re-check against it.
-  for (ListHead* n = lock->waiters.next; n != &lock->waiters; n = n->next)
-    wake(container_of(n, &Waiter::node)->word);
+  if (lock->state.exchange(kFree, std::memory_order_seq_cst) == kContended) {
+    // Everyone re-evaluates: one takes the lock, the rest re-check against it.
+    std::lock_guard<std::mutex> g(lock->wait_lock);
+    wake_all_waiters(lock);
+  }
 }
 
 bool ww_mutex_is_owned_by_current(const WwMutex* lock) {
-  return lock->locked.load(std::memory_order_relaxed) &&
+  return ww_mutex_is_locked(lock) &&
          lock->owner.load(std::memory_order_relaxed) == current_token();
 }
 

@@ -39,10 +39,12 @@ struct WwAcquireCtx {
 };
 
 struct WwMutex {
-  std::mutex wait_lock;                 // protects the fields below and waiters
-  std::atomic<bool> locked;
+  // 0 free, 1 locked, 2 locked and someone may be waiting. Uncontended lock and
+  // unlock are one atomic each; wait_lock is only taken when state is 2.
+  std::atomic<uint32_t> state;
   std::atomic<WwAcquireCtx*> ctx;       // holder's context, nullptr if none
   std::atomic<const void*> owner;       // holder thread's token
+  std::mutex wait_lock;                 // protects waiters
   ListHead waiters;
   WwClass* ww_class;
 };
@@ -111,7 +113,7 @@ void ww_mutex_unlock(WwMutex* lock);
  * ww_mutex_is_locked() - whether anyone holds @lock
  */
 inline bool ww_mutex_is_locked(const WwMutex* lock) {
-  return lock->locked.load(std::memory_order_relaxed);
+  return lock->state.load(std::memory_order_relaxed) != 0;
 }
 
 /**
