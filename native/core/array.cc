@@ -3,6 +3,7 @@
 #include "array.h"
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 #include <new>
 
@@ -95,17 +96,14 @@ bool array_signaled(Fence* f) {
   return true;
 }
 
-void array_free_rcu(rcu::DeferredFree* node) {
-  std::free(to_array(container_of(node, &Fence::rcu)));
-}
-
 void array_release(Fence* f) {
   FenceArray* array = to_array(f);
   for (unsigned i = 0; i < array->num_fences; ++i) fence_put(array->fences[i]);
   std::free(array->fences);
   // Readers may still hold a bare pointer under RCU (resv iterators, ops
   // compares): free after a grace period, like dma_fence_free.
-  rcu::defer_free(&f->rcu, array_free_rcu);
+  static_assert(offsetof(FenceArray, base) == 0, "freed through its fence");
+  fence_free_object(f);
 }
 
 void array_set_deadline(Fence* f, int64_t deadline_ns) {

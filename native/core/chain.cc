@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 
 #include "warn.h"
@@ -65,8 +66,6 @@ bool chain_signaled(Fence* f) {
   return true;
 }
 
-void chain_free_rcu(rcu::DeferredFree* node) { std::free(to_chain(container_of(node, &Fence::rcu))); }
-
 void chain_release(Fence* f) {
   FenceChain* chain = to_chain(f);
   // Unlink predecessors we hold the last reference to, one at a time, so that
@@ -85,7 +84,8 @@ void chain_release(Fence* f) {
   }
   fence_put(prev);
   fence_put(chain->fence);
-  rcu::defer_free(&f->rcu, chain_free_rcu);
+  static_assert(offsetof(FenceChain, base) == 0, "freed through its fence");
+  fence_free_object(f);
 }
 
 void chain_set_deadline(Fence* f, int64_t deadline_ns) {

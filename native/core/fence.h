@@ -149,6 +149,10 @@ inline Fence* fence_get_rcu(Fence* f) {
 Fence* fence_get_rcu_safe(std::atomic<Fence*>* slot);
 // Default release path: free the memory (malloc'd) after a grace period.
 void fence_free(Fence* f);
+// The same for a bigger malloc'd object that starts with its Fence (fence
+// arrays, chain nodes, sw_sync points): std::free after a grace period, never
+// recycled through the fence-sized cache.
+void fence_free_object(Fence* f);
 
 // --- flags and signalling -----------------------------------------------------
 

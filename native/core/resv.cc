@@ -39,7 +39,13 @@ ResvList* list_alloc(unsigned max_fences) {
   return list;
 }
 
-void list_free_rcu(rcu::DeferredFree* node) { std::free(container_of(node, &ResvList::rcu)); }
+void list_free_rcu(rcu::DeferredFree* first) {
+  while (first) {
+    rcu::DeferredFree* next = first->next;
+    std::free(container_of(first, &ResvList::rcu));
+    first = next;
+  }
+}
 
 // Drops every fence of @list and frees it after a grace period.
 void list_free(ResvList* list) {

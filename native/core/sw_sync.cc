@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
@@ -25,8 +26,6 @@ bool timeline_fence_signaled(Fence* f) {
   return !fence_is_later_seqno(f, f->seqno, value);
 }
 
-void pt_free_rcu(rcu::DeferredFree* node) { std::free(to_pt(container_of(node, &Fence::rcu))); }
-
 void timeline_fence_release(Fence* f) {
   SyncPt* pt = to_pt(f);
   SyncTimeline* parent = fence_parent(f);
@@ -35,7 +34,8 @@ void timeline_fence_release(Fence* f) {
     if (!list_empty(&pt->link)) list_del_init(&pt->link);
   }
   sync_timeline_put(parent);
-  rcu::defer_free(&f->rcu, pt_free_rcu);
+  static_assert(offsetof(SyncPt, base) == 0, "freed through its fence");
+  fence_free_object(f);
 }
 
 void timeline_fence_set_deadline(Fence* f, int64_t deadline_ns) {
@@ -45,12 +45,16 @@ void timeline_fence_set_deadline(Fence* f, int64_t deadline_ns) {
     if (deadline_ns < pt->deadline) pt->deadline = deadline_ns;  // keep the earliest
   } else {
     pt->deadline = deadline_ns;
-    f->flags.fetch_or(1UL << SW_SYNC_HAS_DEADLINE_BIT, std::memory_order_release);
+    fence_set_user_flag_locked(f, SW_SYNC_HAS_DEADLINE_BIT);
   }
 }
 
-void timeline_free_rcu(rcu::DeferredFree* node) {
-  std::free(container_of(node, &SyncTimeline::rcu));
+void timeline_free_rcu(rcu::DeferredFree* first) {
+  while (first) {
+    rcu::DeferredFree* next = first->next;
+    std::free(container_of(first, &SyncTimeline::rcu));
+    first = next;
+  }
 }
 
 }  // namespace

@@ -28,11 +28,7 @@ struct MockFence {
 };
 
 const char* mock_name(Fence*) { return "mock"; }
-void mock_release(Fence* f) {
-  rcu::defer_free(&f->rcu, [](rcu::DeferredFree* n) {
-    std::free(container_of(container_of(n, &Fence::rcu), &MockFence::base));
-  });
-}
+void mock_release(Fence* f) { fence_free_object(f); }  // MockFence starts with its fence
 const FenceOps kMockOps = {mock_name, mock_name, nullptr, nullptr, nullptr, mock_release, nullptr};
 
 Fence* mock_fence() {
