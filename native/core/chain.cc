@@ -25,6 +25,9 @@ bool chain_enable_signaling(Fence* f);
 // Runs outside every fence lock with the reference chain_cb's installer took.
 void chain_irq_work(IrqWork* work) {
   FenceChain* chain = container_of(work, &FenceChain::work);
+  // One read section for the whole walk: the prev lookups inside then nest,
+  // which in the bp flavor skips their memory barriers.
+  rcu::ReadGuard rcu;
   // Re-arm on the next pending fence, or signal if there is none.
   if (!chain_enable_signaling(&chain->base)) fence_signal(&chain->base);
   fence_put(&chain->base);
@@ -131,6 +134,7 @@ Fence* fence_chain_walk(Fence* fence) {
     fence_put(fence);
     return nullptr;
   }
+  rcu::ReadGuard rcu;  // see chain_irq_work
   Fence* prev;
   while ((prev = chain_get_prev(chain))) {
     FenceChain* prev_chain = to_fence_chain(prev);
