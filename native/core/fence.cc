@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "irq_work.h"
 #include "monotonic.h"
 #include "warn.h"
 
@@ -135,7 +136,7 @@ void fence_release(Fence* f) {
            ops ? ops->get_timeline_name(f) : "signaled-timeline",
            static_cast<unsigned long long>(f->context), static_cast<unsigned long long>(f->seqno));
     }
-    SpinGuard g(fence_spinlock(f));
+    IrqSpinGuard g(fence_spinlock(f));
     f->error = -EDEADLK;
     fence_signal_locked(f);
   }
@@ -194,7 +195,7 @@ void fence_signal_timestamp(Fence* f, int64_t timestamp_ns) {
     warn("fence_signal_timestamp: NULL fence");
     return;
   }
-  SpinGuard g(fence_spinlock(f));
+  IrqSpinGuard g(fence_spinlock(f));
   fence_signal_timestamp_locked(f, timestamp_ns);
 }
 
@@ -205,7 +206,7 @@ void fence_signal(Fence* f) {
     warn("fence_signal: NULL fence");
     return;
   }
-  SpinGuard g(fence_spinlock(f));
+  IrqSpinGuard g(fence_spinlock(f));
   fence_signal_timestamp_locked(f, monotonic_ns());
 }
 
@@ -223,7 +224,7 @@ bool fence_check_and_signal_locked(Fence* f) {
 }
 
 bool fence_check_and_signal(Fence* f) {
-  SpinGuard g(fence_spinlock(f));
+  IrqSpinGuard g(fence_spinlock(f));
   return fence_check_and_signal_locked(f);
 }
 
@@ -273,7 +274,7 @@ int fence_get_status_locked(Fence* f) {
 }
 
 int fence_get_status(Fence* f) {
-  SpinGuard g(fence_spinlock(f));
+  IrqSpinGuard g(fence_spinlock(f));
   return fence_get_status_locked(f);
 }
 
@@ -287,7 +288,7 @@ int64_t fence_timestamp(Fence* f) {
 }
 
 void fence_enable_sw_signaling(Fence* f) {
-  SpinGuard g(fence_spinlock(f));
+  IrqSpinGuard g(fence_spinlock(f));
   enable_signaling_locked(f);
 }
 
@@ -303,7 +304,7 @@ int fence_add_callback(Fence* f, FenceCallback* cb, FenceFunc func) {
     list_init(&cb->node);
     return -ENOENT;
   }
-  SpinGuard g(fence_spinlock(f));
+  IrqSpinGuard g(fence_spinlock(f));
   if (!enable_signaling_locked(f)) {
     list_init(&cb->node);
     return -ENOENT;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "irq_work.h"
 #include "list.h"
 #include "lock.h"
 #include "rcu.h"
@@ -112,8 +113,16 @@ inline SpinLock* fence_spinlock(Fence* f) {
              ? &f->inline_lock
              : f->extern_lock;
 }
-inline void fence_lock_irqsave(Fence* f) { fence_spinlock(f)->lock(); }
-inline void fence_unlock_irqrestore(Fence* f) { fence_spinlock(f)->unlock(); }
+// "irqsave": also defers irq_work (container signalling) until the outermost
+// fence lock is released; see irq_work.h.
+inline void fence_lock_irqsave(Fence* f) {
+  local_irq_disable();
+  fence_spinlock(f)->lock();
+}
+inline void fence_unlock_irqrestore(Fence* f) {
+  fence_spinlock(f)->unlock();
+  local_irq_enable();
+}
 void fence_assert_held(Fence* f);
 
 // --- references ---------------------------------------------------------------
@@ -140,6 +149,10 @@ inline Fence* fence_get_rcu(Fence* f) {
 Fence* fence_get_rcu_safe(std::atomic<Fence*>* slot);
 // Default release path: free the memory (malloc'd) after a grace period.
 void fence_free(Fence* f);
+// The same for a bigger malloc'd object that starts with its Fence (fence
+// arrays, chain nodes, sw_sync points): std::free after a grace period, never
+// recycled through the fence-sized cache.
+void fence_free_object(Fence* f);
 
 // --- flags and signalling -----------------------------------------------------
 

@@ -132,6 +132,18 @@ Fence* fence_alloc() {
   return static_cast<Fence*>(std::calloc(1, sizeof(Fence)));
 }
 
+namespace {
+void free_objects(rcu::DeferredFree* first) {
+  while (first) {
+    rcu::DeferredFree* next = first->next;
+    std::free(node_fence(first));
+    first = next;
+  }
+}
+}  // namespace
+
+void fence_free_object(Fence* f) { rcu::defer_free(&f->rcu, free_objects); }
+
 void fence_free(Fence* f) {
 #if DMABUF_FENCE_CACHE
   rcu::defer_free(&f->rcu, recycle);
