@@ -44,7 +44,7 @@
       ],
       "include_dirs": [
         "native/core",
-        "native/kernel",
+        "native",
         "native/bench",
         "native/include",
         "<!@(pkg-config --cflags-only-I liburcu-bp | sed s/-I//g)"

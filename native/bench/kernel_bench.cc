@@ -15,10 +15,10 @@
 
 #include "bench.h"
 #include "fence.h"
-#include "heap.h"
-#include "kernel_fence.h"
+#include "kernel/heap.h"
+#include "kernel/kernel_fence.h"
 #include "monotonic.h"
-#include "sw_sync.h"
+#include "kernel/sw_sync.h"
 
 namespace dmabuf::bench {
 namespace {

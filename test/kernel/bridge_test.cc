@@ -14,14 +14,14 @@
 #include <thread>
 #include <vector>
 
-#include "dma_buf.h"
+#include "kernel/dma_buf.h"
 #include "fence.h"
-#include "fence_export.h"
-#include "fence_watcher.h"
+#include "kernel/fence_export.h"
+#include "kernel/fence_watcher.h"
 #include "kernel_env.h"
-#include "kernel_fence.h"
+#include "kernel/kernel_fence.h"
 #include "rcu.h"
-#include "sync_file.h"
+#include "kernel/sync_file.h"
 #include "warn.h"
 
 using namespace dmabuf;

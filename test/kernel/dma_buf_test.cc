@@ -6,10 +6,10 @@
 
 #include <string>
 
-#include "dma_buf.h"
+#include "kernel/dma_buf.h"
 #include "kernel_env.h"
-#include "sync_file.h"
-#include "uapi.h"
+#include "kernel/sync_file.h"
+#include "kernel/uapi.h"
 
 using namespace dmabuf::kernel;
 

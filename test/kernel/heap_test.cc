@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "dma_buf.h"
+#include "kernel/dma_buf.h"
 #include "kernel_env.h"
-#include "uapi.h"
+#include "kernel/uapi.h"
 
 using namespace dmabuf::kernel;
 

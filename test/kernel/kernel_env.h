@@ -9,11 +9,11 @@
 #include <cstring>
 #include <string>
 
-#include "fd.h"
-#include "heap.h"
+#include "kernel/fd.h"
+#include "kernel/heap.h"
 #include "monotonic.h"
-#include "sw_sync.h"
-#include "udmabuf.h"
+#include "kernel/sw_sync.h"
+#include "kernel/udmabuf.h"
 
 namespace kt {
 

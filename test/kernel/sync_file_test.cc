@@ -8,10 +8,10 @@
 #include <chrono>
 #include <thread>
 
-#include "dma_buf.h"
+#include "kernel/dma_buf.h"
 #include "kernel_env.h"
-#include "sync_file.h"
-#include "uapi.h"
+#include "kernel/sync_file.h"
+#include "kernel/uapi.h"
 
 using namespace dmabuf::kernel;
 using dmabuf::monotonic_ns;

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "dma_buf.h"
+#include "kernel/dma_buf.h"
 #include "kernel_env.h"
 
 using namespace dmabuf::kernel;

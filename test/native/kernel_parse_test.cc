@@ -11,14 +11,14 @@
 #include <cstring>
 #include <string>
 
-#include "dma_buf.h"
-#include "fdinfo.h"
-#include "heap.h"
-#include "kernel_fence.h"
-#include "kerror.h"
-#include "sw_sync.h"
-#include "sync_file.h"
-#include "udmabuf.h"
+#include "kernel/dma_buf.h"
+#include "kernel/fdinfo.h"
+#include "kernel/heap.h"
+#include "kernel/kernel_fence.h"
+#include "kernel/kerror.h"
+#include "kernel/sw_sync.h"
+#include "kernel/sync_file.h"
+#include "kernel/udmabuf.h"
 
 using namespace dmabuf::kernel;
 
