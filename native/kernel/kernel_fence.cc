@@ -93,11 +93,17 @@ bool kf_signaled(Fence* f) {
   const KernelState st = query(to_kf(f)->fd);
   if (!st.signaled) return false;
   // try_lock, never lock: a container may poll us while holding its own lock.
-  // (If fence locks grow an "irqsave" discipline, this must follow it.)
+  // Taken "irqsave" like every fence lock, so container irq_work queued by our
+  // signal runs once no fence lock is held (irq_work.h).
   SpinLock* l = fence_spinlock(f);
-  if (!l->try_lock()) return false;
+  local_irq_disable();
+  if (!l->try_lock()) {
+    local_irq_enable();
+    return false;
+  }
   signal_locked(f, st);
   l->unlock();
+  local_irq_enable();
   return true;
 }
 
