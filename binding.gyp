@@ -5,9 +5,11 @@
       "sources": [
         "native/addon/addon.cc",
         "native/addon/bench_binding.cc",
+        "native/addon/containers_binding.cc",
         "native/addon/env_binding.cc",
         "native/addon/env_state.cc",
         "native/addon/fence_binding.cc",
+        "native/addon/resv_binding.cc",
         "native/bench/bench.cc",
         "native/bench/containers_bench.cc",
         "native/bench/fence_bench.cc",

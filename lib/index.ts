@@ -5,3 +5,7 @@ export type { FenceInit, FenceFlags, WaitOptions } from './fence';
 export { runBench } from './bench';
 export type { BenchRow, BenchOptions } from './bench';
 export { diagnostics } from './diagnostics';
+export { FenceArray, FenceChain, unwrap, merge, dedup } from './containers';
+export type { FenceArrayInit } from './containers';
+export { Resv, AcquireContext } from './resv';
+export type { ResvUsage } from './resv';

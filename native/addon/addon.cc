@@ -12,6 +12,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterEnv(env, exports);
   RegisterFence(env, exports);
   RegisterBench(env, exports);
+  RegisterContainers(env, exports);
+  RegisterResv(env, exports);
   return exports;
 }
 

@@ -1,0 +1,250 @@
+// Fence containers: dma_fence_array, dma_fence_chain and dma_fence_unwrap for
+// JavaScript. Each container is a Fence (it can be waited on, signalled into a
+// Resv, exported...); its members are ordinary Fence objects, each holding its
+// own reference.
+import { binding as rawBinding, type Handle } from './binding';
+import { drain } from './dispatch';
+import { DmaBufError, invalidArgType, toU64 } from './errors';
+import { Fence, kAdopt, type FenceInit } from './fence';
+
+/** The addon functions this file uses (native/addon/containers_binding.cc). */
+interface ContainersBinding {
+  fenceKind(h: Handle): number;
+  fenceGetError(h: Handle): number;
+  fenceStatus(h: Handle): number;
+  fenceArrayCreate(hs: Handle[], context: bigint, seqno: bigint): Handle;
+  fenceArrayMembers(h: Handle): Handle[] | null;
+  fenceMatchContext(h: Handle, context: bigint): boolean;
+  fenceChainCreate(prev: Handle, fence: Handle, seqno: bigint): Handle;
+  fenceChainParts(h: Handle): [Handle, Handle] | null;
+  fenceChainWalk(h: Handle): Handle;
+  fenceChainFindSeqno(h: Handle, seqno: bigint): Handle;
+  fenceUnwrap(h: Handle): Handle[];
+  fenceMerge(hs: Handle[]): Handle;
+  fenceDedup(hs: Handle[]): Handle[];
+  fenceDup(h: Handle): Handle;
+}
+const binding = rawBinding as unknown as ContainersBinding;
+
+const KIND_ARRAY = 1;
+const KIND_CHAIN = 2;
+
+/** @internal A Fence (of the right subclass) adopting a native reference. */
+export function adoptFence(h: Handle): Fence {
+  switch (binding.fenceKind(h)) {
+    case KIND_ARRAY:
+      return new (FenceArray as unknown as new (i: FenceInit) => Fence)({ [kAdopt]: h } as FenceInit);
+    case KIND_CHAIN:
+      return new (FenceChain as unknown as new (i: FenceInit) => Fence)({ [kAdopt]: h } as FenceInit);
+    default:
+      return new Fence({ [kAdopt]: h } as FenceInit);
+  }
+}
+
+function isFence(v: unknown): v is Fence {
+  if (!(v instanceof Fence)) return false;
+  try {
+    void (v as Fence).disposed; // brand check: throws for Object.create(Fence.prototype)
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function checkFence(name: string, v: unknown): Fence {
+  if (!isFence(v)) throw invalidArgType(name, 'an instance of Fence', v);
+  return v;
+}
+
+function kind(f: Fence): number {
+  return binding.fenceKind(f.handle);
+}
+
+function enomem(what: string): DmaBufError {
+  return new DmaBufError('ENOMEM', 'out of memory', what);
+}
+
+export interface FenceArrayInit {
+  /** Context of the array; default: a new one (Fence.allocContext()). */
+  context?: bigint;
+  /** Seqno of the array; default 1n. */
+  seqno?: bigint | number;
+}
+
+/**
+ * dma_fence_array: one fence that signals once every member has (first member
+ * error wins). Members must be plain fences: arrays are flat.
+ */
+export class FenceArray extends Fence {
+  constructor(fences: Fence[], init?: FenceArrayInit) {
+    const adopted = (fences as unknown as { [kAdopt]?: Handle } | undefined)?.[kAdopt];
+    super({ [kAdopt]: adopted ?? FenceArray.#create(fences, init) } as FenceInit);
+  }
+
+  static #create(fences: unknown, init: unknown): Handle {
+    if (!Array.isArray(fences)) throw invalidArgType('fences', 'an array of Fence', fences);
+    const hs = fences.map((f, i) => checkFence(`fences[${i}]`, f).handle);
+    if (hs.length === 0) throw new DmaBufError('EINVAL', 'a fence array needs at least one fence', 'dma_fence_array_create');
+    fences.forEach((f: Fence, i) => {
+      if (kind(f) !== 0) {
+        throw new DmaBufError('EINVAL', `fences[${i}] is a container: arrays must be flat (unwrap it)`, 'dma_fence_array_create');
+      }
+    });
+    if (init !== undefined && (typeof init !== 'object' || init === null || Array.isArray(init))) {
+      throw invalidArgType('init', 'of type object', init);
+    }
+    const { context, seqno } = (init ?? {}) as FenceArrayInit;
+    if (context !== undefined && typeof context !== 'bigint') throw invalidArgType('init.context', 'of type bigint', context);
+    const ctx = context === undefined ? Fence.allocContext() : toU64('init.context', context);
+    const sn = seqno === undefined ? 1n : toU64('init.seqno', seqno);
+    const h = binding.fenceArrayCreate(hs, ctx, sn);
+    if (!h) throw enomem('dma_fence_array_create');
+    return h;
+  }
+
+  /** Whether `f` is a fence array (dma_fence_is_array). */
+  static is(f: Fence): boolean {
+    return kind(checkFence('f', f)) === KIND_ARRAY;
+  }
+
+  /** The members, each a new Fence object with its own reference. */
+  get fences(): Fence[] {
+    return (binding.fenceArrayMembers(this.handle) ?? []).map(adoptFence);
+  }
+
+  /** Number of members. */
+  get length(): number {
+    const hs = binding.fenceArrayMembers(this.handle) ?? [];
+    for (const h of hs) release(h);
+    return hs.length;
+  }
+
+  /** Whether every member is on `context` (dma_fence_match_context). */
+  matchContext(context: bigint): boolean {
+    return binding.fenceMatchContext(this.handle, toU64('context', context));
+  }
+
+  /** 0 or the first member's negative errno; never the pending sentinel. */
+  override get error(): number {
+    return binding.fenceGetError(this.handle);
+  }
+}
+
+/**
+ * dma_fence_chain: one point on a timeline. It signals once its fence and
+ * every earlier point's fence have. Seqnos are 64-bit.
+ */
+export class FenceChain extends Fence {
+  constructor(prev: Fence | null, fence: Fence, seqno: bigint | number) {
+    const adopted = (prev as unknown as { [kAdopt]?: Handle } | null)?.[kAdopt];
+    super({ [kAdopt]: adopted ?? FenceChain.#create(prev, fence, seqno) } as FenceInit);
+  }
+
+  static #create(prev: unknown, fence: unknown, seqno: unknown): Handle {
+    if (prev !== null && !isFence(prev)) throw invalidArgType('prev', 'an instance of Fence or null', prev);
+    const ph = prev === null ? 0 : prev.handle;
+    const fh = checkFence('fence', fence).handle;
+    const sn = toU64('seqno', seqno);
+    if (binding.fenceKind(fh) === KIND_CHAIN) {
+      throw new DmaBufError('EINVAL', 'the contained fence must not be a chain node', 'dma_fence_chain_init');
+    }
+    const h = binding.fenceChainCreate(ph, fh, sn);
+    if (!h) throw enomem('dma_fence_chain_alloc');
+    return h;
+  }
+
+  /** Whether `f` is a chain node (dma_fence_is_chain). */
+  static is(f: Fence): boolean {
+    return kind(checkFence('f', f)) === KIND_CHAIN;
+  }
+
+  /** The point's own fence (dma_fence_chain_contained). */
+  get fence(): Fence {
+    const parts = binding.fenceChainParts(this.handle)!;
+    if (parts[0]) release(parts[0]);
+    return adoptFence(parts[1]);
+  }
+
+  /** The previous point (or fence), null at the start or once it was collected. */
+  get prev(): Fence | null {
+    const parts = binding.fenceChainParts(this.handle)!;
+    release(parts[1]);
+    return parts[0] ? adoptFence(parts[0]) : null;
+  }
+
+  /**
+   * The node to wait on for point `seqno` (dma_fence_chain_find_seqno): a
+   * chain node, or null once everything up to `seqno` has signalled. Seqno 0
+   * returns this node. Throws DmaBufError EINVAL for a point in the future.
+   */
+  findSeqno(seqno: bigint | number): Fence | null {
+    const h = binding.fenceChainFindSeqno(this.handle, toU64('seqno', seqno));
+    drain();
+    if (h < 0) throw new DmaBufError(h, `point ${seqno} is after this node (${this.seqno})`, 'dma_fence_chain_find_seqno');
+    return h === 0 ? null : adoptFence(h);
+  }
+
+  /**
+   * Visits this node and every unsignalled earlier one (dma_fence_chain_for_each);
+   * signalled links are collected on the way. Each yielded Fence is a new reference.
+   */
+  *walk(): IterableIterator<Fence> {
+    let cur: Fence = adoptFence(binding.fenceDup(this.handle));
+    for (;;) {
+      yield cur;
+      const next = binding.fenceChainWalk(cur.handle);
+      drain();
+      if (!next) return;
+      cur = adoptFence(next);
+    }
+  }
+}
+
+function release(h: Handle): void {
+  rawBinding.fencePutMany(Float64Array.of(h), 1);
+}
+
+/**
+ * The leaf fences of `f` (dma_fence_unwrap_for_each): the members of arrays
+ * inside the points of a chain, or `f` itself if it is a plain fence. Signalled
+ * points behind a chain's head are skipped. Each yielded Fence holds its own
+ * reference. The leaves are collected when unwrap() is called.
+ */
+export function unwrap(f: Fence): Iterable<Fence> {
+  const hs = binding.fenceUnwrap(checkFence('f', f).handle);
+  drain();
+  return (function* leaves() {
+    let i = 0;
+    try {
+      for (; i < hs.length; i++) yield adoptFence(hs[i]!);
+    } finally {
+      for (i++; i < hs.length; i++) release(hs[i]!); // stopped early
+    }
+  })();
+}
+
+/**
+ * dma_fence_unwrap_merge: one fence for all the pending leaves of `fences`.
+ * Signalled leaves are dropped, duplicates per context reduced to the latest.
+ * Returns the single pending leaf, a new FenceArray (new context, seqno 1), or
+ * when nothing is pending a new signalled stub carrying the latest timestamp;
+ * null only when called with no fences.
+ */
+export function merge(...fences: Fence[]): Fence | null {
+  const hs = fences.map((f, i) => checkFence(`fences[${i}]`, f).handle);
+  if (hs.length === 0) return null;
+  const h = binding.fenceMerge(hs);
+  drain();
+  if (!h) throw enomem('dma_fence_unwrap_merge');
+  return adoptFence(h);
+}
+
+/**
+ * dma_fence_dedup_array: the latest fence of each context, in ascending
+ * context order (each a new reference).
+ */
+export function dedup(fences: Fence[]): Fence[] {
+  if (!Array.isArray(fences)) throw invalidArgType('fences', 'an array of Fence', fences);
+  const hs = fences.map((f, i) => checkFence(`fences[${i}]`, f).handle);
+  return binding.fenceDedup(hs).map(adoptFence);
+}

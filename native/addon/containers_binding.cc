@@ -1,0 +1,194 @@
+// Fence container bindings (dma_fence_array, dma_fence_chain, dma_fence_unwrap):
+// flat functions over fence handles. The TypeScript layer validates every
+// argument (lib/containers.ts); these only convert and call the core.
+#include <cerrno>
+#include <cstdlib>
+#include <vector>
+
+#include "array.h"
+#include "bindings.h"
+#include "chain.h"
+#include "handles.h"
+#include "unwrap.h"
+
+namespace dmabuf::addon {
+namespace {
+
+Fence* FenceArg(const Napi::CallbackInfo& info, size_t i) {
+  Fence* f = FenceFromHandle(info[i]);
+  if (!f) throw BadHandle(info.Env(), "fence handle");
+  return f;
+}
+
+uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
+  bool ok = true;
+  uint64_t v = info[i].IsBigInt() ? BigIntU64(info[i], &ok) : 0;
+  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
+  return v;
+}
+
+// Reads handles[] (all checked before any reference is taken).
+std::vector<Fence*> FenceList(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsArray()) throw BadHandle(info.Env(), "fence handle array");
+  Napi::Array arr = info[i].As<Napi::Array>();
+  std::vector<Fence*> out(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    out[k] = FenceFromHandle(arr.Get(k));
+    if (!out[k]) throw BadHandle(info.Env(), "fence handle");
+  }
+  return out;
+}
+
+// Returns new references as handles.
+Napi::Array WrapAll(Napi::Env env, const std::vector<Fence*>& adopted) {
+  Napi::Array out = Napi::Array::New(env, adopted.size());
+  for (uint32_t k = 0; k < adopted.size(); ++k) out.Set(k, WrapFence(env, adopted[k]));
+  return out;
+}
+
+// fenceKind(h) -> 0 plain, 1 array, 2 chain
+Napi::Value FenceKind(const Napi::CallbackInfo& info) {
+  Fence* f = FenceArg(info, 0);
+  return Napi::Number::New(info.Env(), fence_is_array(f) ? 1 : fence_is_chain(f) ? 2 : 0);
+}
+
+// fenceGetError(h): 0 or a negative errno, never an array's pending sentinel.
+Napi::Value FenceGetError(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), fence_get_error(FenceArg(info, 0)));
+}
+
+// fenceArrayCreate(handles[], context: bigint, seqno: bigint) -> handle, or 0 on OOM
+Napi::Value FenceArrayCreate(const Napi::CallbackInfo& info) {
+  std::vector<Fence*> list = FenceList(info, 0);
+  const uint64_t ctx = U64Arg(info, 1);
+  const uint64_t seqno = U64Arg(info, 2);
+  auto** fences = static_cast<Fence**>(std::malloc(sizeof(Fence*) * (list.size() ? list.size() : 1)));
+  if (!fences) return Napi::Number::New(info.Env(), 0);
+  for (size_t k = 0; k < list.size(); ++k) fences[k] = fence_get(list[k]);
+  FenceArray* a = fence_array_create(static_cast<int>(list.size()), fences, ctx, seqno);
+  if (!a) {
+    for (size_t k = 0; k < list.size(); ++k) fence_put(fences[k]);
+    std::free(fences);
+    return Napi::Number::New(info.Env(), 0);
+  }
+  return WrapFence(info.Env(), &a->base);
+}
+
+// fenceArrayMembers(h) -> handles[] (new references), or null if not an array
+Napi::Value FenceArrayMembers(const Napi::CallbackInfo& info) {
+  FenceArray* a = to_fence_array(FenceArg(info, 0));
+  if (!a) return info.Env().Null();
+  std::vector<Fence*> out(a->num_fences);
+  for (unsigned k = 0; k < a->num_fences; ++k) out[k] = fence_get(a->fences[k]);
+  return WrapAll(info.Env(), out);
+}
+
+// fenceMatchContext(h, context: bigint)
+Napi::Value FenceMatchContext(const Napi::CallbackInfo& info) {
+  Fence* f = FenceArg(info, 0);
+  return Napi::Boolean::New(info.Env(), fence_match_context(f, U64Arg(info, 1)));
+}
+
+// fenceChainCreate(prev: handle | 0, fence: handle, seqno: bigint) -> handle, or 0 on OOM
+Napi::Value FenceChainCreate(const Napi::CallbackInfo& info) {
+  Fence* prev = info[0].IsNumber() && info[0].As<Napi::Number>().DoubleValue() == 0 ? nullptr
+                                                                                    : FenceArg(info, 0);
+  Fence* fence = FenceArg(info, 1);
+  const uint64_t seqno = U64Arg(info, 2);
+  FenceChain* c = fence_chain_alloc();
+  if (!c) return Napi::Number::New(info.Env(), 0);
+  fence_chain_init(c, fence_get(prev), fence_get(fence), seqno);
+  return WrapFence(info.Env(), &c->base);
+}
+
+// fenceChainParts(h) -> [prev handle | 0, contained handle] (new references), or null
+Napi::Value FenceChainParts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  FenceChain* c = to_fence_chain(FenceArg(info, 0));
+  if (!c) return env.Null();
+  Fence* prev;
+  {
+    rcu::ReadGuard rcu;  // prev may be unlinked (and put) concurrently by a walk
+    prev = fence_get_rcu_safe(&c->prev);
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, prev ? WrapFence(env, prev) : Napi::Number::New(env, 0));
+  out.Set(1u, WrapFence(env, fence_get(c->fence)));
+  return out;
+}
+
+// fenceChainWalk(h) -> handle of the previous unsignalled point (new reference), or 0
+Napi::Value FenceChainWalk(const Napi::CallbackInfo& info) {
+  Fence* next = fence_chain_walk(fence_get(FenceArg(info, 0)));
+  return next ? WrapFence(info.Env(), next) : Napi::Number::New(info.Env(), 0);
+}
+
+// fenceChainFindSeqno(h, seqno: bigint) -> handle (new reference), 0 (all
+// signalled), or a negative errno
+Napi::Value FenceChainFindSeqno(const Napi::CallbackInfo& info) {
+  Fence* f = FenceArg(info, 0);
+  const uint64_t seqno = U64Arg(info, 1);
+  Fence* cur = fence_get(f);
+  int r = fence_chain_find_seqno(&cur, seqno);
+  if (r < 0) {
+    fence_put(cur);
+    return Napi::Number::New(info.Env(), r);
+  }
+  return cur ? WrapFence(info.Env(), cur) : Napi::Number::New(info.Env(), 0);
+}
+
+// fenceUnwrap(h) -> handles[]: every leaf, each a new reference
+Napi::Value FenceUnwrapAll(const Napi::CallbackInfo& info) {
+  Fence* head = FenceArg(info, 0);
+  std::vector<Fence*> out;
+  FenceUnwrap cursor;
+  for (Fence* f = fence_unwrap_first(head, &cursor); f; f = fence_unwrap_next(&cursor)) {
+    out.push_back(fence_get(f));
+  }
+  return WrapAll(info.Env(), out);
+}
+
+// fenceMerge(handles[]) -> handle (new reference), or 0 on OOM
+Napi::Value FenceMerge(const Napi::CallbackInfo& info) {
+  std::vector<Fence*> list = FenceList(info, 0);
+  std::vector<FenceUnwrap> cursors(list.size());
+  Fence* r = fence_unwrap_merge_array(static_cast<unsigned>(list.size()), list.data(), cursors.data());
+  return r ? WrapFence(info.Env(), r) : Napi::Number::New(info.Env(), 0);
+}
+
+// fenceDedup(handles[]) -> handles[]: the latest per context, ascending context
+Napi::Value FenceDedup(const Napi::CallbackInfo& info) {
+  std::vector<Fence*> list = FenceList(info, 0);
+  for (Fence*& f : list) f = fence_get(f);
+  int n = fence_dedup_array(list.data(), static_cast<int>(list.size()));
+  list.resize(static_cast<size_t>(n));
+  return WrapAll(info.Env(), list);
+}
+
+// fenceDup(h) -> a new reference to the same fence
+Napi::Value FenceDup(const Napi::CallbackInfo& info) {
+  return WrapFence(info.Env(), fence_get(FenceArg(info, 0)));
+}
+
+}  // namespace
+
+void RegisterContainers(Napi::Env env, Napi::Object exports) {
+  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+      {"fenceKind", FenceKind},
+      {"fenceGetError", FenceGetError},
+      {"fenceArrayCreate", FenceArrayCreate},
+      {"fenceArrayMembers", FenceArrayMembers},
+      {"fenceMatchContext", FenceMatchContext},
+      {"fenceChainCreate", FenceChainCreate},
+      {"fenceChainParts", FenceChainParts},
+      {"fenceChainWalk", FenceChainWalk},
+      {"fenceChainFindSeqno", FenceChainFindSeqno},
+      {"fenceUnwrap", FenceUnwrapAll},
+      {"fenceMerge", FenceMerge},
+      {"fenceDedup", FenceDedup},
+      {"fenceDup", FenceDup},
+  };
+  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+}
+
+}  // namespace dmabuf::addon

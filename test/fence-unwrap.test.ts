@@ -1,0 +1,217 @@
+// dma-buf-fence-unwrap (st-dma-fence-unwrap.c, 10 cases + dedup_empty) against
+// the public API, plus FenceArray's error sentinel and merge's signalled result.
+import { describe, expect, it } from 'vitest';
+import { Fence, FenceArray, FenceChain, dedup, merge, unwrap } from '../lib';
+
+// __mock_fence(ctx, seqno) / mock_fence(): a new context, seqno 1.
+function mockFence(context?: bigint, seqno = 1): Fence {
+  const f = new Fence({ context: context ?? Fence.allocContext(), seqno });
+  f.enableSignaling();
+  return f;
+}
+const mockArray = (...fs: Fence[]): FenceArray => new FenceArray(fs);
+const mockChain = (prev: Fence | null, f: Fence): FenceChain => new FenceChain(prev, f, 1);
+
+// The leaves of `head` must be exactly `want`, in order.
+function expectLeaves(head: Fence, want: Fence[]): void {
+  const got = [...unwrap(head)];
+  expect(got.length).toBe(want.length);
+  got.forEach((g, i) => expect(g.is(want[i]!)).toBe(true));
+  for (const g of got) g.dispose();
+}
+
+describe('dma-buf-fence-unwrap', () => {
+  it('sanitycheck', () => {
+    const f = mockFence();
+    const a = mockArray(f);
+    const c = mockChain(null, a);
+    expect(c.isSignaled()).toBe(false);
+    for (const x of [f, a, c]) x.dispose();
+  });
+
+  it('unwrap_array', () => {
+    const [f1, f2] = [mockFence(), mockFence()];
+    const a = mockArray(f1, f2);
+    expectLeaves(a, [f1, f2]);
+    for (const x of [f1, f2, a]) x.dispose();
+  });
+
+  it('unwrap_chain', () => {
+    const [f1, f2] = [mockFence(), mockFence()];
+    const c = mockChain(f1, f2);
+    expectLeaves(c, [f2, f1]);
+    for (const x of [f1, f2, c]) x.dispose();
+  });
+
+  it('unwrap_chain_array', () => {
+    const [f1, f2] = [mockFence(), mockFence()];
+    const c = mockChain(null, mockArray(f1, f2));
+    expectLeaves(c, [f1, f2]);
+    for (const x of [f1, f2, c]) x.dispose();
+  });
+
+  it('unwrap_merge', () => {
+    const [f1, f2] = [mockFence(), mockFence()];
+    const m = merge(f1, f2)!;
+    expect(FenceArray.is(m)).toBe(true);
+    expectLeaves(m, [f1, f2]);
+    for (const x of [f1, f2, m]) x.dispose();
+  });
+
+  it('unwrap_merge_duplicate', () => {
+    const f1 = mockFence();
+    const m = merge(f1, f1)!;
+    expect(m.is(f1)).toBe(true); // merging a fence with itself returns it
+    expectLeaves(m, [f1]);
+    f1.dispose();
+    m.dispose();
+  });
+
+  it('unwrap_merge_seqno', () => {
+    const ctxA = Fence.allocContext();
+    const ctxB = Fence.allocContext();
+    const f1 = mockFence(ctxB, 1);
+    const f2 = mockFence(ctxB, 2);
+    const f3 = mockFence(ctxA, 1);
+    const m = merge(f1, f2, f3)!;
+    expectLeaves(m, [f3, f2]);
+    for (const x of [f1, f2, f3, m]) x.dispose();
+  });
+
+  it('unwrap_merge_order', () => {
+    const [f1, f2] = [mockFence(), mockFence()];
+    const a1 = mockArray(f1, f2);
+    const c2 = new FenceChain(mockChain(null, f1), f2, 2);
+    expectLeaves(c2, [f2, f1]);
+    const a2 = merge(a1, c2)!;
+    expectLeaves(a2, [f1, f2]);
+    for (const x of [f1, f2, a1, c2, a2]) x.dispose();
+  });
+
+  it('unwrap_merge_complex', () => {
+    const [f1, f2] = [mockFence(), mockFence()];
+    const f3 = merge(f1, f2)!;
+    const f4 = mockArray(f2, f1);
+    const stub = Fence.stub();
+    const f5 = merge(f3, f4, stub)!;
+    expectLeaves(f5, [f1, f2]);
+    for (const x of [f1, f2, f3, f4, f5, stub]) x.dispose();
+  });
+
+  it('unwrap_merge_complex_seqno', () => {
+    const ctx0 = Fence.allocContext();
+    const ctx1 = Fence.allocContext();
+    const f1 = mockFence(ctx0, 2);
+    const f2 = mockFence(ctx1, 1);
+    const f3 = mockFence(ctx0, 1);
+    const f4 = mockFence(ctx1, 2);
+    const m = merge(mockArray(f1, f2), mockArray(f3, f4))!;
+    expectLeaves(m, [f1, f4]);
+    for (const x of [f1, f2, f3, f4, m]) x.dispose();
+  });
+
+  it('dedup_empty', () => {
+    expect(dedup([])).toEqual([]);
+  });
+});
+
+describe('merge / unwrap / dedup extras', () => {
+  it('merge of signalled fences is a new signalled stub with the latest timestamp', () => {
+    const a = new Fence();
+    const b = new Fence();
+    a.signal(1000n);
+    b.signal(5000n);
+    const m = merge(a, b)!;
+    expect(m.signaled).toBe(true);
+    expect(m.is(a) || m.is(b)).toBe(false);
+    expect(m.timestamp).toBe(5000n);
+    expect(merge()).toBeNull();
+    for (const x of [a, b, m]) x.dispose();
+  });
+
+  it('merge returns the single pending leaf', () => {
+    const a = new Fence();
+    const b = new Fence();
+    b.signal();
+    const m = merge(a, b)!;
+    expect(m.is(a)).toBe(true);
+    expect(m.constructor).toBe(Fence);
+    for (const x of [a, b, m]) x.dispose();
+  });
+
+  it('dedup keeps the latest per context, ascending', () => {
+    const c0 = Fence.allocContext();
+    const c1 = Fence.allocContext();
+    const fs = [mockFence(c1, 1), mockFence(c0, 3), mockFence(c1, 7), mockFence(c0, 2)];
+    const d = dedup(fs);
+    expect(d.map((f) => [f.context, f.seqno])).toEqual([
+      [c0, 3n],
+      [c1, 7n],
+    ]);
+    for (const x of [...fs, ...d]) x.dispose();
+  });
+
+  it('unwrap stopped early releases the rest; each leaf is its own reference', () => {
+    const [f1, f2, f3] = [mockFence(), mockFence(), mockFence()];
+    const a = mockArray(f1, f2, f3);
+    const before = [f1, f2, f3].map((f) => (f as unknown as { handle: number }).handle);
+    void before;
+    for (const leaf of unwrap(a)) {
+      leaf.dispose();
+      break;
+    }
+    const leaves = [...unwrap(a)];
+    leaves[0]!.dispose();
+    expect(leaves[1]!.is(f2)).toBe(true); // still valid after another leaf's dispose
+    for (const x of [...leaves, f1, f2, f3, a]) x.dispose();
+  });
+});
+
+describe('FenceArray', () => {
+  it('hides the pending-error sentinel: error and status never show 1 while pending', () => {
+    const [f1, f2] = [new Fence(), new Fence()];
+    const a = new FenceArray([f1, f2]);
+    expect(a.error).toBe(0);
+    expect(a.status).toBe(0);
+    a.enableSignaling();
+    expect(a.error).toBe(0);
+    expect(a.status).toBe(0);
+    f1.setError('EIO');
+    f1.signal();
+    expect(a.error).toBe(-5); // first member error wins while pending
+    expect(a.status).toBe(0);
+    f2.setError('ENODEV');
+    f2.signal();
+    expect(a.signaled).toBe(true);
+    expect(a.error).toBe(-5);
+    expect(a.status).toBe(-5);
+    for (const x of [f1, f2, a]) x.dispose();
+  });
+
+  it('signals with status 1 when no member failed', async () => {
+    const [f1, f2] = [new Fence(), new Fence()];
+    const a = new FenceArray([f1, f2], { context: 42n, seqno: 7 });
+    expect([a.context, a.seqno]).toEqual([42n, 7n]);
+    expect(a.driverName).toBe('dma_fence_array');
+    const w = a.wait({ timeout: 5000 });
+    f2.signal();
+    f1.signal();
+    expect(await w).toBe(true);
+    expect([a.status, a.error]).toEqual([1, 0]);
+    for (const x of [f1, f2, a]) x.dispose();
+  });
+
+  it('members, length, matchContext, is()', () => {
+    const ctx = Fence.allocContext();
+    const [f1, f2] = [new Fence({ context: ctx, seqno: 1 }), new Fence({ context: ctx, seqno: 2 })];
+    const a = new FenceArray([f1, f2]);
+    expect(FenceArray.is(a)).toBe(true);
+    expect(FenceArray.is(f1)).toBe(false);
+    expect(a.length).toBe(2);
+    const ms = a.fences;
+    expect(ms[0]!.is(f1) && ms[1]!.is(f2)).toBe(true);
+    expect(a.matchContext(ctx)).toBe(true);
+    expect(a.matchContext(ctx + 1n)).toBe(false);
+    for (const x of [f1, f2, a, ...ms]) x.dispose();
+  });
+});
