@@ -102,6 +102,11 @@ export class FenceArray extends Fence {
     return h;
   }
 
+  /** Adopts a handle of a fence array exported by exportHandle() (once); EINVAL if it is not an array. */
+  static override importHandle(h: bigint): FenceArray {
+    return importAs(h, KIND_ARRAY, 'a fence array') as FenceArray;
+  }
+
   /** Whether `f` is a fence array (dma_fence_is_array). */
   static is(f: Fence): boolean {
     return kind(checkFence('f', f)) === KIND_ARRAY;
@@ -153,6 +158,11 @@ export class FenceChain extends Fence {
     return h;
   }
 
+  /** Adopts a handle of a chain node exported by exportHandle() (once); EINVAL if it is not a chain node. */
+  static override importHandle(h: bigint): FenceChain {
+    return importAs(h, KIND_CHAIN, 'a chain node') as FenceChain;
+  }
+
   /** Whether `f` is a chain node (dma_fence_is_chain). */
   static is(f: Fence): boolean {
     return kind(checkFence('f', f)) === KIND_CHAIN;
@@ -197,6 +207,17 @@ export class FenceChain extends Fence {
       if (!next) return;
       cur = adoptFence(next);
     }
+  }
+}
+
+// Fence.importHandle() makes a plain Fence: re-wrap its reference in the subclass.
+function importAs(h: bigint, want: number, what: string): Fence {
+  const g = Fence.importHandle(h);
+  try {
+    if (kind(g) !== want) throw new DmaBufError('EINVAL', `the imported fence is not ${what}`);
+    return adoptFence(binding.fenceDup(g.handle));
+  } finally {
+    g.dispose();
   }
 }
 
