@@ -215,3 +215,34 @@ describe('FenceArray', () => {
     for (const x of [f1, f2, a, ...ms]) x.dispose();
   });
 });
+
+describe('references', () => {
+  it('unwrap, merge, members, chains and Resv snapshots leave no reference behind', async () => {
+    const { binding } = await import('../lib/binding');
+    const { flushPuts } = await import('../lib/handles');
+    const { Resv } = await import('../lib');
+    const [f1, f2] = [new Fence({ context: Fence.allocContext() }), new Fence({ context: Fence.allocContext() })];
+    const refs = (): number[] => [f1, f2].map((f) => binding.fenceRefcount(f.handle));
+    const base = refs();
+    {
+      const a = new FenceArray([f1, f2]);
+      const c1 = new FenceChain(null, f1, 1);
+      const c = new FenceChain(c1, a, 2);
+      const m = merge(a, c)!;
+      const out = [...unwrap(c), ...unwrap(m), ...a.fences, c.fence, c.prev!, ...c.walk()];
+      const r = new Resv();
+      r.lock();
+      r.reserveFences(2);
+      r.addFence(f1, 'read');
+      r.addFence(f2, 'write');
+      out.push(...r.fences('bookkeep'), ...r.getFences('read'), r.getSingleton('read')!);
+      r.unlock();
+      for (const x of [a, c1, c, m, ...out, r]) x.dispose();
+    }
+    flushPuts();
+    binding.rcuBarrier();
+    expect(refs()).toEqual(base);
+    f1.dispose();
+    f2.dispose();
+  });
+});

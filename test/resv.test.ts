@@ -217,12 +217,17 @@ describe('Resv', () => {
     const { Worker } = await import('node:worker_threads');
     const lib = require.resolve('../dist/index.js');
     const [a, b] = [new Resv(), new Resv()];
-    const rounds = 300;
+    const rounds = 200;
+    const gate = new SharedArrayBuffer(8);
     const spawn = (first: Resv, second: Resv): Worker =>
       new Worker(
         `const { workerData, parentPort } = require('node:worker_threads');
          const { Resv, AcquireContext, Fence, isDmaBufError } = require(workerData.lib);
          const objs = [Resv.importHandle(workerData.first), Resv.importHandle(workerData.second)];
+         const gate = new Int32Array(workerData.gate);
+         Atomics.add(gate, 0, 1);
+         while (Atomics.load(gate, 0) < workerData.count) Atomics.wait(gate, 1, 0, 1); // start together
+         const nap = new Int32Array(new SharedArrayBuffer(4));
          let backoffs = 0;
          for (let n = 0; n < workerData.rounds; n++) {
            const ctx = new AcquireContext();
@@ -233,7 +238,7 @@ describe('Resv', () => {
              let retry = false;
              for (const r of objs) {
                if (r === contended) continue;
-               try { r.lock(ctx); held.push(r); }
+               try { r.lock(ctx); held.push(r); Atomics.wait(nap, 0, 0, 0.05); }
                catch (e) {
                  if (!isDmaBufError(e, 'EDEADLK')) throw e;
                  for (const h of held) h.unlock();
@@ -251,7 +256,10 @@ describe('Resv', () => {
          }
          for (const r of objs) r.dispose();
          parentPort.postMessage({ backoffs });`,
-        { eval: true, workerData: { lib, rounds, first: first.exportHandle(), second: second.exportHandle() } },
+        {
+          eval: true,
+          workerData: { lib, rounds, gate, count: 4, first: first.exportHandle(), second: second.exportHandle() },
+        },
       );
     const workers = [spawn(a, b), spawn(b, a), spawn(a, b), spawn(b, a)];
     const results = await Promise.all(
@@ -261,7 +269,8 @@ describe('Resv', () => {
       })),
     );
     expect(results.length).toBe(4);
-    for (const r of results) expect(r.backoffs).toBeGreaterThanOrEqual(0);
+    // wait-die made the younger contexts back off (and every worker still finished)
+    expect(results.reduce((n, r) => n + r.backoffs, 0)).toBeGreaterThan(0);
     await Promise.all(workers.map((w) => w.terminate()));
     expect(a.locked || b.locked).toBe(false);
     a.dispose();
