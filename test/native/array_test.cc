@@ -13,7 +13,7 @@
 #include "chain.h"
 #include "fence.h"
 #include "irq_work.h"
-#include "warn.h"
+#include "warn_counter.h"
 
 using namespace dmabuf;
 
@@ -49,14 +49,6 @@ struct Flag {
   std::atomic<int> runs{0};
 };
 void flag_cb(Fence*, FenceCallback* cb) { container_of(cb, &Flag::cb)->runs.fetch_add(1); }
-
-struct WarnCounter {
-  static void handler(const char*, void* data) { static_cast<WarnCounter*>(data)->n++; }
-  int n = 0;
-  WarnHandler prev;
-  WarnCounter() { prev = set_warn_handler(handler, this); }
-  ~WarnCounter() { set_warn_handler(prev, nullptr); }
-};
 
 }  // namespace
 
@@ -301,12 +293,12 @@ TEST(FenceArray, InvalidCreateAndContainerMembersWarn) {
   EXPECT_EQ(fence_array_create(-1, nullptr, 1, 1), nullptr);
   EXPECT_EQ(fence_array_create(2, nullptr, 1, 1), nullptr);
   EXPECT_EQ(fence_array_alloc(-5), nullptr);
-  EXPECT_EQ(w.n, 2);
+  EXPECT_EQ(w.count(), 2);
 
   // An empty array warns; polling says pending, enabled it says done (kernel).
   FenceArray* empty = fence_array_create(0, static_cast<Fence**>(std::malloc(1)), 1, 1);
   ASSERT_NE(empty, nullptr);
-  EXPECT_EQ(w.n, 3);
+  EXPECT_EQ(w.count(), 3);
   EXPECT_FALSE(fence_is_signaled(&empty->base));
   fence_enable_sw_signaling(&empty->base);
   EXPECT_TRUE(fence_is_signaled(&empty->base));
@@ -319,7 +311,7 @@ TEST(FenceArray, InvalidCreateAndContainerMembersWarn) {
   auto** outer_members = static_cast<Fence**>(std::malloc(sizeof(Fence*)));
   outer_members[0] = &inner->base;
   FenceArray* outer = fence_array_create(1, outer_members, 1, 1);
-  EXPECT_EQ(w.n, 4);
+  EXPECT_EQ(w.count(), 4);
   fence_signal(m[0]);
   fence_put(&outer->base);
   fence_put(m[0]);

@@ -17,7 +17,7 @@
 #include "chain.h"
 #include "fence.h"
 #include "resv.h"
-#include "warn.h"
+#include "warn_counter.h"
 
 using namespace dmabuf;
 
@@ -39,14 +39,6 @@ Fence* fence_on(uint64_t context, uint64_t seqno) {
   fence_init(f, &kSelftestOps, nullptr, context, seqno);
   return f;
 }
-
-struct WarnCounter {
-  static void handler(const char*, void* data) { static_cast<WarnCounter*>(data)->n++; }
-  int n = 0;
-  WarnHandler prev;
-  WarnCounter() { prev = set_warn_handler(handler, this); }
-  ~WarnCounter() { set_warn_handler(prev, nullptr); }
-};
 
 // Locked walk with every usage, as (fence, usage) pairs.
 std::vector<std::pair<Fence*, ResvUsage>> locked_entries(Resv* obj) {
@@ -308,7 +300,7 @@ TEST(Resv, ReserveGrowsDropsSignalledAndFails) {
   resv_init(&resv);
   ASSERT_EQ(resv_lock(&resv, nullptr), 0);
   EXPECT_EQ(resv_reserve_fences(&resv, 0), -EINVAL);
-  EXPECT_EQ(w.n, 1);
+  EXPECT_EQ(w.count(), 1);
   EXPECT_EQ(resv_reserve_fences(&resv, 1), 0);
   ResvList* first = resv.fences.load();
   ASSERT_NE(first, nullptr);
@@ -340,26 +332,26 @@ TEST(Resv, ReserveGrowsDropsSignalledAndFails) {
   Resv other;
   resv_init(&other);
   resv_lock(&other, nullptr);
-  w.n = 0;
+  w.reset();
   Fence* f = fence_on(fence_context_alloc(1), 1);
   resv_add_fence(&other, f, RESV_USAGE_WRITE);
-  EXPECT_EQ(w.n, 1);
+  EXPECT_EQ(w.count(), 1);
   EXPECT_EQ(locked_entries(&other).size(), 1u);
   // Locked helpers without the lock warn (lockdep would).
   resv_unlock(&other);
   resv_add_fence(&other, f, RESV_USAGE_WRITE);
-  EXPECT_GE(w.n, 2);
+  EXPECT_GE(w.count(), 2);
   // Containers warn.
   resv_lock(&other, nullptr);
   resv_reserve_fences(&other, 1);
   auto** members = static_cast<Fence**>(std::malloc(sizeof(Fence*)));
   members[0] = fence_get(f);
   FenceArray* array = fence_array_create(1, members, fence_context_alloc(1), 1);
-  const int before = w.n;
+  const int before = w.count();
   resv_add_fence(&other, &array->base, RESV_USAGE_READ);
-  EXPECT_EQ(w.n, before + 1);
+  EXPECT_EQ(w.count(), before + 1);
   resv_replace_fences(&other, 1, nullptr, RESV_USAGE_READ);
-  EXPECT_EQ(w.n, before + 2);
+  EXPECT_EQ(w.count(), before + 2);
   resv_unlock(&other);
   fence_signal(f);
   resv_fini(&other);
@@ -503,7 +495,11 @@ TEST(Resv, CopySingletonWaitDeadlineDescribe) {
   EXPECT_EQ(resv_wait_timeout(&src, RESV_USAGE_READ, false, 1'000'000), 0);
   EXPECT_EQ(resv_wait_timeout(&src, RESV_USAGE_KERNEL, false, 0), 1);
   EXPECT_EQ(resv_wait_timeout(&src, RESV_USAGE_KERNEL, false, 5000), 5000);
-  EXPECT_EQ(resv_wait_timeout(&src, RESV_USAGE_KERNEL, false, -1), -EINVAL);
+  {
+    WarnCounter w;
+    EXPECT_EQ(resv_wait_timeout(&src, RESV_USAGE_KERNEL, false, -1), -EINVAL);
+    EXPECT_EQ(w.count(), 1);
+  }
   std::thread signaller([&] {
     fence_signal(b);
     fence_signal(a);

@@ -22,6 +22,7 @@
 #include "monotonic.h"
 #include "sw_sync.h"
 #include "sync_file.h"
+#include "warn_counter.h"
 
 using namespace dmabuf;
 
@@ -612,7 +613,11 @@ TEST(SyncFile, MergeOfSignalledIsStubAndGetFence) {
   EXPECT_EQ(f, m->fence);
   fence_put(f);
   EXPECT_EQ(sync_file_get_fence(nullptr), nullptr);
-  EXPECT_EQ(sync_file_create(nullptr), nullptr);
+  {
+    WarnCounter w;
+    EXPECT_EQ(sync_file_create(nullptr), nullptr);
+    EXPECT_EQ(w.count(), 1);
+  }
   for (SyncFile* x : {m, a, b}) sync_file_put(x);
   sw_sync_debugfs_release(tl);
 }

@@ -14,7 +14,7 @@
 
 #include "fence.h"
 #include "resv.h"
-#include "warn.h"
+#include "warn_counter.h"
 #include "ww_mutex.h"
 
 using namespace dmabuf;
@@ -62,31 +62,26 @@ TEST(WwMutex, PlainLockTrylockAndAlready) {
 }
 
 TEST(WwMutex, MisuseWarns) {
-  struct Counter {
-    static void h(const char*, void* d) { ++*static_cast<int*>(d); }
-  };
-  int n = 0;
-  WarnHandler prev = set_warn_handler(Counter::h, &n);
+  WarnCounter w;
   WwMutex m;
   ww_mutex_init(&m, &reservation_ww_class);
   ww_mutex_unlock(&m);  // not locked
-  EXPECT_EQ(n, 1);
+  EXPECT_EQ(w.count(), 1);
   WwAcquireCtx ctx;
   ww_acquire_init(&ctx, &g_wound_wait_class);
   EXPECT_EQ(ww_mutex_lock(&m, &ctx), 0);  // class mismatch
-  EXPECT_EQ(n, 2);
+  EXPECT_EQ(w.count(), 2);
   ww_mutex_destroy(&m);  // still locked
-  EXPECT_EQ(n, 3);
+  EXPECT_EQ(w.count(), 3);
   ww_acquire_fini(&ctx);  // still holding
-  EXPECT_EQ(n, 4);
+  EXPECT_EQ(w.count(), 4);
   ww_mutex_unlock(&m);
   ww_acquire_done(&ctx);
   WwMutex m2;
   ww_mutex_init(&m2, &g_wound_wait_class);
   EXPECT_EQ(ww_mutex_lock(&m2, &ctx), 0);  // after acquire_done
-  EXPECT_EQ(n, 5);
+  EXPECT_EQ(w.count(), 5);
   ww_mutex_unlock(&m2);
-  set_warn_handler(prev, nullptr);
 }
 
 TEST(WwMutex, WaitDieYoungerDiesOlderWaits) {
