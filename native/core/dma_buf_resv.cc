@@ -1,5 +1,6 @@
 #include "dma_buf_resv.h"
 
+#include <cerrno>
 #include <thread>
 
 #include "dma_buf.h"
@@ -29,5 +30,15 @@ void dma_buf_resv_assert_held(DmaBuf* buf) {
 int dma_buf_resv_wait_cpu(DmaBuf*, bool) { return 0; }
 
 void dma_buf_resv_describe(DmaBuf*, std::string*) {}
+
+int dma_buf_export_sync_file_fd(DmaBuf*, uint32_t flags, int*) {
+  if ((flags & ~3u) || !(flags & 3u)) return -EINVAL;
+  return -EOPNOTSUPP;  // until the reservation object lands
+}
+
+int dma_buf_import_sync_file_fd(DmaBuf*, uint32_t flags, int) {
+  if ((flags & ~3u) || !(flags & 3u)) return -EINVAL;
+  return -EOPNOTSUPP;
+}
 
 }  // namespace dmabuf
