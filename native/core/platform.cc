@@ -114,6 +114,7 @@ bool Platform::cc_shared_heap_enabled() const {
 }
 
 Platform::~Platform() {
+  if (!pages) return;  // platform_create failed early
   PageAllocStats s = pages->stats();
   if (s.free_pages + s.leaked_pages != s.total_pages)
     warn("platform destroyed with %llu pages still allocated",
