@@ -20,8 +20,8 @@ int convert(Platform* p, uint64_t addr, int numpages, bool decrypt) {
   const PageState from = decrypt ? PageState::kPrivate : PageState::kShared;
   const PageState to = decrypt ? PageState::kShared : PageState::kPrivate;
   // Refuse up front a conversion from the wrong state, before the hook sees it.
-  if (!p->pages->block_is(pfn, numpages, from)) {
-    p->pages->report_violation(decrypt ? "set_memory_decrypted on memory that is not private"
+  if (!p->pages->can_transition(pfn, numpages, from)) {
+    p->pages->report_violation(decrypt ? "set_memory_decrypted on memory that is not allocated and private"
                                        : "set_memory_encrypted on memory that is not shared",
                                pfn, numpages);
     return failed(-EINVAL);

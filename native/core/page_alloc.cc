@@ -136,6 +136,14 @@ int PageAllocator::transition(uint64_t pfn, uint64_t npages, PageState from, Pag
   return 0;
 }
 
+bool PageAllocator::can_transition(uint64_t pfn, uint64_t npages, PageState from) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = overlap(pfn, npages);
+  if (from == PageState::kPrivate) return it == extents_.end() && allocated_locked(pfn, npages);
+  return it != extents_.end() && it->first == pfn && it->second.npages == npages &&
+         it->second.state == from;
+}
+
 bool PageAllocator::block_is(uint64_t pfn, uint64_t npages, PageState s) const {
   std::lock_guard<std::mutex> g(mu_);
   auto it = overlap(pfn, npages);

@@ -56,6 +56,8 @@ class PageAllocator {
   // -EINVAL (and a violation) when the block is not wholly in `from` (for
   // private: allocated from this allocator and not yet converted).
   int transition(uint64_t pfn, uint64_t npages, PageState from, PageState to);
+  // Whether transition(pfn, npages, from, ...) would be accepted.
+  bool can_transition(uint64_t pfn, uint64_t npages, PageState from) const;
   // Whether every page of the block is in state `s`.
   bool block_is(uint64_t pfn, uint64_t npages, PageState s) const;
   // The state of one page.
