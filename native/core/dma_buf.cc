@@ -37,14 +37,22 @@ std::unordered_map<int, DmaBuf*>& fd_table() {
   return *table;
 }
 
-int dup_with_mode(int file_fd, uint32_t accmode, bool cloexec) {
-  if (accmode == O_RDWR) return fcntl(file_fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
-  // A new open file description with the buffer's access mode, so that the
-  // fd enforces it in child processes too (mmap of an O_RDONLY dma-buf with
-  // PROT_WRITE|MAP_SHARED fails there as it does here).
+// The memfd as the user's fd: itself when O_RDWR (the memfd is created
+// close-on-exec), otherwise a new open file description with the buffer's
+// access mode, so the fd enforces it in child processes too (mmap of an
+// O_RDONLY dma-buf with PROT_WRITE|MAP_SHARED fails there as it does here).
+// Returns the fd, or -errno with file_fd untouched.
+int install_fd(int file_fd, uint32_t accmode, bool cloexec) {
+  if (accmode == O_RDWR) {
+    if (!cloexec && fcntl(file_fd, F_SETFD, 0) < 0) return -errno;
+    return file_fd;
+  }
   char path[64];
   snprintf(path, sizeof path, "/proc/self/fd/%d", file_fd);
-  return open(path, static_cast<int>(accmode) | (cloexec ? O_CLOEXEC : 0));
+  int fd = open(path, static_cast<int>(accmode) | (cloexec ? O_CLOEXEC : 0));
+  if (fd < 0) return -errno;
+  close(file_fd);
+  return fd;
 }
 
 }  // namespace
@@ -94,9 +102,10 @@ int dma_buf_export(const ExportInfo& info, DmaBuf** out) {
 int dma_buf_fd(DmaBuf* buf, uint32_t fd_flags) {
   if (!buf) return -EINVAL;
   if (int err = buf->platform->fault(FaultSite::kDmaBufFd).check(-EMFILE)) return err;
-  if (buf->user_fd.load(std::memory_order_relaxed) >= 0) return -EINVAL;
-  int fd = dup_with_mode(buf->file_fd, buf->f_flags, fd_flags & O_CLOEXEC);
-  if (fd < 0) return -errno;
+  if (buf->file_fd < 0) return -EINVAL;  // installed already
+  int fd = install_fd(buf->file_fd, buf->f_flags, fd_flags & O_CLOEXEC);
+  if (fd < 0) return fd;
+  buf->file_fd = -1;
   {
     std::lock_guard<std::mutex> g(g_fd_mu);
     fd_table()[fd] = buf;
@@ -129,20 +138,25 @@ void dma_buf_release(DmaBuf* buf) {
   }
   buf->ops->release(buf);
   dma_buf_resv_fini(buf);
-  close(buf->file_fd);
+  if (buf->file_fd >= 0) close(buf->file_fd);  // never installed
   buf->file_fd = -1;
   dma_buf_obj_put(buf);
 }
 
 int dma_buf_close(DmaBuf* buf) {
   if (!buf) return -EBADF;
-  const int fd = buf->user_fd.exchange(-1, std::memory_order_acq_rel);
-  if (fd < 0) return -EBADF;
+  int fd;
   {
-    std::lock_guard<std::mutex> g(g_fd_mu);
-    fd_table().erase(fd);
+    // Under map_lock so no mmap or fdinfo is using the number as it goes.
+    std::lock_guard<std::mutex> g(buf->map_lock);
+    fd = buf->user_fd.exchange(-1, std::memory_order_acq_rel);
+    if (fd < 0) return -EBADF;
+    {
+      std::lock_guard<std::mutex> t(g_fd_mu);
+      fd_table().erase(fd);
+    }
+    close(fd);
   }
-  close(fd);
   dma_buf_invalidate_mappings(buf);
   dma_buf_put(buf);
   return 0;

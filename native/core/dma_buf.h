@@ -94,7 +94,11 @@ struct DmaBuf {
   std::atomic<long> file_count{1};
   std::atomic<long> obj_refs{1};
 
-  int file_fd = -1;              // the exporter's file: O_RDWR memfd, lives until release
+  // The memfd between dma_buf_export and dma_buf_fd; dma_buf_fd turns it into
+  // user_fd (reopened with the buffer's access mode if that is not O_RDWR).
+  // One fd per buffer: after close nothing needs the CPU view (mappings are
+  // invalidated), and devices see pages, not the memfd.
+  int file_fd = -1;
   std::atomic<int> user_fd{-1};  // the fd handed out by dma_buf_fd, -1 once closed
 
   std::mutex name_lock;
@@ -108,7 +112,9 @@ struct DmaBuf {
   std::atomic<std::thread::id> resv_owner{};
   std::vector<Attachment*> attachments;  // newest first, as list_add keeps them
 
-  std::mutex map_lock;             // guards `mappings` and each Mapping's validity
+  // Guards `mappings`, each Mapping's validity, and the user fd against being
+  // closed (and its number reused) while mmap or fdinfo use it.
+  std::mutex map_lock;
   std::vector<Mapping*> mappings;  // live CPU mappings
 
   ListHead node;  // on platform->bufs
@@ -134,7 +140,7 @@ struct ExportInfo {
 // "dma_buf_export" fault point fires).
 int dma_buf_export(const ExportInfo& info, DmaBuf** out);
 
-// dma_buf_fd: creates the user's fd (a dup of the memfd, or a reopen with the
+// dma_buf_fd: installs the user's fd (the memfd itself, or a reopen with the
 // buffer's access mode) and hands it the caller's reference. Returns the fd or
 // a negative errno; on failure the caller still owns its reference.
 int dma_buf_fd(DmaBuf* buf, uint32_t fd_flags);

@@ -38,14 +38,17 @@ void appendf(std::string* out, const char* fmt, ...) {
 
 int dma_buf_fdinfo(DmaBuf* buf, std::string* out) {
   if (!buf || !out) return -EINVAL;
-  const int fd = buf->user_fd.load(std::memory_order_acquire);
-  if (fd < 0) return -EBADF;
   // seq_show() in fs/proc/fd.c: f_flags plus O_CLOEXEC from the fd table
   // (read live, so fcntl(F_SETFD) shows), then the file's pos, mount, inode.
   // dma_buf_llseek never moves f_pos, so pos is always 0.
   uint32_t flags = buf->f_flags;
-  const int fdflags = fcntl(fd, F_GETFD);
-  if (fdflags >= 0 && (fdflags & FD_CLOEXEC)) flags |= O_CLOEXEC;
+  {
+    std::lock_guard<std::mutex> g(buf->map_lock);  // the fd stays ours meanwhile
+    const int fd = buf->user_fd.load(std::memory_order_acquire);
+    if (fd < 0) return -EBADF;
+    const int fdflags = fcntl(fd, F_GETFD);
+    if (fdflags >= 0 && (fdflags & FD_CLOEXEC)) flags |= O_CLOEXEC;
+  }
   out->clear();
   appendf(out, "pos:\t0\nflags:\t0%o\nmnt_id:\t%d\nino:\t%" PRIu64 "\n", flags,
           buf->platform->config.dmabuf_mnt_id, buf->ino);

@@ -38,7 +38,7 @@ int dma_buf_mmap(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags
     return -EINVAL;
   // Generic mmap checks on the file (do_mmap): read access is always needed,
   // write access for writable shared mappings.
-  if (buf->user_fd.load(std::memory_order_acquire) < 0) return -EBADF;
+  if (buf->user_fd.load(std::memory_order_acquire) < 0) return -EBADF;  // re-checked below
   if (!(buf->f_mode & 0x1)) return -EACCES;
   if (type == MAP_SHARED && (prot & PROT_WRITE) && !(buf->f_mode & 0x2)) return -EACCES;
   // dma_buf_mmap_internal.
@@ -50,7 +50,10 @@ int dma_buf_mmap(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags
   if (int err = buf->ops->mmap(buf, req)) return err;
 
   const size_t maplen = static_cast<size_t>(pages * ps);
-  void* addr = mmap(nullptr, maplen, prot, type, buf->file_fd, static_cast<off_t>(offset));
+  std::unique_lock<std::mutex> g(buf->map_lock);
+  const int fd = buf->user_fd.load(std::memory_order_acquire);
+  if (fd < 0) return -EBADF;
+  void* addr = mmap(nullptr, maplen, prot, type, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return -errno;
 
   auto* m = new Mapping();
@@ -63,10 +66,7 @@ int dma_buf_mmap(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags
   m->valid = true;
   dma_buf_obj_get(buf);
   dma_buf_get(buf);  // an mmap holds the file, as vma->vm_file does
-  {
-    std::lock_guard<std::mutex> g(buf->map_lock);
-    buf->mappings.push_back(m);
-  }
+  buf->mappings.push_back(m);
   *out = m;
   return 0;
 }
