@@ -90,7 +90,7 @@ int dma_buf_export(const ExportInfo& info, DmaBuf** out) {
   const uint32_t open_fmode = (buf->f_flags + 1) & O_ACCMODE;
   buf->f_mode = kFmodeOpened | kFmodeLseek | (open_fmode & (kFmodeRead | kFmodeWrite));
   buf->file_fd = fd;
-  dma_buf_resv_init(buf);
+  dma_buf_resv_init(buf, info.resv);
   {
     std::lock_guard<std::mutex> g(p->bufs_mu);
     list_add(&buf->node, &p->bufs);
@@ -191,10 +191,8 @@ int dma_buf_set_name(DmaBuf* buf, const char* name, size_t len) {
   if (n >= kDmaBufNameLen) return -EINVAL;
   if (buf->platform->config.kernel < kernel_version(5, 16)) {
     // Before the 2021 MediaTek change, renaming an attached buffer was -EBUSY.
-    dma_buf_resv_lock(buf);
-    const bool busy = !buf->attachments.empty();
-    dma_buf_resv_unlock(buf);
-    if (busy) return -EBUSY;
+    std::lock_guard<std::mutex> g(buf->attach_lock);
+    if (!buf->attachments.empty()) return -EBUSY;
   }
   std::lock_guard<std::mutex> g(buf->name_lock);
   buf->name.assign(name, n);
@@ -224,7 +222,7 @@ int dma_buf_end_cpu_access(DmaBuf* buf, DmaDataDirection dir) {
   return buf->ops->end_cpu_access ? buf->ops->end_cpu_access(buf, dir) : 0;
 }
 
-int dma_buf_sync(DmaBuf* buf, uint64_t flags) {
+int dma_buf_cpu_sync(DmaBuf* buf, uint64_t flags) {
   if (!buf) return -EBADF;
   if (flags & ~kDmaBufSyncValidFlagsMask) return -EINVAL;
   DmaDataDirection dir;

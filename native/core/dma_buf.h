@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "list.h"
+#include "resv.h"
 
 namespace dmabuf {
 
@@ -105,12 +106,17 @@ struct DmaBuf {
   bool has_name = false;
   std::string name;
 
-  // Stand-in for dmabuf->resv's lock until the reservation object plugs in:
-  // guards attachments, pins, mappings and revocation, and is what move_notify
-  // runs under.
-  std::mutex resv_lock;
-  std::atomic<std::thread::id> resv_owner{};
-  std::vector<Attachment*> attachments;  // newest first, as list_add keeps them
+  // dmabuf->resv: the exporter's, or own_resv (the kernel embeds it after the
+  // struct). Its lock serialises attach/detach, pins, importer mappings and
+  // revocation, and is held around move_notify.
+  Resv* resv = nullptr;
+  Resv own_resv;
+  // Attachments, newest first as list_add keeps them. Changed under the
+  // reservation lock *and* attach_lock; read under either. Exporters' CPU-access
+  // hooks read them under attach_lock alone, so SYNC works while the caller
+  // holds the reservation lock (as the kernel's heaps use their own lock).
+  std::mutex attach_lock;
+  std::vector<Attachment*> attachments;
 
   // Guards `mappings`, each Mapping's validity, and the user fd against being
   // closed (and its number reused) while mmap or fdinfo use it.
@@ -125,6 +131,7 @@ struct DmaBuf {
 // What an exporter passes to dma_buf_export.
 struct ExportInfo {
   Platform* platform = nullptr;
+  Resv* resv = nullptr;  // share an existing reservation object (null: the buffer's own)
   const char* exp_name = nullptr;
   const DmaBufOps* ops = nullptr;
   uint64_t size = 0;
@@ -173,7 +180,7 @@ bool dma_buf_get_name(DmaBuf* buf, std::string* name);
 // DMA_BUF_IOCTL_SYNC: flags outside DMA_BUF_SYNC_VALID_FLAGS_MASK or without a
 // READ/WRITE bit -> -EINVAL. START runs begin_cpu_access (which waits for the
 // implicit fences); END runs end_cpu_access. Neither is paired or enforced.
-int dma_buf_sync(DmaBuf* buf, uint64_t flags);
+int dma_buf_cpu_sync(DmaBuf* buf, uint64_t flags);
 int dma_buf_begin_cpu_access(DmaBuf* buf, DmaDataDirection dir);
 int dma_buf_end_cpu_access(DmaBuf* buf, DmaDataDirection dir);
 

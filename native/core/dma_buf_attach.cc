@@ -12,7 +12,9 @@ namespace {
 bool exporter_is_dynamic(const DmaBuf* buf) { return buf->ops->pin != nullptr; }
 bool importer_is_dynamic(const Attachment* a) { return a->importer_ops != nullptr; }
 
+// Both locks held: the reservation lock (by the caller) and attach_lock.
 void remove_locked(DmaBuf* buf, Attachment* a) {
+  std::lock_guard<std::mutex> g(buf->attach_lock);
   auto it = std::find(buf->attachments.begin(), buf->attachments.end(), a);
   if (it != buf->attachments.end()) buf->attachments.erase(it);
 }
@@ -46,7 +48,10 @@ int dma_buf_dynamic_attach(DmaBuf* buf, const char* dev, const ImporterOps* ops,
   }
   dma_buf_get(buf);  // the importer's reference
   dma_buf_resv_lock(buf);
-  buf->attachments.insert(buf->attachments.begin(), a);
+  {
+    std::lock_guard<std::mutex> g(buf->attach_lock);
+    buf->attachments.insert(buf->attachments.begin(), a);
+  }
 
   // When importer and exporter disagree about dynamic mappings, map once now
   // and cache it, pinning first if the exporter is the dynamic one.

@@ -74,7 +74,10 @@ std::string dma_buf_bufinfo(Platform* p, BufInfoTotals* totals) {
   std::lock_guard<std::mutex> g(p->bufs_mu);
   for (ListHead* n = p->bufs.next; n != &p->bufs; n = n->next) {
     DmaBuf* buf = container_of(n, &DmaBuf::node);
-    dma_buf_resv_lock(buf);
+    // dma_buf_debug_show locks each reservation object; skip that if this
+    // thread holds it already (a JS caller inside resv.lock()).
+    const bool lock = !resv_held(buf->resv);
+    if (lock) dma_buf_resv_lock(buf);
     {
       std::lock_guard<std::mutex> ng(buf->name_lock);
       appendf(&s, "%08" PRIu64 "\t%08x\t%08x\t%08ld\t%s\t%08" PRIu64 "\t%s\n", buf->size,
@@ -83,9 +86,12 @@ std::string dma_buf_bufinfo(Platform* p, BufInfoTotals* totals) {
     }
     dma_buf_resv_describe(buf, &s);
     s += "\tAttached Devices:\n";
-    for (Attachment* a : buf->attachments) appendf(&s, "\t%s\n", a->dev.c_str());
-    appendf(&s, "Total %zu devices attached\n\n", buf->attachments.size());
-    dma_buf_resv_unlock(buf);
+    {
+      std::lock_guard<std::mutex> ag(buf->attach_lock);
+      for (Attachment* a : buf->attachments) appendf(&s, "\t%s\n", a->dev.c_str());
+      appendf(&s, "Total %zu devices attached\n\n", buf->attachments.size());
+    }
+    if (lock) dma_buf_resv_unlock(buf);
     ++t.objects;
     t.bytes += buf->size;
   }

@@ -16,7 +16,7 @@ long dma_buf_ioctl(DmaBuf* buf, unsigned cmd, void* arg) {
       if (!arg) return -EFAULT;
       DmaBufSyncArg sync;
       memcpy(&sync, arg, sizeof sync);
-      return dma_buf_sync(buf, sync.flags);
+      return dma_buf_cpu_sync(buf, sync.flags);
     }
     case kDmaBufSetNameA:
     case kDmaBufSetNameB:
@@ -29,11 +29,11 @@ long dma_buf_ioctl(DmaBuf* buf, unsigned cmd, void* arg) {
       if (!arg) return -EFAULT;
       DmaBufSyncFileArg a;
       memcpy(&a, arg, sizeof a);
-      if (cmd == kDmaBufIoctlImportSyncFile) return dma_buf_import_sync_file_fd(buf, a.flags, a.fd);
-      int fd = -1;
-      int err = dma_buf_export_sync_file_fd(buf, a.flags, &fd);
+      if (cmd == kDmaBufIoctlImportSyncFile) return dma_buf_sync_file_import(buf, a.flags, a.fd);
+      SyncFile* sf = nullptr;
+      int err = dma_buf_sync_file_export(buf, a.flags, &sf);
       if (err) return err;
-      a.fd = fd;
+      a.fd = sf;
       memcpy(arg, &a, sizeof a);
       return 0;
     }

@@ -18,13 +18,18 @@ constexpr unsigned kDmaBufIoctlImportSyncFile = 0x40086203;  // _IOW('b', 3, 8 b
 struct DmaBufSyncArg {
   uint64_t flags;
 };
-struct DmaBufSyncFileArg {  // dma_buf_export_sync_file / dma_buf_import_sync_file
+struct SyncFile;
+// struct dma_buf_export_sync_file / dma_buf_import_sync_file, with the
+// sync_file object where the UAPI has an fd (as sync_file.h's ioctls do).
+// Export stores a new reference in `fd`.
+struct DmaBufSyncFileArg {
   uint32_t flags;
-  int32_t fd;
+  SyncFile* fd;
 };
 
 // SYNC, SET_NAME_A/_B (arg: the name string), EXPORT_SYNC_FILE and
-// IMPORT_SYNC_FILE (6.0+; -ENOTTY on older kernels); anything else -ENOTTY.
+// IMPORT_SYNC_FILE (arg: DmaBufSyncFileArg; 6.0+, -ENOTTY on older kernels);
+// anything else -ENOTTY.
 // A null arg is -EFAULT. Returns 0 or a negative errno.
 long dma_buf_ioctl(DmaBuf* buf, unsigned cmd, void* arg);
 // The same on one of our fds (-EBADF if it is not one).

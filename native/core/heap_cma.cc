@@ -4,6 +4,7 @@
 // fragmented; mmap only with MAP_SHARED.
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "attachment.h"
@@ -24,7 +25,7 @@ struct CmaBuffer {
 
 struct CmaAttachment {
   SgTable table;
-  bool mapped = false;
+  std::atomic<bool> mapped{false};  // set under the resv lock, read under attach_lock
 };
 
 int cma_attach(DmaBuf* buf, Attachment* a) {
@@ -38,21 +39,20 @@ void cma_detach(DmaBuf*, Attachment* a) { delete static_cast<CmaAttachment*>(a->
 
 int cma_map(Attachment* a, DmaDataDirection, const SgTable** out) {
   auto* sa = static_cast<CmaAttachment*>(a->priv);
-  sa->mapped = true;
+  sa->mapped.store(true, std::memory_order_relaxed);
   *out = &sa->table;
   return 0;
 }
 
 void cma_unmap(Attachment* a, const SgTable*, DmaDataDirection) {
-  static_cast<CmaAttachment*>(a->priv)->mapped = false;
+  static_cast<CmaAttachment*>(a->priv)->mapped.store(false, std::memory_order_relaxed);
 }
 
 int cma_cpu_access(DmaBuf* buf, bool begin) {
-  dma_buf_resv_lock(buf);
+  std::lock_guard<std::mutex> g(buf->attach_lock);
   for (Attachment* a : buf->attachments)
-    if (static_cast<CmaAttachment*>(a->priv)->mapped)
+    if (static_cast<CmaAttachment*>(a->priv)->mapped.load(std::memory_order_relaxed))
       (begin ? a->cpu_syncs : a->device_syncs).fetch_add(1, std::memory_order_relaxed);
-  dma_buf_resv_unlock(buf);
   return 0;
 }
 int cma_begin_cpu_access(DmaBuf* buf, DmaDataDirection) { return cma_cpu_access(buf, true); }

@@ -6,6 +6,7 @@
 // that cannot be re-encrypted is leaked on purpose, never reused.
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <mutex>
@@ -39,7 +40,7 @@ struct SystemBuffer {
 // The per-attachment copy of the table (dup_sg_table) and whether it is mapped.
 struct SystemAttachment {
   SgTable table;
-  bool mapped = false;
+  std::atomic<bool> mapped{false};  // set under the resv lock, read under attach_lock
 };
 
 Platform* platform_of(const SystemBuffer* b) { return b->heap->platform; }
@@ -115,33 +116,25 @@ int system_map(Attachment* a, DmaDataDirection, const SgTable** out) {
   auto* sa = static_cast<SystemAttachment*>(a->priv);
   // dma_map_sgtable(..., cc_shared ? DMA_ATTR_CC_SHARED : 0): the flag rides
   // on the table copy.
-  sa->mapped = true;
+  sa->mapped.store(true, std::memory_order_relaxed);
   *out = &sa->table;
   return 0;
 }
 
 void system_unmap(Attachment* a, const SgTable*, DmaDataDirection) {
-  static_cast<SystemAttachment*>(a->priv)->mapped = false;
+  static_cast<SystemAttachment*>(a->priv)->mapped.store(false, std::memory_order_relaxed);
 }
 
 // Cache maintenance for every mapped attachment; none without attachments.
-int system_begin_cpu_access(DmaBuf* buf, DmaDataDirection) {
-  dma_buf_resv_lock(buf);
+int system_cpu_access(DmaBuf* buf, bool begin) {
+  std::lock_guard<std::mutex> g(buf->attach_lock);
   for (Attachment* a : buf->attachments)
-    if (static_cast<SystemAttachment*>(a->priv)->mapped)
-      a->cpu_syncs.fetch_add(1, std::memory_order_relaxed);
-  dma_buf_resv_unlock(buf);
+    if (static_cast<SystemAttachment*>(a->priv)->mapped.load(std::memory_order_relaxed))
+      (begin ? a->cpu_syncs : a->device_syncs).fetch_add(1, std::memory_order_relaxed);
   return 0;
 }
-
-int system_end_cpu_access(DmaBuf* buf, DmaDataDirection) {
-  dma_buf_resv_lock(buf);
-  for (Attachment* a : buf->attachments)
-    if (static_cast<SystemAttachment*>(a->priv)->mapped)
-      a->device_syncs.fetch_add(1, std::memory_order_relaxed);
-  dma_buf_resv_unlock(buf);
-  return 0;
-}
+int system_begin_cpu_access(DmaBuf* buf, DmaDataDirection) { return system_cpu_access(buf, true); }
+int system_end_cpu_access(DmaBuf* buf, DmaDataDirection) { return system_cpu_access(buf, false); }
 
 // No VM_SHARED check in the system heap's mmap: private mappings work.
 int system_mmap(DmaBuf*, const MmapRequest&) { return 0; }

@@ -85,7 +85,7 @@ TEST_F(Attach, RulesAndWarnings) {
   EXPECT_EQ(dma_buf_attach(nullptr, "x", &a), -EINVAL);
   ASSERT_EQ(dma_buf_dynamic_attach(buf_, "x", &kDynamic, nullptr, &a), 0);
   EXPECT_EQ(dma_buf_pin_locked(a), 0);  // without the reservation lock: warns
-  EXPECT_EQ(w.count_containing("dma_resv_assert_held"), 1u);
+  EXPECT_EQ(w.count_containing("resv_assert_held"), 1u);
   dma_buf_resv_lock(buf_);
   dma_buf_unpin_locked(a);
   dma_buf_unpin_locked(a);  // not pinned any more

@@ -171,7 +171,7 @@ TEST(DmaBufOldKernel, SetNameWithAttachmentsWasEbusy) {
   dma_buf_detach(b, a);
   EXPECT_EQ(dma_buf_set_name(b, "ok again", 9), 0);
   // No EXPORT/IMPORT_SYNC_FILE before 6.0.
-  DmaBufSyncFileArg arg = {DMA_BUF_SYNC_READ, -1};
+  DmaBufSyncFileArg arg = {DMA_BUF_SYNC_READ, nullptr};
   EXPECT_EQ(dma_buf_ioctl(b, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &arg), -ENOTTY);
   EXPECT_EQ(dma_buf_ioctl(b, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &arg), -ENOTTY);
   dma_buf_close(b);
@@ -179,19 +179,19 @@ TEST(DmaBufOldKernel, SetNameWithAttachmentsWasEbusy) {
 
 TEST_F(DmaBufTest, SyncFlagValidation) {
   DmaBuf* b = alloc(4096, O_RDWR);
-  EXPECT_EQ(dmabuf::dma_buf_sync(b, 0), -EINVAL);                          // START without R/W
-  EXPECT_EQ(dmabuf::dma_buf_sync(b, DMA_BUF_SYNC_END), -EINVAL);           // END without R/W
-  EXPECT_EQ(dmabuf::dma_buf_sync(b, 8 | DMA_BUF_SYNC_READ), -EINVAL);      // outside the mask
-  EXPECT_EQ(dmabuf::dma_buf_sync(b, 1ULL << 63 | DMA_BUF_SYNC_RW), -EINVAL);
+  EXPECT_EQ(dma_buf_cpu_sync(b, 0), -EINVAL);                          // START without R/W
+  EXPECT_EQ(dma_buf_cpu_sync(b, DMA_BUF_SYNC_END), -EINVAL);           // END without R/W
+  EXPECT_EQ(dma_buf_cpu_sync(b, 8 | DMA_BUF_SYNC_READ), -EINVAL);      // outside the mask
+  EXPECT_EQ(dma_buf_cpu_sync(b, 1ULL << 63 | DMA_BUF_SYNC_RW), -EINVAL);
   EXPECT_EQ(b->cpu_begin.load() + b->cpu_end.load(), 0u);
   for (uint64_t rw : {DMA_BUF_SYNC_READ, DMA_BUF_SYNC_WRITE, DMA_BUF_SYNC_RW}) {
-    EXPECT_EQ(dmabuf::dma_buf_sync(b, DMA_BUF_SYNC_START | rw), 0);
-    EXPECT_EQ(dmabuf::dma_buf_sync(b, DMA_BUF_SYNC_END | rw), 0);
+    EXPECT_EQ(dma_buf_cpu_sync(b, DMA_BUF_SYNC_START | rw), 0);
+    EXPECT_EQ(dma_buf_cpu_sync(b, DMA_BUF_SYNC_END | rw), 0);
   }
   // Not paired, not enforced: END first, START twice.
-  EXPECT_EQ(dmabuf::dma_buf_sync(b, DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW), 0);
-  EXPECT_EQ(dmabuf::dma_buf_sync(b, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW), 0);
-  EXPECT_EQ(dmabuf::dma_buf_sync(b, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW), 0);
+  EXPECT_EQ(dma_buf_cpu_sync(b, DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW), 0);
+  EXPECT_EQ(dma_buf_cpu_sync(b, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW), 0);
+  EXPECT_EQ(dma_buf_cpu_sync(b, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW), 0);
   EXPECT_EQ(b->cpu_begin.load(), 5u);
   EXPECT_EQ(b->cpu_end.load(), 4u);
   // Through the ioctl shim, and the other ioctl error cases.
@@ -202,7 +202,7 @@ TEST_F(DmaBufTest, SyncFlagValidation) {
   EXPECT_EQ(dma_buf_ioctl(b, DMA_BUF_IOCTL_SYNC, nullptr), -EFAULT);
   EXPECT_EQ(dma_buf_ioctl(b, _IO('b', 9), &sync), -ENOTTY);
   EXPECT_EQ(dma_buf_ioctl(b, 0x5401 /* TCGETS */, &sync), -ENOTTY);
-  DmaBufSyncFileArg arg = {0, -1};
+  DmaBufSyncFileArg arg = {0, nullptr};
   for (uint32_t bad : {0u, 4u, 3u | 4u, 8u}) {
     arg.flags = bad;
     EXPECT_EQ(dma_buf_ioctl(b, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &arg), -EINVAL) << bad;
@@ -336,8 +336,8 @@ TEST_F(DmaBufTest, ProtectedBuffersRefuseCpuMappingsButSync) {
   EXPECT_EQ(dma_buf_mmap(b, 0, 4096, PROT_READ, MAP_SHARED, &m), -EINVAL);
   EXPECT_EQ(dma_buf_mmap(b, 0, 4096, PROT_READ, MAP_PRIVATE, &m), -EINVAL);
   // No begin/end_cpu_access op: SYNC succeeds (only the fence wait runs).
-  EXPECT_EQ(dmabuf::dma_buf_sync(b, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW), 0);
-  EXPECT_EQ(dmabuf::dma_buf_sync(b, DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW), 0);
+  EXPECT_EQ(dma_buf_cpu_sync(b, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW), 0);
+  EXPECT_EQ(dma_buf_cpu_sync(b, DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW), 0);
   // A device can still import it: one contiguous run.
   Attachment* a = nullptr;
   ASSERT_EQ(dma_buf_attach(b, "secure-decoder", &a), 0);

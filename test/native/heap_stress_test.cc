@@ -77,9 +77,9 @@ TEST(HeapStress, ThreadsAllocateAndFreeEverywhere) {
         EXPECT_EQ(dma_buf_set_name(b, name, sizeof name), 0);
         Mapping* m = nullptr;
         if (h->cpu_access && dma_buf_mmap(b, 0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, &m) == 0) {
-          EXPECT_EQ(dmabuf::dma_buf_sync(b, 2), 0);
+          EXPECT_EQ(dma_buf_cpu_sync(b, 2), 0);
           memset(m->addr, id, 4096);
-          EXPECT_EQ(dmabuf::dma_buf_sync(b, 4 | 2), 0);
+          EXPECT_EQ(dma_buf_cpu_sync(b, 4 | 2), 0);
           if (rng() % 2) mapping_put(m);
           else {
             mapping_invalidate(m);  // close() races with nothing here; put later
