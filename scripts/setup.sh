@@ -15,5 +15,6 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 
-npm ci --no-audit --no-fund
+# The install hook is for consumers; here `npm run build` compiles everything once.
+npm ci --no-audit --no-fund --ignore-scripts
 npm run build
