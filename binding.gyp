@@ -10,6 +10,7 @@
         "native/addon/env_state.cc",
         "native/addon/fence_binding.cc",
         "native/addon/resv_binding.cc",
+        "native/addon/sync_file_binding.cc",
         "native/bench/bench.cc",
         "native/bench/containers_bench.cc",
         "native/bench/fence_bench.cc",

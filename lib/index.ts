@@ -9,3 +9,5 @@ export { FenceArray, FenceChain, unwrap, merge, dedup } from './containers';
 export type { FenceArrayInit } from './containers';
 export { Resv, AcquireContext } from './resv';
 export type { ResvUsage } from './resv';
+export { SyncFile, SwSyncTimeline } from './sync_file';
+export type { SyncFileInfo, SyncFenceInfo, SyncBackend, SwSyncTimelineOptions } from './sync_file';

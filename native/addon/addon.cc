@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterBench(env, exports);
   RegisterContainers(env, exports);
   RegisterResv(env, exports);
+  RegisterSyncFile(env, exports);
   return exports;
 }
 
