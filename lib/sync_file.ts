@@ -42,6 +42,7 @@ interface KernelBinding {
   sfFence(sf: External): Handle;
   sfInfo(sf: External): SyncFileInfo | number;
   sfSetDeadline(sf: External, ns: bigint): number;
+  sfPoll(sf: External): boolean;
   sfDispose(sf: External): void;
   tlCreate(name?: string): External | number;
   tlCreateFence(tl: External, value: number, name: string): External | number;
@@ -209,11 +210,16 @@ export class SyncFile implements Disposable {
     return this.info().status;
   }
 
-  /** Whether the sync_file polls readable (signalled, with or without error). */
+  /**
+   * Whether the sync_file polls readable (signalled, with or without error).
+   * Like poll(2) on the fd, the first call enables signalling on the fence.
+   */
   isSignaled(): boolean {
     const h = this.handle;
     if (this.backend === 'kernel') return kcheck(nb.ksfIsSignaled(h));
-    return check(nb.sfInfo(h), 'SYNC_IOC_FILE_INFO', 'cannot read sync_file info').status !== 0;
+    const r = nb.sfPoll(h); // arms the callback, as poll(2) on the fd does
+    drain();
+    return r;
   }
 
   /**

@@ -120,6 +120,12 @@ Napi::Value SfSetDeadline(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), sync_file_ioctl_set_deadline(sf, &d));
 }
 
+// sfPoll(sf): boolean -- poll(2) readiness; like the kernel's first poll it
+// arms the fence callback (enables signalling, so containers record errors).
+Napi::Value SfPoll(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), sync_file_poll(SfArg(info, 0), nullptr) != 0);
+}
+
 Napi::Value SfDispose(const Napi::CallbackInfo& info) {
   SyncFileHolder::Dispose(info[0]);
   return info.Env().Undefined();
@@ -393,6 +399,7 @@ void RegisterSyncFile(Napi::Env env, Napi::Object exports) {
   fn("sfFence", SfFence);
   fn("sfInfo", SfInfo);
   fn("sfSetDeadline", SfSetDeadline);
+  fn("sfPoll", SfPoll);
   fn("sfDispose", SfDispose);
   fn("tlCreate", TlCreate);
   fn("tlCreateFence", TlCreateFence);

@@ -80,6 +80,13 @@ if [ $TSAN = 1 ]; then
 	CMD+="TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 "
 	CMD+="run kernel-tests-tsan $(q "./$TSAN_BUILD_DIR/dmabuf_kernel_tests" --gtest_brief=1 "${GTEST_ARGS[@]}"); "
 fi
+# The JS tests for SyncFile/SwSyncTimeline against the real kernel (they need
+# a built addon and dist/: npm run build); skipped with a reason if absent.
+if [ -f dist/index.js ] && [ -f test/kernel/sync_file_js.mjs ]; then
+	CMD+="run js-sync-file-tests node test/kernel/sync_file_js.mjs; "
+else
+	echo "run-in-rig.sh: dist/ not built: JS kernel tests skipped (npm run build)" >&2
+fi
 if [ $BENCH = 1 ]; then
 	CMD+="run kernel-bench $(q "./$BUILD_DIR/dmabuf-bench" --filter=kernel); "
 fi

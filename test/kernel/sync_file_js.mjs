@@ -20,13 +20,20 @@ test('sw_sync fence waited on from JS without blocking the loop', async () => {
   const f = t.createFence(1);
   assert.equal(f.backend, 'kernel');
   assert.ok(f.fd >= 0);
+  // Warm up (the first timers of a fresh process under TCG are slow), then
+  // count timer ticks while the wait is pending: a blocked loop gives none.
+  await sleep(50);
   let ticks = 0;
-  const iv = setInterval(() => ticks++, 5);
-  const w = f.wait();
-  setTimeout(() => t.inc(1), 100);
+  let settled = false;
+  const iv = setInterval(() => ticks++, 10);
+  const w = f.wait().then((v) => ((settled = true), v));
+  await sleep(400);
+  assert.equal(settled, false, 'the wait is still pending before inc');
+  const during = ticks;
+  t.inc(1);
   assert.equal(await w, true);
   clearInterval(iv);
-  assert.ok(ticks >= 5, `the loop kept running while waiting (${ticks} timer ticks)`);
+  assert.ok(during >= 3, `the loop kept running while waiting (${during} timer ticks in 400 ms)`);
   assert.equal(f.status, 1);
   // timeout, and two concurrent waits on one fd (one shared uv_poll)
   const g = t.createFence(5);
