@@ -311,7 +311,13 @@ void OnPoll(uv_poll_t* h, int status, int events) {
   w->cb.Reset();
   PollClose(w);
   // MakeCallback: the Promise reactions it triggers run before we return to libuv.
-  fn.MakeCallback(env.Global(), {Napi::Number::New(env, status < 0 ? status : events)});
+  // A C++ exception must not cross libuv's frames: report a throwing callback
+  // as an uncaught exception instead.
+  try {
+    fn.MakeCallback(env.Global(), {Napi::Number::New(env, status < 0 ? status : events)});
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env, e.Value());
+  }
 }
 
 // ksfPoll(sf, cb): External (cancel token) | [errno, op, msg]
