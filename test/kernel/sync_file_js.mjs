@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import assert from 'node:assert/strict';
 
 const require = createRequire(import.meta.url);
-const { SyncFile, SwSyncTimeline, Fence, DmaBufError } = require('../../dist/index.js');
+const { SyncFile, SwSyncTimeline, Fence, FenceArray, DmaBufError } = require('../../dist/index.js');
 
 const cases = [];
 const test = (name, fn) => cases.push({ name, fn });
@@ -129,8 +129,27 @@ test('the bridge: a kernel fence in Fence.waitAny and callbacks', async () => {
   sf.close();
   sf2.close();
   t.close();
-  // note: lib/containers.ts (FenceArray etc.) is not on main yet; waitAny and
-  // callbacks stand in for an emulated container here.
+});
+
+test('the bridge: kernel fences inside an emulated FenceArray', async () => {
+  const t = new SwSyncTimeline({ backend: 'kernel' });
+  const u = new SwSyncTimeline({ backend: 'kernel' });
+  const a = t.createFence(1);
+  const b = u.createFence(1);
+  const js = new Fence({ context: Fence.allocContext(), seqno: 1n });
+  const arr = new FenceArray([a.fence, b.fence, js]);
+  const w = arr.wait({ timeout: 10000 });
+  t.inc(1);
+  js.signal();
+  assert.equal(await arr.wait({ timeout: 50 }), false, 'one kernel member still pending');
+  u.close(); // the last member signals with ENOENT: the array carries the error
+  assert.equal(await w, true);
+  assert.equal(arr.error, -2);
+  arr.dispose();
+  js.dispose();
+  a.close();
+  b.close();
+  t.close();
 });
 
 test('fromFd errors: EBADF, a non-sync_file fd', () => {
