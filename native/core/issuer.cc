@@ -243,6 +243,9 @@ int Issuer::create_fence(const IssuerFenceArgs& args, Fence** out, std::string* 
 int Issuer::set_param(const std::string& name, int64_t value, std::string* error) {
   if (kind_ == Kind::kNames)
     return fail(error, -ENOENT, format("%s: names-only issuers have no parameters", name_.c_str()));
+  // The module sees name.c_str(): "latency_us\0x" must not reach it as "latency_us".
+  if (name.find('\0') != std::string::npos)
+    return fail(error, -EINVAL, format("%s: parameter name contains a NUL byte", name_.c_str()));
   std::shared_lock<std::shared_mutex> use(use_mu_);
   if (state() != State::kLive) return fail(error, -ENODEV, format("%s: issuer is unloaded", name_.c_str()));
   const int rc = ops_->set_param ? ops_->set_param(priv_, name.c_str(), value) : -ENOENT;
@@ -259,6 +262,8 @@ int Issuer::get_param(const std::string& name, int64_t* value, std::string* erro
   if (!value) return fail(error, -EINVAL, "get_param: no output value");
   if (kind_ == Kind::kNames)
     return fail(error, -ENOENT, format("%s: names-only issuers have no parameters", name_.c_str()));
+  if (name.find('\0') != std::string::npos)
+    return fail(error, -EINVAL, format("%s: parameter name contains a NUL byte", name_.c_str()));
   std::shared_lock<std::shared_mutex> use(use_mu_);
   if (state() != State::kLive) return fail(error, -ENODEV, format("%s: issuer is unloaded", name_.c_str()));
   const int rc = ops_->get_param ? ops_->get_param(priv_, name.c_str(), value) : -ENOENT;
