@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { binding, type External, type Handle, type NativeFailure, type NativeIssuerInfo } from './binding';
 import { drain, holdLoop, reserve, unreserve } from './dispatch';
+import { flushPuts } from './handles';
 import { DmaBufError, invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs, toU64 } from './errors';
 import { Fence, kAdopt, type FenceInit } from './fence';
 
@@ -263,6 +264,8 @@ export class Issuer implements Disposable {
         if (typeof opts !== 'object' || opts === null) throw invalidArgType('opts', 'of type object', opts);
         if (opts.timeout !== undefined) timeoutNs = toTimeoutNs('opts.timeout', opts.timeout);
       }
+      // dispose() batches its puts: fences disposed so far must not pin the module.
+      flushPuts();
       return new Promise<void>((resolve, reject) => {
         let job: External | undefined;
         const id = reserve(() => {

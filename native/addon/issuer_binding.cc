@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -23,6 +24,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "bindings.h"
 #include "env_state.h"
@@ -55,20 +57,44 @@ using JobHolder = Holder<UnloadJob, JobPut, 0x554e4c44>;  // "UNLD"
 struct Inflight {
   std::mutex mu;
   std::condition_variable cv;
-  int count = 0;
+  std::vector<Issuer*> issuers;  // one per unload thread (the job holds the reference)
 };
 Inflight& inflight() {
   static Inflight* s = new Inflight;  // immortal: used from the exit handler
   return *s;
 }
+void InflightRemove(Issuer* iss) {
+  Inflight& s = inflight();
+  std::lock_guard<std::mutex> l(s.mu);
+  s.issuers.erase(std::find(s.issuers.begin(), s.issuers.end(), iss));
+  s.cv.notify_all();
+}
 
 void AtExit() {
+  using namespace std::chrono;
   Inflight& s = inflight();
   {
-    // Unloads started from JS normally finish quickly here: environment
-    // teardown already dropped the fences JS held. Don't wait for ever.
+    // After a normal exit, environment teardown has dropped the fences JS held
+    // and unloads in flight finish within milliseconds. After process.exit()
+    // (no teardown) they may wait for pinned fences nobody will drop: give up
+    // once the pinned counts stop moving, and never wait more than 2 s.
     std::unique_lock<std::mutex> l(s.mu);
-    if (!s.cv.wait_for(l, std::chrono::seconds(2), [&] { return s.count == 0; })) return;
+    const auto start = steady_clock::now();
+    auto last_change = start;
+    uint64_t last_pinned = ~0ull;
+    while (!s.issuers.empty()) {
+      const auto now = steady_clock::now();
+      if (now - start >= seconds(2)) return;
+      uint64_t pinned = 0;
+      for (Issuer* i : s.issuers) pinned += i->pinned_fences();
+      if (pinned != last_pinned) {
+        last_pinned = pinned;
+        last_change = now;
+      } else if (pinned > 0 && now - last_change >= milliseconds(100)) {
+        return;  // their unload threads stay blocked; exit does not wait for them
+      }
+      s.cv.wait_for(l, milliseconds(10));
+    }
   }
   // Timeout 0: fences still pinning a module (process.exit() skips the
   // environment's cleanup) leave it loaded, but signal_all has stopped it.
@@ -195,11 +221,9 @@ Napi::Value IssuerGetParam(const Napi::CallbackInfo& info) {
 
 void RunUnload(UnloadJob* job, EnvState* state, JsCallback* done) {
   job->rc = job->issuer->unload(job->timeout_ns, &job->message);
+  InflightRemove(job->issuer);
   state->Complete(done);  // publishes rc/message (EnvState's lock orders them)
   JobPut(job);
-  Inflight& s = inflight();
-  std::lock_guard<std::mutex> l(s.mu);
-  if (--s.count == 0) s.cv.notify_all();
 }
 
 // issuerUnload(h, timeoutNs: number (-1: for ever), id: number) -> job handle | failure.
@@ -219,7 +243,7 @@ Napi::Value IssuerUnload(const Napi::CallbackInfo& info) {
   JsCallback* done = state->NewCompletion(id);
   {
     std::lock_guard<std::mutex> l(inflight().mu);
-    ++inflight().count;
+    inflight().issuers.push_back(job->issuer);
   }
   // The host owns its signals: the thread starts with all of them blocked.
   sigset_t all, old;
@@ -233,10 +257,7 @@ Napi::Value IssuerUnload(const Napi::CallbackInfo& info) {
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (rc != 0) {
-    {
-      std::lock_guard<std::mutex> l(inflight().mu);
-      if (--inflight().count == 0) inflight().cv.notify_all();
-    }
+    InflightRemove(job->issuer);
     state->DiscardCompletion(done);
     JobPut(job);
     JobPut(job);
