@@ -15,7 +15,7 @@ import {
   toTimeoutNs,
   toU64,
 } from './errors';
-import { Issuer } from './issuer';
+import { type Issuer, isIssuer } from './issuer';
 
 /** Internal: construct a Fence around an existing native handle. */
 export const kAdopt: unique symbol = Symbol('dmabuf.adopt');
@@ -176,7 +176,7 @@ export class Fence implements Disposable {
       throw invalidArgType('init.lock', 'an instance of FenceLock', lock);
     }
     if (issuer !== undefined) {
-      if (!(issuer instanceof Issuer)) throw invalidArgType('init.issuer', 'an instance of Issuer', issuer);
+      if (!isIssuer(issuer)) throw invalidArgType('init.issuer', 'an instance of Issuer', issuer);
       if (lock !== undefined) {
         throw invalidArgValue('init.lock', "cannot be combined with init.issuer (an issuer's fences use its own locks)", lock);
       }

@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import { binding, type External, type Handle, type NativeFailure, type NativeIssuerInfo } from './binding';
 import { drain, holdLoop, reserve, unreserve } from './dispatch';
 import { flushPuts } from './handles';
-import { DmaBufError, invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs, toU64 } from './errors';
-import { Fence, kAdopt, type FenceInit } from './fence';
+import { DmaBufError, invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs } from './errors';
+import { Fence } from './fence';
 
 export type IssuerKind = 'module' | 'names';
 /** live: issuing fences; draining: unload started (or timed out), new fences refused; unloaded. */
@@ -71,15 +71,31 @@ function checked<T>(r: T | NativeFailure, op: string): T {
   return r;
 }
 
+function checkOptions<T extends object>(name: string, v: unknown): Partial<T> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidArgType(name, 'of type object', v);
+  return v as Partial<T>;
+}
+
 function checkParamName(name: unknown): string {
   if (typeof name !== 'string') throw invalidArgType('name', 'of type string', name);
   return name;
 }
 
+/**
+ * @internal Brand check (like fence.ts's): `instanceof` accepts objects made
+ * with Object.create(Issuer.prototype), whose private fields then throw an
+ * uncoded TypeError on first use.
+ */
+export let isIssuer!: (v: unknown) => v is Issuer;
+
 /** A fence issuer: a loaded module or a names-only issuer. */
 export class Issuer implements Disposable {
   #h: External | null;
   readonly #info: NativeIssuerInfo;
+  static {
+    isIssuer = (v): v is Issuer => typeof v === 'object' && v !== null && #info in v;
+  }
 
   /** A names-only issuer: no module; its fences carry these names until they signal. */
   constructor(names: IssuerNames) {
@@ -87,7 +103,9 @@ export class Issuer implements Disposable {
     if (adopted !== undefined) {
       this.#h = adopted;
     } else {
-      if (typeof names !== 'object' || names === null) throw invalidArgType('names', 'of type object', names);
+      if (typeof names !== 'object' || names === null || Array.isArray(names)) {
+        throw invalidArgType('names', 'of type object', names);
+      }
       const { driverName, timelineName } = names;
       if (typeof driverName !== 'string') throw invalidArgType('names.driverName', 'of type string', driverName);
       if (typeof timelineName !== 'string') {
@@ -109,14 +127,11 @@ export class Issuer implements Disposable {
    */
   static load(path: string, opts?: IssuerLoadOptions): Issuer {
     if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
-    let keepOps = false;
-    if (opts !== undefined) {
-      if (typeof opts !== 'object' || opts === null) throw invalidArgType('opts', 'of type object', opts);
-      const k = opts.keepOps;
-      if (k !== undefined && typeof k !== 'boolean') throw invalidArgType('opts.keepOps', 'of type boolean', k);
-      keepOps = k === true;
+    const { keepOps } = checkOptions<IssuerLoadOptions>('opts', opts);
+    if (keepOps !== undefined && typeof keepOps !== 'boolean') {
+      throw invalidArgType('opts.keepOps', 'of type boolean', keepOps);
     }
-    const h = checked(binding.issuerLoad(path, keepOps), 'Issuer.load');
+    const h = checked(binding.issuerLoad(path, keepOps === true), 'Issuer.load');
     return new Issuer({ [kAdoptIssuer]: h } as unknown as IssuerNames);
   }
 
@@ -194,32 +209,19 @@ export class Issuer implements Disposable {
     return { signalAllNs, drainNs, graceNs, shutdownNs, closeNs, totalNs };
   }
 
-  /** A new fence of this issuer. ENODEV once unload() has started. */
+  /**
+   * A new fence of this issuer: the same as `new Fence({ ...init, issuer: this })`
+   * (same validation). ENODEV once unload() has started.
+   */
   createFence(init?: IssuerFenceInit): Fence {
-    const h = this.handle;
-    if (init !== undefined && (typeof init !== 'object' || init === null)) {
-      throw invalidArgType('init', 'of type object', init);
-    }
-    const { context, seqno, seqno64 } = init ?? {};
-    if (context !== undefined && typeof context !== 'bigint') {
-      throw invalidArgType('init.context', 'of type bigint', context);
-    }
-    const ctx = context === undefined ? undefined : toU64('init.context', context);
-    const sn = seqno === undefined ? undefined : toU64('init.seqno', seqno);
-    if (seqno64 !== undefined && typeof seqno64 !== 'boolean') {
-      throw invalidArgType('init.seqno64', 'of type boolean', seqno64);
-    }
-    return new Fence({ [kAdopt]: this.#fence(h, ctx, sn, seqno64 === true) } as FenceInit);
+    return new Fence({ ...checkOptions<IssuerFenceInit>('init', init), issuer: this });
   }
 
   /** @internal For `new Fence({ issuer })`: arguments already validated. */
   newFenceHandle(context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle {
-    return this.#fence(this.handle, context, seqno, seqno64);
+    return checked(binding.issuerCreateFence(this.handle, context, seqno, seqno64), 'Issuer.createFence');
   }
 
-  #fence(h: External, context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle {
-    return checked(binding.issuerCreateFence(h, context, seqno, seqno64), 'Issuer.createFence');
-  }
 
   /** Sets a module parameter (an int64). ENOENT: no such parameter; ENODEV: unloading. */
   setParam(name: string, value: number | bigint): void {
@@ -259,11 +261,8 @@ export class Issuer implements Disposable {
   unload(opts?: UnloadOptions): Promise<void> {
     try {
       const h = this.handle;
-      let timeoutNs = DEFAULT_UNLOAD_TIMEOUT_MS * 1e6;
-      if (opts !== undefined) {
-        if (typeof opts !== 'object' || opts === null) throw invalidArgType('opts', 'of type object', opts);
-        if (opts.timeout !== undefined) timeoutNs = toTimeoutNs('opts.timeout', opts.timeout);
-      }
+      const { timeout } = checkOptions<UnloadOptions>('opts', opts);
+      const timeoutNs = timeout === undefined ? DEFAULT_UNLOAD_TIMEOUT_MS * 1e6 : toTimeoutNs('opts.timeout', timeout);
       // dispose() batches its puts: fences disposed so far must not pin the module.
       flushPuts();
       return new Promise<void>((resolve, reject) => {

@@ -166,6 +166,8 @@ describe('names-only issuers', () => {
     const lock = new FenceLock();
     expectArgError(() => new Fence({ issuer: iss, lock }), TypeError, 'ERR_INVALID_ARG_VALUE');
     expectArgError(() => new Fence({ issuer: {} as Issuer }), TypeError, 'ERR_INVALID_ARG_TYPE');
+    const fake = Object.create(Issuer.prototype) as Issuer; // instanceof would accept it
+    expectArgError(() => new Fence({ issuer: fake }), TypeError, 'ERR_INVALID_ARG_TYPE');
     expectArgError(() => new Fence({ issuer: iss, context: 1 as unknown as bigint }), TypeError, 'ERR_INVALID_ARG_TYPE');
     expectArgError(() => new Fence({ issuer: iss, seqno: -1 }), RangeError, 'ERR_OUT_OF_RANGE');
     expect(iss.fencesCreated).toBe(0);
@@ -492,6 +494,8 @@ describe('argument validation', () => {
     expectArgError(() => load(new URL('file:///x.so')), T, 'ERR_INVALID_ARG_TYPE');
     expectArgError(() => load('x.so', 'keep'), T, 'ERR_INVALID_ARG_TYPE');
     expectArgError(() => load('x.so', null), T, 'ERR_INVALID_ARG_TYPE');
+    expectArgError(() => load('x.so', []), T, 'ERR_INVALID_ARG_TYPE');
+    expectArgError(() => bad([]), T, 'ERR_INVALID_ARG_TYPE');
     expectArgError(() => load('x.so', { keepOps: 1 }), T, 'ERR_INVALID_ARG_TYPE');
   });
 
@@ -500,6 +504,11 @@ describe('argument validation', () => {
     const cf = iss.createFence.bind(iss) as (...a: unknown[]) => Fence;
     expectArgError(() => cf('x'), TypeError, 'ERR_INVALID_ARG_TYPE');
     expectArgError(() => cf(null), TypeError, 'ERR_INVALID_ARG_TYPE');
+    expectArgError(() => cf([]), TypeError, 'ERR_INVALID_ARG_TYPE');
+    expectArgError(() => cf(() => {}), TypeError, 'ERR_INVALID_ARG_TYPE');
+    const lock = new FenceLock();
+    expectArgError(() => cf({ lock }), TypeError, 'ERR_INVALID_ARG_VALUE'); // same rules as new Fence
+    lock.dispose();
     expectArgError(() => cf({ context: 1 }), TypeError, 'ERR_INVALID_ARG_TYPE');
     expectArgError(() => cf({ context: -1n }), RangeError, 'ERR_OUT_OF_RANGE');
     expectArgError(() => cf({ seqno: -1 }), RangeError, 'ERR_OUT_OF_RANGE');
@@ -532,6 +541,7 @@ describe('argument validation', () => {
     const ul = iss.unload.bind(iss) as (...a: unknown[]) => Promise<void>;
     await expectRejectsCode(ul('fast'), 'ERR_INVALID_ARG_TYPE');
     await expectRejectsCode(ul(null), 'ERR_INVALID_ARG_TYPE');
+    await expectRejectsCode(ul([]), 'ERR_INVALID_ARG_TYPE');
     await expectRejectsCode(ul({ timeout: '1' }), 'ERR_INVALID_ARG_TYPE');
     await expectRejectsCode(ul({ timeout: -1 }), 'ERR_OUT_OF_RANGE');
     await expectRejectsCode(ul({ timeout: NaN }), 'ERR_OUT_OF_RANGE');
