@@ -222,7 +222,6 @@ export class Issuer implements Disposable {
     return checked(binding.issuerCreateFence(this.handle, context, seqno, seqno64), 'Issuer.createFence');
   }
 
-
   /** Sets a module parameter (an int64). ENOENT: no such parameter; ENODEV: unloading. */
   setParam(name: string, value: number | bigint): void {
     const h = this.handle;
