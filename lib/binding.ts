@@ -8,6 +8,20 @@ export type Handle = number;
 export type External = { readonly __external: unique symbol };
 /** A registered callback's native node. */
 export type CallbackToken = { readonly __cbtoken: unique symbol };
+/** A failure reported as a value: a negative errno and the native message. */
+export interface NativeFailure {
+  errno: number;
+  message: string;
+}
+/** What never changes about an issuer. */
+export interface NativeIssuerInfo {
+  kind: 'module' | 'names';
+  name: string;
+  path: string | null;
+  timelineName: string | null;
+  params: string[];
+  keepOps: boolean;
+}
 
 export interface NativeBinding {
   envInit(dispatch: (ids: number[]) => void, pending: Uint8Array): void;
@@ -55,6 +69,21 @@ export interface NativeBinding {
   fenceRefcount(h: Handle): number;
   lockCreate(): External;
   lockDispose(h: External): void;
+
+  issuerLoad(path: string, keepOps: boolean): External | NativeFailure;
+  issuerCreateNamed(driverName: string, timelineName: string): External | NativeFailure;
+  issuerInfo(h: External): NativeIssuerInfo;
+  issuerState(h: External): number;
+  issuerPinned(h: External): number;
+  issuerCreated(h: External): number;
+  issuerStats(h: External): [number, number, number, number, number, number];
+  issuerCreateFence(h: External, context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle | NativeFailure;
+  issuerSetParam(h: External, name: string, value: bigint): NativeFailure | undefined;
+  issuerGetParam(h: External, name: string): bigint | NativeFailure;
+  issuerUnload(h: External, timeoutNs: number, id: number): External | NativeFailure;
+  issuerUnloadResult(job: External): NativeFailure | undefined;
+  issuerDispose(h: External): void;
+  issuerLoadedModules(): number;
 
   benchRun(filter: string, msPerRow: number): string;
 }

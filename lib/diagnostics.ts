@@ -12,6 +12,10 @@ export const diagnostics = {
     flushPuts();
     binding.rcuBarrier();
   },
+  /** Issuer modules loaded and not yet unloaded, process-wide (every worker sees the same). */
+  loadedIssuerModules(): number {
+    return binding.issuerLoadedModules();
+  },
   /** Deferred frees handed to the reclaimer that have not run yet. */
   deferredPending(): number {
     return binding.deferredPending();

@@ -59,6 +59,23 @@ export function register(h: Handle, fire: () => void): Registration | null {
   return reg;
 }
 
+/**
+ * Reserves an id for a native completion that is not a fence callback (an
+ * issuer unload finishing on its own thread): `fire` runs on this thread, from
+ * the event loop, once native code delivers the id. It cannot be cancelled.
+ */
+export function reserve(fire: () => void): number {
+  const id = nextId;
+  nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
+  registry.set(id, { id, token: null as unknown as CallbackToken, fire });
+  return id;
+}
+
+/** Forgets an id from reserve() whose completion will never come. */
+export function unreserve(id: number): void {
+  registry.delete(id);
+}
+
 /** Unregisters; true if it was removed before it fired. */
 export function unregister(h: Handle, reg: Registration): boolean {
   if (!registry.has(reg.id)) return false; // already delivered

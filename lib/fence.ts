@@ -15,6 +15,7 @@ import {
   toTimeoutNs,
   toU64,
 } from './errors';
+import { type Issuer, isIssuer } from './issuer';
 
 /** Internal: construct a Fence around an existing native handle. */
 export const kAdopt: unique symbol = Symbol('dmabuf.adopt');
@@ -55,6 +56,12 @@ export interface FenceInit {
   seqno64?: boolean;
   /** A shared external lock (legacy); default: the fence's own inline lock. */
   lock?: FenceLock;
+  /**
+   * Create the fence through this issuer (same as issuer.createFence()); then
+   * context and seqno default to the issuer's timeline, and `lock` is not
+   * allowed (an issuer's fences use the issuer's locks).
+   */
+  issuer?: Issuer;
 }
 
 export interface WaitOptions {
@@ -156,7 +163,7 @@ export class Fence implements Disposable {
   static #fromInit(init: unknown): Handle {
     const adopted = typeof init === 'object' && init !== null ? (init as { [kAdopt]?: Handle })[kAdopt] : undefined;
     if (adopted !== undefined) return adopted;
-    const { context, seqno, seqno64, lock } = checkInit(init);
+    const { context, seqno, seqno64, lock, issuer } = checkInit(init);
     if (typeof context !== 'bigint' && context !== undefined) {
       throw invalidArgType('init.context', 'of type bigint', context);
     }
@@ -167,6 +174,17 @@ export class Fence implements Disposable {
     }
     if (lock !== undefined && !isFenceLock(lock)) {
       throw invalidArgType('init.lock', 'an instance of FenceLock', lock);
+    }
+    if (issuer !== undefined) {
+      if (!isIssuer(issuer)) throw invalidArgType('init.issuer', 'an instance of Issuer', issuer);
+      if (lock !== undefined) {
+        throw invalidArgValue('init.lock', "cannot be combined with init.issuer (an issuer's fences use its own locks)", lock);
+      }
+      return issuer.newFenceHandle(
+        context === undefined ? undefined : ctx,
+        seqno === undefined ? undefined : sn,
+        seqno64 === true,
+      );
     }
     return binding.fenceCreate(ctx, sn, seqno64 === true, lock?.handle);
   }

@@ -2,6 +2,17 @@
 export { DmaBufError, isDmaBufError, errnoName, errnoNumber } from './errors';
 export { Fence, FenceLock, FenceCallback } from './fence';
 export type { FenceInit, FenceFlags, WaitOptions } from './fence';
+export { Issuer } from './issuer';
+export type {
+  ExampleIssuer,
+  IssuerFenceInit,
+  IssuerKind,
+  IssuerLoadOptions,
+  IssuerNames,
+  IssuerState,
+  IssuerUnloadStats,
+  UnloadOptions,
+} from './issuer';
 export { runBench } from './bench';
 export type { BenchRow, BenchOptions } from './bench';
 export { diagnostics } from './diagnostics';

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rcu::init();  // create the call_rcu worker now, with signals blocked
   RegisterEnv(env, exports);
   RegisterFence(env, exports);
+  RegisterIssuer(env, exports);
   RegisterBench(env, exports);
   RegisterContainers(env, exports);
   RegisterResv(env, exports);

@@ -9,6 +9,7 @@ namespace dmabuf::addon {
 
 void RegisterEnv(Napi::Env env, Napi::Object exports);
 void RegisterFence(Napi::Env env, Napi::Object exports);
+void RegisterIssuer(Napi::Env env, Napi::Object exports);
 void RegisterBench(Napi::Env env, Napi::Object exports);
 void RegisterContainers(Napi::Env env, Napi::Object exports);
 void RegisterResv(Napi::Env env, Napi::Object exports);

@@ -46,6 +46,21 @@ int EnvState::Add(Fence* f, uint32_t id, JsCallback** token) {
   return 0;
 }
 
+JsCallback* EnvState::NewCompletion(uint32_t id) {
+  auto* cb = new JsCallback;
+  cb->env = this;
+  cb->id = id;
+  cb->magic = JsCallback::kMagic;
+  Ref();
+  return cb;
+}
+
+void EnvState::DiscardCompletion(JsCallback* cb) {
+  cb->magic = 0;
+  delete cb;
+  Unref();
+}
+
 bool EnvState::Remove(Fence* f, JsCallback* cb) {
   if (!fence_remove_callback(f, &cb->cb)) return false;
   cb->magic = 0;

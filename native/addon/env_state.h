@@ -44,6 +44,15 @@ class EnvState {
   // true if removed before it fired (the node is freed).
   bool Remove(Fence* f, JsCallback* cb);
 
+  // A completion that is not a fence callback (e.g. an issuer unload finishing
+  // on its own thread): NewCompletion(id) on the JS thread reserves the node,
+  // then Complete(cb) from any thread delivers `id` to the dispatcher exactly
+  // like a fired fence callback, or drops it once the environment is gone.
+  // DiscardCompletion(cb) (JS thread) if it will never complete.
+  JsCallback* NewCompletion(uint32_t id);
+  void Complete(JsCallback* cb) { Enqueue(cb); }
+  void DiscardCompletion(JsCallback* cb);
+
   // Delivers queued callback ids to JS (on the JS thread).
   void Drain(Napi::Env env);
 

@@ -69,8 +69,10 @@ Record* record_acquire() {
   }
   r->next_free = nullptr;
   r->accepting.store(false, std::memory_order_relaxed);
-  r->pinned.store(0, std::memory_order_relaxed);
-  r->created.store(0, std::memory_order_relaxed);
+  // Release: a reader of an old load that sees these resets also sees that
+  // load's kUnloaded state (stored before the record was recycled).
+  r->pinned.store(0, std::memory_order_release);
+  r->created.store(0, std::memory_order_release);
   r->c_ops.store(nullptr, std::memory_order_relaxed);
   r->core_ops = nullptr;
   r->pins = false;
@@ -243,6 +245,9 @@ int Issuer::create_fence(const IssuerFenceArgs& args, Fence** out, std::string* 
 int Issuer::set_param(const std::string& name, int64_t value, std::string* error) {
   if (kind_ == Kind::kNames)
     return fail(error, -ENOENT, format("%s: names-only issuers have no parameters", name_.c_str()));
+  // The module sees name.c_str(): "latency_us\0x" must not reach it as "latency_us".
+  if (name.find('\0') != std::string::npos)
+    return fail(error, -EINVAL, format("%s: parameter name contains a NUL byte", name_.c_str()));
   std::shared_lock<std::shared_mutex> use(use_mu_);
   if (state() != State::kLive) return fail(error, -ENODEV, format("%s: issuer is unloaded", name_.c_str()));
   const int rc = ops_->set_param ? ops_->set_param(priv_, name.c_str(), value) : -ENOENT;
@@ -259,6 +264,8 @@ int Issuer::get_param(const std::string& name, int64_t* value, std::string* erro
   if (!value) return fail(error, -EINVAL, "get_param: no output value");
   if (kind_ == Kind::kNames)
     return fail(error, -ENOENT, format("%s: names-only issuers have no parameters", name_.c_str()));
+  if (name.find('\0') != std::string::npos)
+    return fail(error, -EINVAL, format("%s: parameter name contains a NUL byte", name_.c_str()));
   std::shared_lock<std::shared_mutex> use(use_mu_);
   if (state() != State::kLive) return fail(error, -ENODEV, format("%s: issuer is unloaded", name_.c_str()));
   const int rc = ops_->get_param ? ops_->get_param(priv_, name.c_str(), value) : -ENOENT;
@@ -351,17 +358,19 @@ int Issuer::unload_module(int64_t timeout_ns, std::string* error) {
   st.total_ns = t5 - t0;
 
   created_at_unload_ = rec_->created.load(std::memory_order_relaxed);
-  if (keep_ops_)
-    issuer_detail::record_bury(rec_);
-  else
-    issuer_detail::record_recycle(rec_);
   ops_ = nullptr;
   priv_ = nullptr;
-  state_.store(State::kUnloaded, std::memory_order_release);
   {
     std::lock_guard<std::mutex> l(stats_mu_);
     stats_ = st;
   }
+  // Unloaded before the record can be reused by another load (which resets its
+  // counters): pinned_fences()/fences_created() re-check the state after reading one.
+  state_.store(State::kUnloaded, std::memory_order_release);
+  if (keep_ops_)
+    issuer_detail::record_bury(rec_);
+  else
+    issuer_detail::record_recycle(rec_);
   // Drop the registry's reference (last: `this` may go away with it).
   Issuer* registry_ref = nullptr;
   {
@@ -378,15 +387,23 @@ int Issuer::unload_module(int64_t timeout_ns, std::string* error) {
   return 0;
 }
 
+// Both read the record of this load, which another load may reuse once this
+// one is unloaded. Unload stores kUnloaded before recycling the record and
+// record_acquire resets the counters with release stores, so a count read
+// (acquire) while the state still reads live/draining is this load's.
 uint32_t Issuer::pinned_fences() const {
   if (kind_ != Kind::kModule || state() == State::kUnloaded) return 0;
-  return rec_->pinned.load(std::memory_order_relaxed);
+  const uint32_t n = rec_->pinned.load(std::memory_order_acquire);
+  return state() == State::kUnloaded ? 0 : n;
 }
 
 uint64_t Issuer::fences_created() const {
   if (kind_ == Kind::kNames) return named_created_.load(std::memory_order_relaxed);
-  if (state() == State::kUnloaded) return created_at_unload_;
-  return rec_->created.load(std::memory_order_relaxed);
+  if (state() != State::kUnloaded) {
+    const uint64_t n = rec_->created.load(std::memory_order_acquire);
+    if (state() != State::kUnloaded) return n;
+  }
+  return created_at_unload_;
 }
 
 IssuerUnloadStats Issuer::last_unload_stats() const {

@@ -93,7 +93,8 @@ class Issuer {
   // -ENODEV once unload has started; otherwise the module's error.
   int create_fence(const IssuerFenceArgs& args, Fence** out, std::string* error);
 
-  // The module's named integer parameters (-ENOENT: no such parameter).
+  // The module's named integer parameters (-ENOENT: no such parameter; -EINVAL:
+  // the name contains a NUL byte).
   int set_param(const std::string& name, int64_t value, std::string* error);
   int get_param(const std::string& name, int64_t* value, std::string* error);
   const std::vector<std::string>& param_names() const { return param_names_; }

@@ -319,6 +319,12 @@ TEST(IssuerParams, RingLatency) {
   int64_t v = 0;
   EXPECT_EQ(iss->get_param("nope", &v, &err), -ENOENT);
   EXPECT_EQ(iss->get_param("queued", nullptr, &err), -EINVAL);
+  // An embedded NUL must not reach the module as the name before it.
+  const std::string with_nul("latency_us\0x", 12);
+  EXPECT_EQ(iss->set_param(with_nul, 5, &err), -EINVAL);
+  EXPECT_TRUE(contains(err, "NUL")) << err;
+  EXPECT_EQ(iss->get_param(with_nul, &v, &err), -EINVAL);
+  EXPECT_EQ(param(iss.get(), "latency_us"), 250);
   unload_ok(iss.get());
 }
 

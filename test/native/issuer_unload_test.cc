@@ -302,6 +302,42 @@ TEST(IssuerUnload, LoadUnloadLoadAThousandTimes) {
 
 // Names-only issuer: strings stay valid while readers race with signalling and
 // the issuer itself is dropped.
+// Counters read during unload while other loads reuse the issuer's record (it
+// goes back to the pool at the end of unload): a reader must only ever see this
+// load's values, never the reset counters of the next load. A stress guard of
+// the invariant: the window it protects (state published after the record was
+// recycled) was only a few instructions wide, too narrow to hit reliably here.
+TEST(IssuerUnload, CountersStayOwnWhileTheRecordIsReused) {
+  constexpr int kRounds = 300;
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  // Loads and unloads continuously, so freed records are taken at once.
+  std::thread churn([&] {
+    while (!stop.load()) {
+      IssuerRef b(load_or_die(module_path("names")));
+      unload_ok(b.get());
+    }
+  });
+  for (int round = 0; round < kRounds; ++round) {
+    IssuerRef a(load_or_die(module_path("names")));
+    for (int i = 0; i < 3; ++i) fence_put(make_fence(a.get()));
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+      while (!done.load()) {
+        if (a->fences_created() != 3) wrong.fetch_add(1);
+        if (a->pinned_fences() != 0) wrong.fetch_add(1);
+      }
+    });
+    unload_ok(a.get());
+    done = true;
+    reader.join();
+    EXPECT_EQ(a->fences_created(), 3u);
+  }
+  stop = true;
+  churn.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
 TEST(IssuerUnload, NamesIssuerStringsOutliveSignalling) {
   Issuer* raw = nullptr;
   std::string err;
