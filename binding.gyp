@@ -9,6 +9,7 @@
         "native/addon/env_binding.cc",
         "native/addon/env_state.cc",
         "native/addon/fence_binding.cc",
+        "native/addon/heap_binding.cc",
         "native/addon/issuer_binding.cc",
         "native/addon/resv_binding.cc",
         "native/addon/sync_file_binding.cc",

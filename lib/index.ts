@@ -22,3 +22,5 @@ export { Resv, AcquireContext } from './resv';
 export type { ResvUsage } from './resv';
 export { SyncFile, SwSyncTimeline } from './sync_file';
 export type { SyncFileInfo, SyncFenceInfo, SyncBackend, SwSyncTimelineOptions } from './sync_file';
+export { listHeaps, openHeap, createPlatform, Platform, Heap, DmaBuf, DEFAULT_FD_FLAGS } from './heap';
+export type { HeapInfo, HeapBackend, AllocOptions, CpuAccessDir, PlatformOptions, FaultOptions } from './heap';

@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterContainers(env, exports);
   RegisterResv(env, exports);
   RegisterSyncFile(env, exports);
+  RegisterHeap(env, exports);
   return exports;
 }
 

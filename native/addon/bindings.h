@@ -14,6 +14,7 @@ void RegisterBench(Napi::Env env, Napi::Object exports);
 void RegisterContainers(Napi::Env env, Napi::Object exports);
 void RegisterResv(Napi::Env env, Napi::Object exports);
 void RegisterSyncFile(Napi::Env env, Napi::Object exports);
+void RegisterHeap(Napi::Env env, Napi::Object exports);
 
 // Fence handles, for bindings of other classes that take or return fences.
 Fence* FenceFromHandle(const Napi::Value& v);          // nullptr if not a live fence handle

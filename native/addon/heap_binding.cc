@@ -1,0 +1,402 @@
+// dma-buf heap and buffer bindings, emulated (native/core) and real kernel
+// (native/kernel). Holder Externals over a heap and over a buffer; flat
+// functions that return values or negative errnos. lib/heap.ts validates.
+// Kernel failures come back as [errno, op, message] so the message survives.
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "bindings.h"
+#include "dma_buf.h"
+#include "handles.h"
+#include "heap.h"
+#include "kernel/dma_buf.h"
+#include "kernel/fdinfo.h"
+#include "kernel/heap.h"
+#include "mapping.h"
+#include "fault_inject.h"
+#include "platform.h"
+
+namespace dmabuf::addon {
+namespace {
+
+struct HeapObj {
+  bool kernel;
+  Platform* platform;        // emulated: a reference
+  dmabuf::Heap* emu;         // owned by the platform
+  kernel::Heap k;            // kernel: the open node
+};
+void heap_put(HeapObj* h) {
+  if (h->platform) platform_put(h->platform);
+  delete h;
+}
+using HeapHolder = Holder<HeapObj, heap_put, 0x48454150>;  // "HEAP"
+
+// A kernel CPU mapping shared by the buffer and its ArrayBuffer's finalizer:
+// munmap happens at unmap/close (after the ArrayBuffer is detached); the struct
+// lives until both let go.
+struct KMap {
+  void* addr;
+  size_t len;
+  std::atomic<int> refs{2};
+};
+void kmap_put(KMap* m) {
+  if (m->refs.fetch_sub(1) == 1) delete m;
+}
+
+struct BufObj {
+  bool kernel;
+  DmaBuf* emu = nullptr;  // object reference (plus the fd's file reference until closed)
+  Mapping* emap = nullptr;
+  int kfd = -1;
+  KMap* kmap = nullptr;
+  bool closed = false;
+};
+void buf_unmap(BufObj* b) {
+  if (b->emap) {
+    mapping_invalidate(b->emap);
+    mapping_put(b->emap);
+    b->emap = nullptr;
+  }
+  if (b->kmap) {
+    munmap(b->kmap->addr, b->kmap->len);
+    kmap_put(b->kmap);
+    b->kmap = nullptr;
+  }
+}
+int buf_close(BufObj* b) {
+  if (b->closed) return -EBADF;
+  buf_unmap(b);
+  b->closed = true;
+  if (b->kernel) {
+    int r = kernel::dma_buf_close(b->kfd).err();
+    b->kfd = -1;
+    return r;
+  }
+  return dma_buf_close(b->emu);
+}
+void buf_put(BufObj* b) {
+  if (!b->closed) (void)buf_close(b);
+  if (b->emu) dma_buf_obj_put(b->emu);
+  delete b;
+}
+using BufHolder = Holder<BufObj, buf_put, 0x444d4142>;  // "DMAB"
+
+Napi::Value KErr(Napi::Env env, const kernel::KError& e) {
+  Napi::Array a = Napi::Array::New(env, 3);
+  a.Set(0u, Napi::Number::New(env, e.err));
+  a.Set(1u, Napi::String::New(env, e.op));
+  a.Set(2u, Napi::String::New(env, e.msg));
+  return a;
+}
+
+void plat_put(Platform* p) { platform_put(p); }
+using PlatHolder = Holder<Platform, plat_put, 0x504c4154>;  // "PLAT"
+
+// Optional platform argument: undefined -> the default platform.
+Platform* PlatArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return platform_default();
+  Platform* p = PlatHolder::From(info[i]);
+  if (!p) throw BadHandle(info.Env(), "Platform handle");
+  return p;
+}
+
+// platformCreate(kernelVersion, arch, memEncrypt, cmaBytes: bigint) -> External | -errno
+Napi::Value PlatformCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PlatformConfig c;
+  std::string kv = info[0].As<Napi::String>();
+  if (parse_kernel_version(kv.c_str(), &c.kernel)) return Napi::Number::New(env, -EINVAL);
+  std::string arch = info[1].As<Napi::String>();
+  if (arch_from_name(arch.c_str(), &c.arch)) return Napi::Number::New(env, -EINVAL);
+  c.mem_encrypt = info[2].ToBoolean();
+  bool ok = true;
+  c.cma_bytes = BigIntU64(info[3], &ok);
+  if (!ok) throw Napi::TypeError::New(env, "dmabuf: platformCreate expects a bigint");
+  Platform* p = nullptr;
+  int e = platform_create(c, &p);
+  if (e) return Napi::Number::New(env, e);
+  return PlatHolder::Wrap(env, p);
+}
+
+Napi::Value PlatformDispose(const Napi::CallbackInfo& info) {
+  PlatHolder::Dispose(info[0]);
+  return info.Env().Undefined();
+}
+
+// platformSetFault(p, site, nth: bigint, times: bigint, error) -> 0 | -errno
+Napi::Value PlatformSetFault(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Platform* p = PlatArg(info, 0);
+  std::string site = info[1].As<Napi::String>();
+  FaultSpec spec;
+  bool ok1 = true, ok2 = true;
+  spec.nth = BigIntU64(info[2], &ok1);
+  spec.times = BigIntU64(info[3], &ok2);
+  if (!ok1 || !ok2) throw Napi::TypeError::New(env, "dmabuf: platformSetFault expects bigints");
+  spec.error = info[4].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(env, platform_set_fault(p, site.c_str(), spec));
+}
+
+HeapObj* HeapArg(const Napi::CallbackInfo& info) {
+  HeapObj* h = HeapHolder::From(info[0]);
+  if (!h) throw BadHandle(info.Env(), "Heap handle");
+  return h;
+}
+// Returns nullptr (after throwing nothing) only via exception.
+BufObj* BufArg(const Napi::CallbackInfo& info) {
+  BufObj* b = BufHolder::From(info[0]);
+  if (!b) throw BadHandle(info.Env(), "DmaBuf handle");
+  return b;
+}
+
+// heapList(kernel) -> [{name, kind, contiguous, cpuAccess, ccShared}] | KError
+Napi::Value HeapList(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  if (info[0].ToBoolean()) {
+    auto r = kernel::list_heaps();
+    if (!r) return KErr(env, r.error());
+    for (const auto& h : r.value()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", h.name);
+      o.Set("path", h.path);
+      out.Set(i++, o);
+    }
+    return out;
+  }
+  for (const auto& h : dma_heap_list(PlatArg(info, 1))) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", h.name);
+    o.Set("kind", heap_kind_name(h.kind));
+    o.Set("contiguous", h.contiguous);
+    o.Set("cpuAccess", h.cpu_access);
+    o.Set("ccShared", h.cc_shared);
+    out.Set(i++, o);
+  }
+  return out;
+}
+
+// heapOpen(name, kernel) -> External | -errno | KError
+Napi::Value HeapOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>();
+  if (info[1].ToBoolean()) {
+    auto r = kernel::open_heap(name);
+    if (!r) return KErr(env, r.error());
+    auto* h = new HeapObj{true, nullptr, nullptr, std::move(r.value())};
+    return HeapHolder::Wrap(env, h);
+  }
+  Platform* p = PlatArg(info, 2);
+  dmabuf::Heap* heap = nullptr;
+  int e = dma_heap_open(p, name.c_str(), &heap);
+  if (e) return Napi::Number::New(env, e);
+  auto* h = new HeapObj{false, platform_get(p), heap, {}};
+  return HeapHolder::Wrap(env, h);
+}
+
+Napi::Value HeapDispose(const Napi::CallbackInfo& info) {
+  HeapHolder::Dispose(info[0]);
+  return info.Env().Undefined();
+}
+
+// heapAlloc(h, len: bigint, fdFlags: number, heapFlags: bigint) -> External | -errno | KError
+Napi::Value HeapAlloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HeapObj* h = HeapArg(info);
+  bool ok1 = true, ok2 = true;
+  uint64_t len = BigIntU64(info[1], &ok1);
+  uint32_t fd_flags = info[2].As<Napi::Number>().Uint32Value();
+  uint64_t heap_flags = BigIntU64(info[3], &ok2);
+  if (!ok1 || !ok2) throw Napi::TypeError::New(env, "dmabuf: heapAlloc expects bigints");
+  if (h->kernel) {
+    auto r = kernel::heap_alloc(h->k.fd.get(), len, fd_flags, heap_flags);
+    if (!r) return KErr(env, r.error());
+    auto* b = new BufObj{};
+    b->kernel = true;
+    b->kfd = r.value().release();
+    return BufHolder::Wrap(env, b);
+  }
+  DmaBuf* buf = nullptr;
+  int e = dma_heap_alloc(h->emu, len, fd_flags, heap_flags, &buf);
+  if (e) return Napi::Number::New(env, e);
+  dma_buf_obj_get(buf);
+  auto* b = new BufObj{};
+  b->kernel = false;
+  b->emu = buf;
+  return BufHolder::Wrap(env, b);
+}
+
+Napi::Value BufIsKernel(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), BufArg(info)->kernel);
+}
+
+// bufFd(b) -> fd | -EBADF
+Napi::Value BufFd(const Napi::CallbackInfo& info) {
+  BufObj* b = BufArg(info);
+  if (b->closed) return Napi::Number::New(info.Env(), -EBADF);
+  return Napi::Number::New(info.Env(), b->kernel ? b->kfd : b->emu->user_fd.load());
+}
+
+// bufSize(b) -> bigint | -errno | KError
+Napi::Value BufSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BufObj* b = BufArg(info);
+  if (b->closed) return Napi::Number::New(env, -EBADF);
+  if (!b->kernel) return Napi::BigInt::New(env, b->emu->size);
+  auto r = kernel::dma_buf_size(b->kfd);
+  if (!r) return KErr(env, r.error());
+  return Napi::BigInt::New(env, r.value());
+}
+
+// bufFdinfo(b) -> [[key, value]...] | -errno | KError
+Napi::Value BufFdinfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BufObj* b = BufArg(info);
+  if (b->closed) return Napi::Number::New(env, -EBADF);
+  kernel::FdInfo fi;
+  if (b->kernel) {
+    auto r = kernel::dma_buf_fdinfo(b->kfd);
+    if (!r) return KErr(env, r.error());
+    fi = std::move(r.value());
+  } else {
+    std::string text;
+    int e = dma_buf_fdinfo(b->emu, &text);
+    if (e) return Napi::Number::New(env, e);
+    fi = kernel::parse_fdinfo(text);
+  }
+  Napi::Array out = Napi::Array::New(env, fi.entries.size());
+  uint32_t i = 0;
+  for (const auto& [k, v] : fi.entries) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, k);
+    pair.Set(1u, v);
+    out.Set(i++, pair);
+  }
+  return out;
+}
+
+// bufSetName(b, name) -> 0 | -errno | KError
+Napi::Value BufSetName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BufObj* b = BufArg(info);
+  if (b->closed) return Napi::Number::New(env, -EBADF);
+  std::string name = info[1].As<Napi::String>();
+  if (b->kernel) {
+    auto r = kernel::dma_buf_set_name(b->kfd, name);
+    if (!r) return KErr(env, r.error());
+    return Napi::Number::New(env, 0);
+  }
+  // Like the ioctl's strndup_user of DMA_BUF_NAME_LEN: the string with its NUL.
+  return Napi::Number::New(env, dma_buf_set_name(b->emu, name.c_str(), name.size() + 1));
+}
+
+// bufSync(b, flags: bigint) -> 0 | -errno | KError
+Napi::Value BufSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BufObj* b = BufArg(info);
+  if (b->closed) return Napi::Number::New(env, -EBADF);
+  bool ok = true;
+  uint64_t flags = BigIntU64(info[1], &ok);
+  if (!ok) throw Napi::TypeError::New(env, "dmabuf: bufSync expects a bigint");
+  if (b->kernel) {
+    auto r = kernel::dma_buf_cpu_sync(b->kfd, flags);
+    if (!r) return KErr(env, r.error());
+    return Napi::Number::New(env, 0);
+  }
+  return Napi::Number::New(env, dma_buf_cpu_sync(b->emu, flags));
+}
+
+void FinalizeEmuMap(napi_env, void*, void* hint) { mapping_put(static_cast<Mapping*>(hint)); }
+void FinalizeKMap(napi_env, void*, void* hint) { kmap_put(static_cast<KMap*>(hint)); }
+
+// bufMap(b) -> ArrayBuffer (external, over a new shared RW mapping of the whole
+// buffer) | -errno | KError. lib/heap.ts maps at most once per buffer.
+Napi::Value BufMap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BufObj* b = BufArg(info);
+  if (b->closed) return Napi::Number::New(env, -EBADF);
+  if (b->emap || b->kmap) return Napi::Number::New(env, -EBUSY);
+  void* addr;
+  size_t len;
+  napi_finalize fin;
+  void* hint;
+  if (b->kernel) {
+    auto sz = kernel::dma_buf_size(b->kfd);
+    if (!sz) return KErr(env, sz.error());
+    auto r = kernel::dma_buf_mmap(b->kfd, sz.value());
+    if (!r) return KErr(env, r.error());
+    len = r.value().size();
+    addr = r.value().release();
+    b->kmap = new KMap{addr, len};
+    fin = FinalizeKMap;
+    hint = b->kmap;
+  } else {
+    Mapping* m = nullptr;
+    int e = dma_buf_mmap(b->emu, 0, b->emu->size, PROT_READ | PROT_WRITE, MAP_SHARED, &m);
+    if (e) return Napi::Number::New(env, e);
+    mapping_get(m);  // the ArrayBuffer's reference
+    b->emap = m;
+    addr = m->addr;
+    len = b->emu->size;
+    fin = FinalizeEmuMap;
+    hint = m;
+  }
+  napi_value ab;
+  napi_status s = napi_create_external_arraybuffer(env, addr, len, fin, hint, &ab);
+  if (s != napi_ok) {
+    fin(env, nullptr, hint);
+    buf_unmap(b);
+    return Napi::Number::New(env, -ENOMEM);
+  }
+  return Napi::Value(env, ab);
+}
+
+// bufUnmap(b, ab?) : detaches the ArrayBuffer first (JS can never read the
+// range again), then ends the mapping.
+Napi::Value BufUnmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BufObj* b = BufArg(info);
+  if (info.Length() > 1 && info[1].IsArrayBuffer()) {
+    napi_status s = napi_detach_arraybuffer(env, info[1]);
+    if (s != napi_ok) throw Napi::Error::New(env, "dmabuf: cannot detach the mapping's ArrayBuffer");
+  }
+  buf_unmap(b);
+  return env.Undefined();
+}
+
+// bufClose(b, ab?) -> 0 | -EBADF
+Napi::Value BufClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BufObj* b = BufArg(info);
+  if (info.Length() > 1 && info[1].IsArrayBuffer()) {
+    napi_status s = napi_detach_arraybuffer(env, info[1]);
+    if (s != napi_ok) throw Napi::Error::New(env, "dmabuf: cannot detach the mapping's ArrayBuffer");
+  }
+  return Napi::Number::New(env, buf_close(b));
+}
+
+Napi::Value BufDispose(const Napi::CallbackInfo& info) {
+  BufHolder::Dispose(info[0]);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void RegisterHeap(Napi::Env env, Napi::Object exports) {
+  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+      {"heapList", HeapList},     {"heapOpen", HeapOpen},     {"heapDispose", HeapDispose},
+      {"heapAlloc", HeapAlloc},   {"bufIsKernel", BufIsKernel}, {"bufFd", BufFd},
+      {"bufSize", BufSize},       {"bufFdinfo", BufFdinfo},   {"bufSetName", BufSetName},
+      {"bufSync", BufSync},       {"bufMap", BufMap},         {"bufUnmap", BufUnmap},
+      {"bufClose", BufClose},     {"bufDispose", BufDispose},
+      {"platformCreate", PlatformCreate}, {"platformDispose", PlatformDispose},
+      {"platformSetFault", PlatformSetFault},
+  };
+  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+}
+
+}  // namespace dmabuf::addon
