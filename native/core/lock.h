@@ -2,6 +2,8 @@
 // so it fits in the fence's lock union beside an external-lock pointer.
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -25,11 +27,8 @@ class SpinLock {
   void init() { word_.store(0, std::memory_order_relaxed); }
 
   void lock() {
-    for (;;) {
-      if (word_.exchange(1, std::memory_order_acquire) == 0) return;
-      // Spin on a plain load so waiters share the line instead of bouncing it.
-      while (word_.load(std::memory_order_relaxed) != 0) DMABUF_CPU_RELAX();
-    }
+    if (word_.exchange(1, std::memory_order_acquire) == 0) return;
+    lock_contended();
   }
   bool try_lock() {
     return word_.load(std::memory_order_relaxed) == 0 &&
@@ -39,6 +38,24 @@ class SpinLock {
   bool is_locked() const { return word_.load(std::memory_order_relaxed) != 0; }
 
  private:
+  __attribute__((noinline)) void lock_contended() {
+    unsigned spins = 0;
+    for (;;) {
+      // Spin on a plain load so waiters share the line instead of bouncing it.
+      while (word_.load(std::memory_order_relaxed) != 0) {
+        DMABUF_CPU_RELAX();
+        // Unlike the kernel's, a userspace holder can be preempted (e.g. right
+        // after waking a waiter under the lock): after a short spin, give the
+        // CPU away instead of burning the rest of the holder's time slice.
+        if (++spins == 128) {
+          sched_yield();
+          spins = 0;
+        }
+      }
+      if (word_.exchange(1, std::memory_order_acquire) == 0) return;
+    }
+  }
+
   std::atomic<uint32_t> word_{0};
 };
 static_assert(sizeof(SpinLock) == 4, "the fence lock union relies on a 4-byte spinlock");

@@ -55,10 +55,12 @@ void sync_file_release(SyncFile* sf) {
   // Disarm first: afterwards the callback cannot be running on sf.
   if (sf->flags.load(std::memory_order_acquire) & (1UL << SYNC_FILE_POLL_ENABLED))
     fence_remove_callback(sf->fence, &sf->cb);
+  bool waiters;
   {
     IrqSpinGuard g(&sf->wq_lock);
-    if (!list_empty(&sf->wq)) warn("sync_file released with poll waiters still queued");
+    waiters = !list_empty(&sf->wq);
   }
+  if (waiters) warn("sync_file released with poll waiters still queued");
   fence_put(sf->fence);
   delete sf;
 }

@@ -171,9 +171,13 @@ void ww_mutex_init(WwMutex* lock, WwClass* ww_class) {
 }
 
 void ww_mutex_destroy(WwMutex* lock) {
-  std::lock_guard<std::mutex> g(lock->wait_lock);
-  if (ww_mutex_is_locked(lock) || !list_empty(&lock->waiters))
-    warn("ww_mutex_destroy: mutex still locked or waited on");
+  bool busy;
+  {
+    std::lock_guard<std::mutex> g(lock->wait_lock);
+    busy = ww_mutex_is_locked(lock) || !list_empty(&lock->waiters);
+  }
+  // Outside wait_lock: the warn handler is foreign code with locks of its own.
+  if (busy) warn("ww_mutex_destroy: mutex still locked or waited on");
 }
 
 void ww_acquire_init(WwAcquireCtx* ctx, WwClass* ww_class) {

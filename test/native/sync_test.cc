@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -28,8 +29,8 @@ using namespace dmabuf;
 
 namespace {
 
-// The stress cases keep the selftest's iteration counts, except under the
-// sanitizers, where every handoff costs ~10x and the counts are divided by 16.
+// The thread-handoff stress cases keep the selftest's iteration counts, except
+// under the sanitizers, where every handoff costs ~10x: there they run 1/16.
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 constexpr int kStressShift = 4;
 #else
@@ -257,8 +258,7 @@ TEST(SyncTest, test_stress_two_threads_shared_timeline) {
 namespace {
 
 // Returns 1 on error, 0 once nothing is active. The yield is ours: the
-// selftest's loop makes two syscalls per round, which lets other threads run;
-// a pure userspace spin would starve the producers on a 2-CPU machine.
+// selftest's loop makes two syscalls per round, which lets other threads run.
 int busy_wait_on_fence(SyncFile* fence) {
   int active;
   do {
