@@ -1,7 +1,7 @@
 // The dma-buf's reservation object: the lock that attachments, pins and
 // move_notify run under, the implicit fences begin_cpu_access waits for, and
 // the fence lines of bufinfo. Everything that touches dmabuf->resv goes
-// through here, so the reservation object plugs in in one place.
+// through here.
 #pragma once
 
 #include <cstdint>
