@@ -41,22 +41,26 @@ bool CmaArea::alloc(uint64_t count, unsigned align_order, uint64_t* pfn) {
 }
 
 bool CmaArea::release(uint64_t pfn, uint64_t count) {
-  std::lock_guard<std::mutex> g(mu_);
   if (pfn < base_ || pfn + count > base_ + npages_ || count == 0) {
     warn("cma_release: range pfn 0x%" PRIx64 "+%" PRIu64 " is not in area %s", pfn, count,
          name_.c_str());
     return false;
   }
   const uint64_t i = pfn - base_;
-  for (uint64_t k = i; k < i + count; ++k) {
-    if (!test(k)) {
-      warn("cma_release: pfn 0x%" PRIx64 " in area %s is not allocated", base_ + k, name_.c_str());
-      return false;
+  uint64_t bad = UINT64_MAX;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (uint64_t k = i; k < i + count && bad == UINT64_MAX; ++k)
+      if (!test(k)) bad = base_ + k;
+    if (bad == UINT64_MAX) {
+      set_range(i, count, false);
+      used_ -= count;
+      return true;
     }
   }
-  set_range(i, count, false);
-  used_ -= count;
-  return true;
+  // Outside the lock: the warn handler is foreign code.
+  warn("cma_release: pfn 0x%" PRIx64 " in area %s is not allocated", bad, name_.c_str());
+  return false;
 }
 
 uint64_t CmaArea::free_pages() const {

@@ -94,13 +94,14 @@ void dma_buf_detach(DmaBuf* buf, Attachment* a) {
     a->sgt = nullptr;
     if (exporter_is_dynamic(buf)) buf->ops->unpin(a);
   }
-  if (a->map_count) warn("dma_buf_detach: %u mappings still live", a->map_count);
+  const unsigned live = a->map_count;
   while (a->pin_count) {
     --a->pin_count;
     if (buf->ops->unpin) buf->ops->unpin(a);
   }
   remove_locked(buf, a);
   dma_buf_resv_unlock(buf);
+  if (live) warn("dma_buf_detach: %u mappings still live", live);
   if (buf->ops->detach) buf->ops->detach(buf, a);
   delete a;
   dma_buf_put(buf);

@@ -16,15 +16,21 @@ namespace {
 
 // Swaps the range for an inaccessible reservation in one step, so no other
 // mapping can land at this address while a stale pointer to it exists.
-void make_inaccessible(Mapping* m) {
+// Returns 0 or the errno of a failed replacement (callers warn after
+// unlocking: the warn handler is foreign code).
+int make_inaccessible(Mapping* m) {
   void* r = mmap(m->addr, m->len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
-  if (r == MAP_FAILED) {
-    // Cannot happen short of a kernel out of VMAs; fall back to plain
-    // protection so the data still cannot be read.
-    warn("dma-buf mapping: PROT_NONE replacement failed (errno %d)", errno);
-    mprotect(m->addr, m->len, PROT_NONE);
-  }
+  if (r != MAP_FAILED) return 0;
+  // Cannot happen short of a kernel out of VMAs; fall back to plain protection
+  // so the data still cannot be read.
+  const int err = errno;
+  mprotect(m->addr, m->len, PROT_NONE);
+  return err;
+}
+
+void warn_replacement(int err) {
+  if (err) warn("dma-buf mapping: PROT_NONE replacement failed (errno %d)", err);
 }
 
 }  // namespace
@@ -73,6 +79,7 @@ int dma_buf_mmap(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags
 
 void mapping_invalidate(Mapping* m) {
   DmaBuf* buf = m->buf;
+  int err;
   {
     std::lock_guard<std::mutex> g(buf->map_lock);
     if (!m->valid) return;
@@ -80,8 +87,9 @@ void mapping_invalidate(Mapping* m) {
     auto it = std::find(buf->mappings.begin(), buf->mappings.end(), m);
     if (it != buf->mappings.end()) buf->mappings.erase(it);
     // Under the lock: the owner's final put waits here before unmapping.
-    make_inaccessible(m);
+    err = make_inaccessible(m);
   }
+  warn_replacement(err);
   dma_buf_put(buf);
 }
 
@@ -105,15 +113,17 @@ void dma_buf_invalidate_mappings(DmaBuf* buf) {
   // All under the lock, without touching a Mapping afterwards: an owner may be
   // in mapping_put() concurrently, and frees it once it gets the lock.
   size_t n;
+  int err = 0;
   {
     std::lock_guard<std::mutex> g(buf->map_lock);
     n = buf->mappings.size();
     for (Mapping* m : buf->mappings) {
       m->valid = false;
-      make_inaccessible(m);
+      if (int e = make_inaccessible(m)) err = e;
     }
     buf->mappings.clear();
   }
+  warn_replacement(err);
   // The caller holds a reference, so these never release the buffer.
   while (n--) dma_buf_put(buf);
 }

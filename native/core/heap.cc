@@ -40,22 +40,23 @@ int dma_heap_add(Platform* p, const char* name, HeapKind kind, const HeapOps* op
     warn("dma_heap: cannot add heap with invalid ops struct or name");
     return -EINVAL;
   }
-  std::lock_guard<std::mutex> g(p->heaps_mu);
-  for (const auto& h : p->heaps) {
-    if (h->name == name) {
-      warn("dma_heap: already registered heap named %s", name);
-      return -EINVAL;
+  bool duplicate = false, full = false;
+  {
+    std::lock_guard<std::mutex> g(p->heaps_mu);
+    for (const auto& h : p->heaps) duplicate |= h->name == name;
+    // The kernel allocates a minor from an xarray limited to NUM_HEAP_MINORS.
+    full = !duplicate && p->heaps.size() >= kDmaHeapMaxHeaps;
+    if (!duplicate && !full) {
+      auto h = std::make_unique<Heap>(Heap{name, kind, ops, priv, p, contiguous, cpu_access});
+      if (out) *out = h.get();
+      p->heaps.push_back(std::move(h));
+      return 0;
     }
   }
-  // The kernel allocates a minor from an xarray limited to NUM_HEAP_MINORS.
-  if (p->heaps.size() >= kDmaHeapMaxHeaps) {
-    warn("dma_heap: unable to get minor number for heap (err=-EBUSY)");
-    return -EINVAL;
-  }
-  auto h = std::make_unique<Heap>(Heap{name, kind, ops, priv, p, contiguous, cpu_access});
-  if (out) *out = h.get();
-  p->heaps.push_back(std::move(h));
-  return 0;
+  // Outside heaps_mu: the warn handler is foreign code.
+  if (duplicate) warn("dma_heap: already registered heap named %s", name);
+  else warn("dma_heap: unable to get minor number for heap (err=-EBUSY)");
+  return -EINVAL;
 }
 
 int dma_heap_open(Platform* p, const char* name, Heap** out) {

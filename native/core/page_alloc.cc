@@ -43,19 +43,59 @@ std::map<uint64_t, PageAllocator::Extent>::const_iterator PageAllocator::overlap
   return extents_.end();
 }
 
-void PageAllocator::violation_locked(const char* what, uint64_t pfn, uint64_t npages) {
+void PageAllocator::violation_locked(Violation* v, const char* what, uint64_t pfn,
+                                     uint64_t npages) {
   ++violations_;
-  warn("page state violation: %s (pfn 0x%" PRIx64 ", %" PRIu64 " pages)", what, pfn, npages);
+  *v = {what, pfn, npages};
+}
+
+void PageAllocator::warn_violation(const Violation& v) {
+  if (v.what)
+    warn("page state violation: %s (pfn 0x%" PRIx64 ", %" PRIu64 " pages)", v.what, v.pfn, v.npages);
 }
 
 void PageAllocator::report_violation(const char* what, uint64_t pfn, uint64_t npages) {
-  std::lock_guard<std::mutex> g(mu_);
-  violation_locked(what, pfn, npages);
+  Violation v;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    violation_locked(&v, what, pfn, npages);
+  }
+  warn_violation(v);
 }
 
 bool PageAllocator::alloc(unsigned order, uint64_t* pfn) {
   if (order > kMaxOrder) return false;
-  std::lock_guard<std::mutex> g(mu_);
+  Violation v;
+  bool ok;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    ok = alloc_locked(order, pfn, &v);
+  }
+  warn_violation(v);
+  return ok;
+}
+
+void PageAllocator::free(uint64_t pfn, unsigned order) {
+  Violation v;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    free_locked(pfn, order, &v);
+  }
+  warn_violation(v);
+}
+
+int PageAllocator::transition(uint64_t pfn, uint64_t npages, PageState from, PageState to) {
+  Violation v;
+  int err;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    err = transition_locked(pfn, npages, from, to, &v);
+  }
+  warn_violation(v);
+  return err;
+}
+
+bool PageAllocator::alloc_locked(unsigned order, uint64_t* pfn, Violation* v) {
   unsigned o = order;
   while (o <= kMaxOrder && free_[o].empty()) ++o;
   if (o > kMaxOrder) return false;
@@ -68,16 +108,15 @@ bool PageAllocator::alloc(unsigned order, uint64_t* pfn) {
   }
   free_pages_ -= 1ULL << order;
   if (overlap(p, 1ULL << order) != extents_.end())
-    violation_locked("alloc_pages would hand out a non-private page", p, 1ULL << order);
+    violation_locked(v, "alloc_pages would hand out a non-private page", p, 1ULL << order);
   *pfn = p;
   return true;
 }
 
-void PageAllocator::free(uint64_t pfn, unsigned order) {
-  std::lock_guard<std::mutex> g(mu_);
+void PageAllocator::free_locked(uint64_t pfn, unsigned order, Violation* v) {
   const uint64_t n = 1ULL << order;
   if (overlap(pfn, n) != extents_.end()) {
-    violation_locked("freeing a non-private page; leaking it instead", pfn, n);
+    violation_locked(v, "freeing a non-private page; leaking it instead", pfn, n);
     return;
   }
   free_pages_ += n;
@@ -105,12 +144,12 @@ bool PageAllocator::allocated_locked(uint64_t pfn, uint64_t n) const {
   return true;
 }
 
-int PageAllocator::transition(uint64_t pfn, uint64_t npages, PageState from, PageState to) {
-  std::lock_guard<std::mutex> g(mu_);
+int PageAllocator::transition_locked(uint64_t pfn, uint64_t npages, PageState from,
+                                     PageState to, Violation* v) {
   auto it = overlap(pfn, npages);
   if (from == PageState::kPrivate) {
     if (it != extents_.end() || to == PageState::kPrivate || !allocated_locked(pfn, npages)) {
-      violation_locked("decrypting a page that is not private", pfn, npages);
+      violation_locked(v, "decrypting a page that is not private", pfn, npages);
       return -EINVAL;
     }
     extents_.emplace(pfn, Extent{npages, to});
@@ -119,7 +158,7 @@ int PageAllocator::transition(uint64_t pfn, uint64_t npages, PageState from, Pag
   }
   if (it == extents_.end() || it->first != pfn || it->second.npages != npages ||
       it->second.state != from || to == from) {
-    violation_locked("page state transition from the wrong state", pfn, npages);
+    violation_locked(v, "page state transition from the wrong state", pfn, npages);
     return -EINVAL;
   }
   if (from == PageState::kShared) shared_pages_ -= npages;

@@ -82,7 +82,17 @@ class PageAllocator {
   };
   // First extent overlapping [pfn, pfn + n), or extents_.end().
   std::map<uint64_t, Extent>::const_iterator overlap(uint64_t pfn, uint64_t n) const;
-  void violation_locked(const char* what, uint64_t pfn, uint64_t npages);
+  // A violation found under mu_, counted there and warned about after unlocking
+  // (the warn handler is foreign code with locks of its own).
+  struct Violation {
+    const char* what = nullptr;
+    uint64_t pfn = 0, npages = 0;
+  };
+  void violation_locked(Violation* v, const char* what, uint64_t pfn, uint64_t npages);
+  static void warn_violation(const Violation& v);
+  bool alloc_locked(unsigned order, uint64_t* pfn, Violation* v);
+  void free_locked(uint64_t pfn, unsigned order, Violation* v);
+  int transition_locked(uint64_t pfn, uint64_t npages, PageState from, PageState to, Violation* v);
   // Whether [pfn, pfn + n) lies in this allocator and no page of it is free.
   bool allocated_locked(uint64_t pfn, uint64_t n) const;
 
