@@ -10,9 +10,18 @@
 
 namespace dmabuf {
 
+namespace {
+
+// Per-thread state behind local_irq_disable/enable.
+struct IrqThreadState {
+  unsigned depth;
+  bool draining;
+  IrqWork* head;
+  IrqWork* tail;
+};
 thread_local IrqThreadState irq_thread_state;  // zero-initialised, no TLS init hook
 
-namespace {
+void run_local(IrqThreadState& s);
 
 void local_append(IrqThreadState& s, IrqWork* w) {
   w->next = nullptr;
@@ -50,7 +59,7 @@ struct Worker {
         w = next;
         ++n;
       }
-      irq_work_run_local();
+      run_local(s);
       lk.lock();
       done += n;
       idle.notify_all();
@@ -97,8 +106,9 @@ bool irq_work_queue(IrqWork* w) {
   return true;
 }
 
-void irq_work_run_local() {
-  IrqThreadState& s = irq_thread_state;
+namespace {
+// Runs the thread's queue; work queued meanwhile is appended and runs too.
+void run_local(IrqThreadState& s) {
   s.draining = true;
   while (IrqWork* w = s.head) {
     s.head = w->next;
@@ -107,6 +117,14 @@ void irq_work_run_local() {
     w->func(w);
   }
   s.draining = false;
+}
+}  // namespace
+
+void local_irq_disable() { ++irq_thread_state.depth; }
+
+void local_irq_enable() {
+  IrqThreadState& s = irq_thread_state;
+  if (--s.depth == 0 && s.head && !s.draining) run_local(s);
 }
 
 void irq_work_barrier() {

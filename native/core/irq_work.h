@@ -47,30 +47,19 @@ inline void init_irq_work(IrqWork* w, void (*func)(IrqWork*)) {
  */
 bool irq_work_queue(IrqWork* w);
 
-// Per-thread state behind local_irq_disable/enable.
-struct IrqThreadState {
-  unsigned depth;
-  bool draining;
-  IrqWork* head;
-  IrqWork* tail;
-};
-extern thread_local IrqThreadState irq_thread_state;
-
-// Runs the calling thread's queued work (internal; local_irq_enable calls it).
-void irq_work_run_local();
-
 /**
  * local_irq_disable() - enter an "interrupts off" section (nests)
  */
-inline void local_irq_disable() { ++irq_thread_state.depth; }
+void local_irq_disable();
 
 /**
  * local_irq_enable() - leave it; at depth zero, run the work queued meanwhile
+ *
+ * Both are out of line, so the per-thread state stays private to irq_work.cc:
+ * inlined into a test, GCC 12's ASan+UBSan build (-O1) reported that
+ * thread_local's address as null.
  */
-inline void local_irq_enable() {
-  IrqThreadState& s = irq_thread_state;
-  if (--s.depth == 0 && s.head && !s.draining) irq_work_run_local();
-}
+void local_irq_enable();
 
 /**
  * irq_work_barrier() - wait until the worker thread has run every item that was
