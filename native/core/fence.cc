@@ -237,34 +237,27 @@ void fence_set_error(Fence* f, int error) {
   __atomic_store_n(&f->error, error, __ATOMIC_RELAXED);
 }
 
+namespace {
+// The issuer's `signaled` op, read inside an RCU section (ops may be detached).
+bool poll_signaled_op(Fence* f) {
+  rcu::ReadGuard rcu;
+  const FenceOps* ops = rcu::dereference(f->ops);
+  return ops && ops->signaled && ops->signaled(f);
+}
+}  // namespace
+
 bool fence_is_signaled_locked(Fence* f) {
   if (fence_test_signaled_flag(f)) return true;
-  bool polled;
-  {
-    rcu::ReadGuard rcu;
-    const FenceOps* ops = rcu::dereference(f->ops);
-    polled = ops && ops->signaled && ops->signaled(f);
-  }
-  if (polled) {
-    fence_signal_locked(f);
-    return true;
-  }
-  return false;
+  if (!poll_signaled_op(f)) return false;
+  fence_signal_locked(f);
+  return true;
 }
 
 bool fence_is_signaled(Fence* f) {
   if (fence_test_signaled_flag(f)) return true;
-  bool polled;
-  {
-    rcu::ReadGuard rcu;
-    const FenceOps* ops = rcu::dereference(f->ops);
-    polled = ops && ops->signaled && ops->signaled(f);
-  }
-  if (polled) {
-    fence_signal(f);
-    return true;
-  }
-  return false;
+  if (!poll_signaled_op(f)) return false;
+  fence_signal(f);
+  return true;
 }
 
 int fence_get_status_locked(Fence* f) {

@@ -242,14 +242,19 @@ int Issuer::create_fence(const IssuerFenceArgs& args, Fence** out, std::string* 
   return 0;
 }
 
-int Issuer::set_param(const std::string& name, int64_t value, std::string* error) {
+int Issuer::check_param_call(const std::string& name, std::string* error) const {
   if (kind_ == Kind::kNames)
     return fail(error, -ENOENT, format("%s: names-only issuers have no parameters", name_.c_str()));
   // The module sees name.c_str(): "latency_us\0x" must not reach it as "latency_us".
   if (name.find('\0') != std::string::npos)
     return fail(error, -EINVAL, format("%s: parameter name contains a NUL byte", name_.c_str()));
-  std::shared_lock<std::shared_mutex> use(use_mu_);
   if (state() != State::kLive) return fail(error, -ENODEV, format("%s: issuer is unloaded", name_.c_str()));
+  return 0;
+}
+
+int Issuer::set_param(const std::string& name, int64_t value, std::string* error) {
+  std::shared_lock<std::shared_mutex> use(use_mu_);
+  if (int rc = check_param_call(name, error)) return rc;
   const int rc = ops_->set_param ? ops_->set_param(priv_, name.c_str(), value) : -ENOENT;
   if (rc == -ENOENT)
     return fail(error, rc, format("%s: no parameter named '%s'", name_.c_str(), name.c_str()));
@@ -262,12 +267,8 @@ int Issuer::set_param(const std::string& name, int64_t value, std::string* error
 
 int Issuer::get_param(const std::string& name, int64_t* value, std::string* error) {
   if (!value) return fail(error, -EINVAL, "get_param: no output value");
-  if (kind_ == Kind::kNames)
-    return fail(error, -ENOENT, format("%s: names-only issuers have no parameters", name_.c_str()));
-  if (name.find('\0') != std::string::npos)
-    return fail(error, -EINVAL, format("%s: parameter name contains a NUL byte", name_.c_str()));
   std::shared_lock<std::shared_mutex> use(use_mu_);
-  if (state() != State::kLive) return fail(error, -ENODEV, format("%s: issuer is unloaded", name_.c_str()));
+  if (int rc = check_param_call(name, error)) return rc;
   const int rc = ops_->get_param ? ops_->get_param(priv_, name.c_str(), value) : -ENOENT;
   if (rc == -ENOENT)
     return fail(error, rc, format("%s: no parameter named '%s'", name_.c_str(), name.c_str()));

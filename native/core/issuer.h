@@ -132,6 +132,9 @@ class Issuer {
   Issuer& operator=(const Issuer&) = delete;
 
  private:
+  // The checks shared by set_param/get_param; the caller holds use_mu_ shared.
+  int check_param_call(const std::string& name, std::string* error) const;
+
   explicit Issuer(Kind kind);
   ~Issuer();
   int create_named_fence(const IssuerFenceArgs& args, Fence** out, std::string* error);
