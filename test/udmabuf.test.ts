@@ -9,6 +9,7 @@ import { createMemfd, Memfd, udmabufAvailable, udmabufCreate, udmabufCreateList,
 import { runBenchAsync } from '../lib/bench';
 import { KERNEL_SKIP_ROW } from '../lib/bench_sync_file';
 import { SwSyncTimeline } from '../lib/sync_file';
+import { DmaBufError, errnoName, errnoNumber } from '../lib/errors';
 import { expectArgError, expectDmaBufError } from './helpers';
 
 const hasUdmabuf = fs.existsSync(UDMABUF_PATH);
@@ -118,6 +119,15 @@ describe('udmabuf arguments', () => {
     expect(b.backend).toBe('kernel');
     expect(b.size).toBe(8192);
     expect(b.exporterName).toBe('udmabuf');
+  });
+});
+
+describe('errno names Node leaves out', () => {
+  it.runIf(process.arch === 'x64' || process.arch === 'arm64')("EBADFD (udmabuf's 'not a memfd') has its name", () => {
+    expect(errnoName(-77)).toBe('EBADFD');
+    expect(errnoNumber('EBADFD')).toBe(-77);
+    expect(new DmaBufError(-77, 'x', 'UDMABUF_CREATE').code).toBe('EBADFD');
+    expect(errnoName(-22)).toBe('EINVAL');
   });
 });
 
