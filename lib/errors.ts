@@ -5,7 +5,8 @@
 import { constants } from 'node:os';
 import { inspect } from 'node:util';
 
-const errnoByName: Record<string, number> = { ...(constants.errno as Record<string, number>) };
+// A null-prototype copy (as os.constants.errno is): 'toString' is no errno name.
+const errnoByName: Record<string, number> = Object.assign(Object.create(null) as Record<string, number>, constants.errno);
 // Linux errnos that Node's os.constants.errno leaves out (it has libuv's
 // portable set), with the generic numbering (asm-generic/errno.h) of the
 // architectures Node runs on. udmabuf, for one, says EBADFD (77).
