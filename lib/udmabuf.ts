@@ -217,15 +217,16 @@ export function udmabufCreateList(ranges: readonly UdmabufRange[], opts?: { cloe
   const fds: number[] = [];
   const offsets: bigint[] = [];
   const sizes: bigint[] = [];
-  ranges.forEach((r: unknown, i) => {
+  for (let i = 0; i < ranges.length; i++) {
     const name = `ranges[${i}]`;
-    const ro = toOpts(name, r);
+    const r: unknown = ranges[i];
     if (r === undefined) throw invalidArgType(name, 'of type object', r);
+    const ro = toOpts(name, r);
     const [fd, off, size] = toRange(name, ro.memfd, ro.offset, ro.size);
     fds.push(fd);
     offsets.push(off);
     sizes.push(size);
-  });
+  }
   return adoptKernelDmaBuf(kcheck(nb.udmabufCreateList(fds, offsets, sizes, flags)));
 }
 
