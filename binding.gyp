@@ -13,6 +13,7 @@
         "native/addon/issuer_binding.cc",
         "native/addon/resv_binding.cc",
         "native/addon/sync_file_binding.cc",
+        "native/addon/udmabuf_binding.cc",
         "native/bench/bench.cc",
         "native/bench/containers_bench.cc",
         "native/bench/fence_bench.cc",

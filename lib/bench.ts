@@ -1,6 +1,8 @@
 // `dmabuf bench`: the native scenarios (run on native threads by the addon) plus
-// the JS-facing round trip, each against a floor measured in the same run.
+// the JS-facing round trip and (runBenchAsync) the sync_file wait latency from
+// JS, each against a floor measured in the same run.
 import { binding } from './binding';
+import { syncFileWaitRows } from './bench_sync_file';
 import { Fence } from './fence';
 import { Issuer } from './issuer';
 
@@ -21,6 +23,8 @@ export interface BenchOptions {
   filter?: string;
   /** Milliseconds per measurement (each is repeated, best kept). */
   ms?: number;
+  /** Only the rows measured from JavaScript: skip the native scenarios. */
+  jsOnly?: boolean;
 }
 
 /**
@@ -73,7 +77,12 @@ function nsPerOp(ms: number, op: (n: number) => void): number {
   return best;
 }
 
+const FENCE_ROW = 'JS new Fence(); signal(); dispose()';
+const ISSUER_ROW = 'JS issuer.createFence(); signal(); dispose()';
+
 function jsRows(opts: BenchOptions): BenchRow[] {
+  const filter = opts.filter ?? '';
+  if (!FENCE_ROW.includes(filter) && !ISSUER_ROW.includes(filter)) return [];
   const ms = opts.ms ?? 150;
   let sink = 0;
   const floor = nsPerOp(ms, (n) => {
@@ -105,7 +114,7 @@ function jsRows(opts: BenchOptions): BenchRow[] {
   const ratio = ours / floor;
   return [
     {
-      name: 'JS new Fence(); signal(); dispose()',
+      name: FENCE_ROW,
       value: ours,
       unit: 'ns/op',
       floorName: 'same on a plain JS class',
@@ -116,7 +125,7 @@ function jsRows(opts: BenchOptions): BenchRow[] {
       note: '',
     },
     {
-      name: 'JS issuer.createFence(); signal(); dispose()',
+      name: ISSUER_ROW,
       value: viaIssuer,
       unit: 'ns/op',
       floorName: 'same on a plain JS class',
@@ -129,11 +138,25 @@ function jsRows(opts: BenchOptions): BenchRow[] {
   ];
 }
 
-/** Runs the benchmark scenarios and returns one row each. */
+/**
+ * Runs the synchronous benchmark scenarios (native, then JS) and returns one
+ * row each. runBenchAsync() adds the rows that need the event loop.
+ */
 export function runBench(opts: BenchOptions = {}): BenchRow[] {
   const filter = opts.filter ?? '';
-  const rows = JSON.parse(binding.benchRun(filter, opts.ms ?? 150)) as BenchRow[];
+  const rows = opts.jsOnly ? [] : (JSON.parse(binding.benchRun(filter, opts.ms ?? 150)) as BenchRow[]);
   for (const r of jsRows(opts)) if (r.name.includes(filter)) rows.push(r);
+  return rows;
+}
+
+/**
+ * runBench() plus the sync_file wait latency from JS (kernel sw_sync when
+ * present, else a skipped row saying why; and the emulated SyncFile): what
+ * `dmabuf bench` prints.
+ */
+export async function runBenchAsync(opts: BenchOptions = {}): Promise<BenchRow[]> {
+  const rows = runBench(opts);
+  rows.push(...(await syncFileWaitRows(opts)));
   return rows;
 }
 

@@ -1,25 +1,30 @@
 #!/usr/bin/env node
 // The `dmabuf` command.
-import { formatBench, runBench } from './bench';
+import { formatBench, runBenchAsync } from './bench';
 
-const usage = `usage: dmabuf bench [--json] [--filter <text>] [--ms <per-measurement>]
+const usage = `usage: dmabuf bench [--json] [--filter <text>] [--ms <per-measurement>] [--js-only]
 
-  bench    run the benchmarks (native threads) and print each row with the floor
-           it is compared against, measured in the same run, and the ratio
+  bench    run the benchmarks (native threads, then the rows measured from JS)
+           and print each row with the floor it is compared against, measured
+           in the same run, and the ratio
+           --filter   only rows whose name contains <text> (e.g. 'kernel')
+           --js-only  skip the native scenarios
 `;
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd !== 'bench') {
     process.stderr.write(usage);
     return cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2;
   }
   let json = false;
+  let jsOnly = false;
   let filter = '';
   let ms = 150;
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     if (a === '--json') json = true;
+    else if (a === '--js-only') jsOnly = true;
     else if (a === '--filter' && i + 1 < rest.length) filter = rest[++i]!;
     else if (a.startsWith('--filter=')) filter = a.slice(9);
     else if ((a === '--ms' && i + 1 < rest.length) || a.startsWith('--ms=')) {
@@ -33,9 +38,17 @@ function main(argv: string[]): number {
       return 2;
     }
   }
-  const rows = runBench({ filter, ms });
+  const rows = await runBenchAsync({ filter, ms, jsOnly });
   process.stdout.write(json ? JSON.stringify(rows, null, 2) + '\n' : formatBench(rows));
   return 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`dmabuf: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

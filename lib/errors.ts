@@ -5,7 +5,25 @@
 import { constants } from 'node:os';
 import { inspect } from 'node:util';
 
-const errnoByName = constants.errno as Record<string, number>;
+// A null-prototype copy (as os.constants.errno is): 'toString' is no errno name.
+const errnoByName: Record<string, number> = Object.assign(Object.create(null) as Record<string, number>, constants.errno);
+// Linux errnos that Node's os.constants.errno leaves out (it has libuv's
+// portable set), with the generic numbering (asm-generic/errno.h) of the
+// architectures Node runs on. udmabuf, for one, says EBADFD (77).
+const LINUX_EXTRA =
+  'ENOTBLK=15 ECHRNG=44 EL2NSYNC=45 EL3HLT=46 EL3RST=47 ELNRNG=48 EUNATCH=49 ENOCSI=50 EL2HLT=51 ' +
+  'EBADE=52 EBADR=53 EXFULL=54 ENOANO=55 EBADRQC=56 EBADSLT=57 EBFONT=59 ENONET=64 ENOPKG=65 ' +
+  'EREMOTE=66 EADV=68 ESRMNT=69 ECOMM=70 EDOTDOT=73 ENOTUNIQ=76 EBADFD=77 EREMCHG=78 ELIBACC=79 ' +
+  'ELIBBAD=80 ELIBSCN=81 ELIBMAX=82 ELIBEXEC=83 ERESTART=85 ESTRPIPE=86 EUSERS=87 ' +
+  'ESOCKTNOSUPPORT=94 EPFNOSUPPORT=96 ESHUTDOWN=108 ETOOMANYREFS=109 EHOSTDOWN=112 EUCLEAN=117 ' +
+  'ENOTNAM=118 ENAVAIL=119 EISNAM=120 EREMOTEIO=121 ENOMEDIUM=123 EMEDIUMTYPE=124 ENOKEY=126 ' +
+  'EKEYEXPIRED=127 EKEYREVOKED=128 EKEYREJECTED=129 EOWNERDEAD=130 ENOTRECOVERABLE=131 ERFKILL=132';
+if (process.platform === 'linux' && ['x64', 'ia32', 'arm', 'arm64', 'riscv64', 's390x', 'ppc64', 'loong64'].includes(process.arch)) {
+  for (const pair of LINUX_EXTRA.split(' ')) {
+    const [name, num] = pair.split('=') as [string, string];
+    if (!(name in errnoByName)) errnoByName[name] = Number(num);
+  }
+}
 const nameByErrno = new Map<number, string>();
 for (const [name, num] of Object.entries(errnoByName)) {
   if (!nameByErrno.has(num)) nameByErrno.set(num, name);

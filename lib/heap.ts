@@ -317,7 +317,7 @@ export class DmaBuf implements Disposable {
 
   /** @internal use Heap.alloc() */
   constructor(token: symbol, b: External, backend: HeapBackend) {
-    if (token !== kBuf) throw new TypeError('DmaBuf objects come from Heap.alloc()');
+    if (token !== kBuf) throw new TypeError('DmaBuf objects come from Heap.alloc() or udmabufCreate()');
     this.#b = b;
     this.backend = backend;
   }
@@ -423,4 +423,9 @@ export class DmaBuf implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** @internal A kernel dma-buf handle of another exporter (lib/udmabuf.ts) as a DmaBuf. */
+export function adoptKernelDmaBuf(b: External): DmaBuf {
+  return new DmaBuf(kBuf, b, 'kernel');
 }

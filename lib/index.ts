@@ -13,7 +13,7 @@ export type {
   IssuerUnloadStats,
   UnloadOptions,
 } from './issuer';
-export { runBench } from './bench';
+export { runBench, runBenchAsync } from './bench';
 export type { BenchRow, BenchOptions } from './bench';
 export { diagnostics } from './diagnostics';
 export { FenceArray, FenceChain, unwrap, merge, dedup } from './containers';
@@ -24,3 +24,5 @@ export { SyncFile, SwSyncTimeline } from './sync_file';
 export type { SyncFileInfo, SyncFenceInfo, SyncBackend, SwSyncTimelineOptions } from './sync_file';
 export { listHeaps, openHeap, createPlatform, Platform, Heap, DmaBuf, DEFAULT_FD_FLAGS } from './heap';
 export type { HeapInfo, HeapBackend, AllocOptions, CpuAccessDir, PlatformOptions, FaultOptions } from './heap';
+export { createMemfd, Memfd, udmabufCreate, udmabufCreateList, udmabufAvailable, UDMABUF_PATH, UDMABUF_FLAGS_CLOEXEC } from './udmabuf';
+export type { MemfdSeal, MemfdOptions, UdmabufOptions, UdmabufRange } from './udmabuf';

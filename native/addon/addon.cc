@@ -17,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterResv(env, exports);
   RegisterSyncFile(env, exports);
   RegisterHeap(env, exports);
+  RegisterUdmabuf(env, exports);
   return exports;
 }
 

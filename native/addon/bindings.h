@@ -15,9 +15,13 @@ void RegisterContainers(Napi::Env env, Napi::Object exports);
 void RegisterResv(Napi::Env env, Napi::Object exports);
 void RegisterSyncFile(Napi::Env env, Napi::Object exports);
 void RegisterHeap(Napi::Env env, Napi::Object exports);
+void RegisterUdmabuf(Napi::Env env, Napi::Object exports);
 
 // Fence handles, for bindings of other classes that take or return fences.
 Fence* FenceFromHandle(const Napi::Value& v);          // nullptr if not a live fence handle
 Napi::Value WrapFence(Napi::Env env, Fence* adopted);  // adopts one reference
+
+// A kernel dma-buf fd as a DmaBuf handle of heap_binding.cc (adopts the fd).
+Napi::Value WrapKernelDmaBuf(Napi::Env env, int fd);
 
 }  // namespace dmabuf::addon

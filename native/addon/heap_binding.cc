@@ -386,6 +386,15 @@ Napi::Value BufDispose(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// A dma-buf fd of another kernel exporter (udmabuf_binding.cc) as a DmaBuf
+// handle; adopts `fd`.
+Napi::Value WrapKernelDmaBuf(Napi::Env env, int fd) {
+  auto* b = new BufObj{};
+  b->kernel = true;
+  b->kfd = fd;
+  return BufHolder::Wrap(env, b);
+}
+
 void RegisterHeap(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Napi::Function::Callback> fns[] = {
       {"heapList", HeapList},     {"heapOpen", HeapOpen},     {"heapDispose", HeapDispose},

@@ -6,7 +6,8 @@
 # with /dev/dma_heap/system, /dev/udmabuf and sw_sync), all in ONE boot.
 #   --asan      also build build-asan (-DDMABUF_SANITIZE=address) and run it in the same boot
 #   --tsan      also build build-tsan (-DDMABUF_SANITIZE=thread) and run it in the same boot
-#   --bench     also run `dmabuf-bench --filter=kernel` in the same boot
+#   --bench     also run `dmabuf-bench --filter=kernel` and the JS kernel rows
+#               (`dmabuf bench --js-only --filter kernel`) in the same boot
 #   --no-build  use the existing build dirs
 # Exit status: 0 if every run passed, 1 if any failed, 2 on a build error.
 # If the rig is not set up this prints "SKIP: ..." and exits 0 (RIG_REQUIRED=1
@@ -80,15 +81,21 @@ if [ $TSAN = 1 ]; then
 	CMD+="TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 "
 	CMD+="run kernel-tests-tsan $(q "./$TSAN_BUILD_DIR/dmabuf_kernel_tests" --gtest_brief=1 "${GTEST_ARGS[@]}"); "
 fi
-# The JS tests for SyncFile/SwSyncTimeline against the real kernel (they need
-# a built addon and dist/: npm run build); skipped with a reason if absent.
-if [ -f dist/index.js ] && [ -f test/kernel/sync_file_js.mjs ]; then
+# The JS tests against the real kernel: SyncFile/SwSyncTimeline, and heaps,
+# dma-bufs and udmabuf (they need a built addon and dist/: npm run build);
+# skipped with a reason if absent.
+JS=0
+if [ -f dist/index.js ] && [ -f dist/cli.js ]; then
+	JS=1
 	CMD+="run js-sync-file-tests node test/kernel/sync_file_js.mjs; "
+	CMD+="run js-heap-tests node test/kernel/heaps_js.mjs; "
 else
-	echo "run-in-rig.sh: dist/ not built: JS kernel tests skipped (npm run build)" >&2
+	echo "run-in-rig.sh: dist/ not built: JS kernel tests and JS bench rows skipped (npm run build)" >&2
 fi
 if [ $BENCH = 1 ]; then
 	CMD+="run kernel-bench $(q "./$BUILD_DIR/dmabuf-bench" --filter=kernel); "
+	# The rows measured from JS (sync_file wait latency), without the native scenarios.
+	[ $JS = 1 ] && CMD+="run js-kernel-bench node dist/cli.js bench --js-only --filter kernel; "
 fi
 CMD+='echo "===== summary"; printf "%s" "$summary"; exit $rc'
 
