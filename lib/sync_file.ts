@@ -367,7 +367,9 @@ export class SwSyncTimeline implements Disposable {
       if (want === 'kernel') {
         const [errno, op, msg] = r;
         const path = opts?.path ?? SW_SYNC_PATH;
-        throw new DmaBufError(errno, msg ? `${path}: ${msg}` : `${path}: cannot open`, op);
+        // The native message names the path already (with why, when it knows).
+        const text = !msg ? `${path}: cannot open` : msg.startsWith(path) ? msg : `${path}: ${msg}`;
+        throw new DmaBufError(errno, text, op);
       }
     }
     this.#h = check(nb.tlCreate(opts?.name), 'sw_sync_debugfs_open', 'cannot create a timeline');

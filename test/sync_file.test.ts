@@ -353,6 +353,9 @@ describe('SyncFile (emulated)', () => {
       'ENOENT',
     );
     expect(e.message).toContain('/nonexistent/sync/sw_sync');
-    expect(e.syscall).toBeDefined();
+    // Named once, with the reason (debugfs not mounted there).
+    expect(e.message.split('/nonexistent/sync/sw_sync').length).toBe(2);
+    expect(e.message).toMatch(/debugfs is not mounted/);
+    expect(e.syscall).toBe('open');
   });
 });
