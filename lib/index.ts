@@ -22,5 +22,19 @@ export { Resv, AcquireContext } from './resv';
 export type { ResvUsage } from './resv';
 export { SyncFile, SwSyncTimeline } from './sync_file';
 export type { SyncFileInfo, SyncFenceInfo, SyncBackend, SwSyncTimelineOptions } from './sync_file';
-export { listHeaps, openHeap, createPlatform, Platform, Heap, DmaBuf, DEFAULT_FD_FLAGS } from './heap';
-export type { HeapInfo, HeapBackend, AllocOptions, CpuAccessDir, PlatformOptions, FaultOptions } from './heap';
+export { listHeaps, openHeap, Heap, DEFAULT_FD_FLAGS } from './heap';
+export type { HeapInfo, HeapBackend, AllocOptions } from './heap';
+export { DmaBuf } from './dma_buf';
+export type { CpuAccessDir, SyncFileDir } from './dma_buf';
+export { Attachment } from './attachment';
+export type { AttachOptions, AttachmentStats, DmaDirection, SgEntry, SgTable } from './attachment';
+export { createPlatform, exportVfioBuffer, Platform } from './platform';
+export type {
+  FaultOptions,
+  LeakedBlock,
+  MemCryptHook,
+  MemCryptHooks,
+  PlatformOptions,
+  PlatformStats,
+  VfioExportOptions,
+} from './platform';

@@ -17,6 +17,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterResv(env, exports);
   RegisterSyncFile(env, exports);
   RegisterHeap(env, exports);
+  RegisterPlatform(env, exports);
+  RegisterDmaBuf(env, exports);
+  RegisterAttach(env, exports);
   return exports;
 }
 
