@@ -26,6 +26,7 @@ interface DmaBufBinding {
   bufImportSyncFile(b: External, sf: External, flags: number): number | KErr;
   bufSetRevoked(b: External, revoked: boolean): number;
   bufRevoked(b: External): number;
+  bufRevocable(b: External): boolean;
 }
 const binding = rawBinding as unknown as DmaBufBinding;
 
@@ -243,8 +244,9 @@ export class DmaBuf implements Disposable {
 
   /**
    * Revokes a revocable exporter's buffer (VFIO: device memory disabled):
-   * every dynamic importer's moveNotify runs before this returns, CPU
-   * mappings stop working, and attach/map fail with ENODEV until restore().
+   * every dynamic importer's moveNotify runs before this returns, the CPU
+   * mapping ends (map()'s ArrayBuffer is detached), and attach, map and
+   * Attachment.map fail with ENODEV until restore().
    * Other buffers: EINVAL (kernel backend: EOPNOTSUPP).
    */
   revoke(): void {
@@ -258,7 +260,12 @@ export class DmaBuf implements Disposable {
 
   #setRevoked(revoked: boolean): void {
     const op = revoked ? 'vfio_pci_dma_buf_move(revoke)' : 'vfio_pci_dma_buf_move(restore)';
-    const r = binding.bufSetRevoked(this.#handle(op), revoked);
+    const h = this.#handle(op);
+    // Revocation zaps CPU mappings (PROT_NONE): detach the ArrayBuffer first,
+    // so JavaScript can never touch the range. Buffers that cannot be revoked
+    // keep theirs (checked natively, without the lock, before anything changes).
+    if (revoked && this.#ab && binding.bufRevocable(h)) this.unmap();
+    const r = binding.bufSetRevoked(h, revoked);
     drain(); // move_notify callbacks queued on this thread
     if (r === EDEADLK) throw lockedByCaller(op);
     if (r === -22) throw new DmaBufError('EINVAL', 'not a revocable exporter (exportVfioBuffer() makes one)', op);

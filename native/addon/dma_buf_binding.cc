@@ -93,10 +93,9 @@ Napi::Value BufRevoked(const Napi::CallbackInfo& info) {
   return Num(env, vfio_dmabuf_is_revoked(b->emu) ? 1 : 0);
 }
 
-// bufResvHeld(b) -> whether this thread holds the buffer's reservation lock
-Napi::Value BufResvHeld(const Napi::CallbackInfo& info) {
-  BufObj* b = BufArgAt(info, 0);
-  return Napi::Boolean::New(info.Env(), !b->kernel && !b->closed && resv_held(dma_buf_resv(b->emu)));
+// bufRevocable(b) -> whether the buffer comes from a revocable exporter
+Napi::Value BufRevocable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), BufArgAt(info, 0)->revocable);
 }
 
 }  // namespace
@@ -108,7 +107,7 @@ void RegisterDmaBuf(Napi::Env env, Napi::Object exports) {
       {"bufImportSyncFile", BufImportSyncFile},
       {"bufSetRevoked", BufSetRevoked},
       {"bufRevoked", BufRevoked},
-      {"bufResvHeld", BufResvHeld},
+      {"bufRevocable", BufRevocable},
   };
   for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
 }

@@ -36,6 +36,7 @@ struct BufObj {
   int kfd = -1;
   KMap* kmap = nullptr;
   bool closed = false;
+  bool revocable = false;  // from vfioExport: revoke() may zap its CPU mappings
 };
 void buf_put(BufObj* b);
 using BufHolder = Holder<BufObj, buf_put, 0x444d4142>;  // "DMAB"
@@ -53,6 +54,6 @@ Platform* PlatArgAt(const Napi::CallbackInfo& info, size_t i);
 
 // Wraps a buffer from an emulated exporter (the caller's file reference is
 // adopted; an object reference is taken here).
-Napi::Value WrapEmuBuf(Napi::Env env, DmaBuf* buf);
+Napi::Value WrapEmuBuf(Napi::Env env, DmaBuf* buf, bool revocable = false);
 
 }  // namespace dmabuf::addon

@@ -97,11 +97,12 @@ BufObj* BufArgAt(const Napi::CallbackInfo& info, size_t i) {
   return b;
 }
 
-Napi::Value WrapEmuBuf(Napi::Env env, DmaBuf* buf) {
+Napi::Value WrapEmuBuf(Napi::Env env, DmaBuf* buf, bool revocable) {
   dma_buf_obj_get(buf);
   auto* b = new BufObj{};
   b->kernel = false;
   b->emu = buf;
+  b->revocable = revocable;
   return BufHolder::Wrap(env, b);
 }
 

@@ -153,7 +153,7 @@ Napi::Value VfioExport(const Napi::CallbackInfo& info) {
   DmaBuf* buf = nullptr;
   int e = vfio_dmabuf_export(p, size, info[2].As<Napi::Number>().Uint32Value(), &buf);
   if (e) return Num(env, e);
-  return WrapEmuBuf(env, buf);
+  return WrapEmuBuf(env, buf, true);
 }
 
 // --- set_memory_{de,en}crypted hooks in JavaScript ---
