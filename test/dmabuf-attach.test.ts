@@ -87,6 +87,17 @@ describe('heap buffers', () => {
     expectDmaBufError(() => buf.attach(), 'EBADF');
   });
 
+  it('kernels before 5.16 refuse to rename an attached buffer (EBUSY)', () => {
+    using p = createPlatform({ kernelVersion: '5.15' });
+    using heap = p.openHeap('system');
+    using buf = heap.alloc(4096);
+    const a = buf.attach();
+    expectDmaBufError(() => buf.setName('busy'), 'EBUSY');
+    a.detach();
+    buf.setName('free');
+    expect(buf.name).toBe('free');
+  });
+
   it('an attachment collected while its thread holds the lock is detached at unlock', () => {
     const script = `
       const { openHeap } = require(${dist});
@@ -188,6 +199,9 @@ describe('a revocable exporter (VFIO-like)', () => {
     expectDmaBufError(() => exportVfioBuffer(4096, { fdFlags: 0o100 }), 'EINVAL');
     using ro = exportVfioBuffer(4096, { fdFlags: 0 });
     expect(ro.size).toBe(4096);
+    const p = createPlatform();
+    p.dispose();
+    expectDmaBufError(() => p.exportVfioBuffer(4096), 'EBADF');
   });
 
   it('revoke while holding the resv: EDEADLK; closed: EBADF', () => {

@@ -84,6 +84,7 @@ fi
 # a built addon and dist/: npm run build); skipped with a reason if absent.
 if [ -f dist/index.js ] && [ -f test/kernel/sync_file_js.mjs ]; then
 	CMD+="run js-sync-file-tests node test/kernel/sync_file_js.mjs; "
+	CMD+="run js-dmabuf-sync node test/kernel/dmabuf_sync_js.mjs; "
 else
 	echo "run-in-rig.sh: dist/ not built: JS kernel tests skipped (npm run build)" >&2
 fi
