@@ -204,7 +204,7 @@ export class Platform implements Disposable {
    * needs peer2peer importers, and only MAP_SHARED CPU mappings.
    */
   exportVfioBuffer(size: number | bigint, opts?: VfioExportOptions): DmaBuf {
-    return vfioExport(size, opts, this.#handle());
+    return vfioExport(size, opts, () => this.#handle());
   }
 
   /** Arms a fault point: 'alloc_pages', 'cma_alloc', 'set_memory_decrypted', 'set_memory_encrypted', 'fatal_signal_pending', 'dma_buf_export', 'dma_buf_fd'. */
@@ -286,17 +286,17 @@ export class Platform implements Disposable {
   }
 }
 
-function vfioExport(size: unknown, opts: unknown, platform: External | undefined): DmaBuf {
+function vfioExport(size: unknown, opts: unknown, platform: () => External | undefined): DmaBuf {
   const n = toU64('size', size);
   const o = toOpts('opts', opts);
   const fdFlags = toFdFlags('opts.fdFlags', o.fdFlags);
-  const r = binding.vfioExport(platform, n, fdFlags);
+  const r = binding.vfioExport(platform(), n, fdFlags);
   return wrapDmaBuf(check(r, 'VFIO_DEVICE_FEATURE_DMA_BUF', `exporting a ${n}-byte BAR range`) as External, 'emulated');
 }
 
 /** Platform.exportVfioBuffer() on the default emulated platform. */
 export function exportVfioBuffer(size: number | bigint, opts?: VfioExportOptions): DmaBuf {
-  return vfioExport(size, opts, undefined);
+  return vfioExport(size, opts, () => undefined);
 }
 
 /** A new emulated platform (defaults: Linux 7.1, x86_64, no memory encryption, host RAM, no CMA). */
