@@ -11,6 +11,8 @@ export interface Registration {
   token: CallbackToken;
   /** Runs on the JS thread when the fence signals. */
   fire(): void;
+  /** Stays registered after firing (move_notify can fire many times); unreserve() ends it. */
+  repeating?: boolean;
 }
 
 const registry = new Map<number, Registration>();
@@ -22,7 +24,7 @@ function dispatch(ids: number[]): void {
   for (const id of ids) {
     const r = registry.get(id);
     if (!r) continue;
-    registry.delete(id);
+    if (!r.repeating) registry.delete(id);
     try {
       r.fire();
     } catch (e) {
@@ -71,7 +73,18 @@ export function reserve(fire: () => void): number {
   return id;
 }
 
-/** Forgets an id from reserve() whose completion will never come. */
+/**
+ * Like reserve(), for a native event that can fire any number of times (an
+ * attachment's move_notify): `fire` runs once per delivery until unreserve().
+ */
+export function reserveRepeating(fire: () => void): number {
+  const id = nextId;
+  nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
+  registry.set(id, { id, token: null as unknown as CallbackToken, fire, repeating: true });
+  return id;
+}
+
+/** Forgets an id from reserve() or reserveRepeating(); later deliveries are dropped. */
 export function unreserve(id: number): void {
   registry.delete(id);
 }

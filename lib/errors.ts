@@ -25,6 +25,9 @@ if (process.platform === 'linux' && ['x64', 'ia32', 'arm', 'arm64', 'riscv64', '
   }
 }
 const nameByErrno = new Map<number, string>();
+// Where two names share a number, the kernel's spelling wins (Linux's 95 is
+// EOPNOTSUPP in kernel code; libuv lists ENOTSUP first).
+if (errnoByName.EOPNOTSUPP !== undefined) nameByErrno.set(errnoByName.EOPNOTSUPP, 'EOPNOTSUPP');
 for (const [name, num] of Object.entries(errnoByName)) {
   if (!nameByErrno.has(num)) nameByErrno.set(num, name);
 }

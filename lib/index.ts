@@ -22,7 +22,21 @@ export { Resv, AcquireContext } from './resv';
 export type { ResvUsage } from './resv';
 export { SyncFile, SwSyncTimeline } from './sync_file';
 export type { SyncFileInfo, SyncFenceInfo, SyncBackend, SwSyncTimelineOptions } from './sync_file';
-export { listHeaps, openHeap, createPlatform, Platform, Heap, DmaBuf, DEFAULT_FD_FLAGS } from './heap';
-export type { HeapInfo, HeapBackend, AllocOptions, CpuAccessDir, PlatformOptions, FaultOptions } from './heap';
 export { createMemfd, Memfd, udmabufCreate, udmabufCreateList, udmabufAvailable, UDMABUF_PATH, UDMABUF_FLAGS_CLOEXEC } from './udmabuf';
 export type { MemfdSeal, MemfdOptions, UdmabufOptions, UdmabufRange } from './udmabuf';
+export { listHeaps, openHeap, Heap, DEFAULT_FD_FLAGS } from './heap';
+export type { HeapInfo, HeapBackend, AllocOptions } from './heap';
+export { DmaBuf } from './dma_buf';
+export type { CpuAccessDir, SyncFileDir } from './dma_buf';
+export { Attachment } from './attachment';
+export type { AttachOptions, AttachmentStats, DmaDirection, SgEntry, SgTable } from './attachment';
+export { createPlatform, exportVfioBuffer, Platform } from './platform';
+export type {
+  FaultOptions,
+  LeakedBlock,
+  MemCryptHook,
+  MemCryptHooks,
+  PlatformOptions,
+  PlatformStats,
+  VfioExportOptions,
+} from './platform';

@@ -160,6 +160,11 @@ export class Resv implements Disposable {
     return this.#h;
   }
 
+  /** Whether dispose() has run (for a DmaBuf's resv: also after the buffer's close()). */
+  get disposed(): boolean {
+    return this.#h === null;
+  }
+
   /** A new reference another worker can adopt with Resv.importHandle() (once). */
   exportHandle(): bigint {
     return binding.resvExport(this.handle);
@@ -387,6 +392,12 @@ export class Resv implements Disposable {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/** @internal Wraps a native Resv handle (e.g. a dma-buf's resv), adopting its reference. */
+export function resvFromHandle(h: External): Resv {
+  adopting = h;
+  return new Resv();
 }
 
 function isContainer(f: Fence): boolean {

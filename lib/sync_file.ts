@@ -328,6 +328,11 @@ export class SyncFile implements Disposable {
   }
 }
 
+/** @internal Wraps a native sync_file handle (e.g. from a dma-buf's EXPORT_SYNC_FILE), adopting it. */
+export function wrapSyncFile(h: External, backend: SyncBackend): SyncFile {
+  return new SyncFile(kCreate, h, backend);
+}
+
 export interface SwSyncTimelineOptions {
   /** 'emulated' (default), 'kernel' (debugfs sw_sync; ENOENT/EACCES if absent), or 'auto'. */
   backend?: 'emulated' | 'kernel' | 'auto';

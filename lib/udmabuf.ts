@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { binding as rawBinding, type External } from './binding';
 import { DmaBufError, invalidArgType, invalidArgValue, outOfRange, toU64 } from './errors';
-import { adoptKernelDmaBuf, type DmaBuf } from './heap';
+import { wrapDmaBuf, type DmaBuf } from './dma_buf';
 
 /** A kernel-backend failure: [negative errno, op, message]. */
 type KErr = [number, string, string];
@@ -202,7 +202,7 @@ export function udmabufCreate(memfd: Memfd | number, opts?: UdmabufOptions): Dma
   const o = toOpts('opts', opts);
   const [fd, offset, size] = toRange('opts', memfd, o.offset, o.size);
   const flags = toCloexec('opts.cloexec', o.cloexec);
-  return adoptKernelDmaBuf(kcheck(nb.udmabufCreate(fd, offset, size, flags)));
+  return wrapDmaBuf(kcheck(nb.udmabufCreate(fd, offset, size, flags)), 'kernel');
 }
 
 /**
@@ -227,7 +227,7 @@ export function udmabufCreateList(ranges: readonly UdmabufRange[], opts?: { cloe
     offsets.push(off);
     sizes.push(size);
   }
-  return adoptKernelDmaBuf(kcheck(nb.udmabufCreateList(fds, offsets, sizes, flags)));
+  return wrapDmaBuf(kcheck(nb.udmabufCreateList(fds, offsets, sizes, flags)), 'kernel');
 }
 
 /** Whether /dev/udmabuf exists and this process may open it read-write. */

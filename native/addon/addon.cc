@@ -18,6 +18,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterSyncFile(env, exports);
   RegisterHeap(env, exports);
   RegisterUdmabuf(env, exports);
+  RegisterPlatform(env, exports);
+  RegisterDmaBuf(env, exports);
+  RegisterAttach(env, exports);
   return exports;
 }
 

@@ -4,6 +4,12 @@
 #include <napi.h>
 
 #include "fence.h"
+#include "kernel/fd.h"
+
+namespace dmabuf {
+struct DmaBuf;
+struct SyncFile;
+}  // namespace dmabuf
 
 namespace dmabuf::addon {
 
@@ -16,6 +22,9 @@ void RegisterResv(Napi::Env env, Napi::Object exports);
 void RegisterSyncFile(Napi::Env env, Napi::Object exports);
 void RegisterHeap(Napi::Env env, Napi::Object exports);
 void RegisterUdmabuf(Napi::Env env, Napi::Object exports);
+void RegisterPlatform(Napi::Env env, Napi::Object exports);
+void RegisterDmaBuf(Napi::Env env, Napi::Object exports);
+void RegisterAttach(Napi::Env env, Napi::Object exports);
 
 // Fence handles, for bindings of other classes that take or return fences.
 Fence* FenceFromHandle(const Napi::Value& v);          // nullptr if not a live fence handle
@@ -23,5 +32,16 @@ Napi::Value WrapFence(Napi::Env env, Fence* adopted);  // adopts one reference
 
 // A kernel dma-buf fd as a DmaBuf handle of heap_binding.cc (adopts the fd).
 Napi::Value WrapKernelDmaBuf(Napi::Env env, int fd);
+// sync_file handles (sync_file_binding.cc), for the dma-buf sync_file ioctls.
+Napi::Value WrapSyncFile(Napi::Env env, SyncFile* adopted);   // adopts one reference
+SyncFile* SyncFileFromHandle(const Napi::Value& v);           // nullptr if not an emulated one
+Napi::Value WrapKernelSyncFile(Napi::Env env, kernel::UniqueFd fd);
+int KernelSyncFileFd(const Napi::Value& v);                   // -1 if not a kernel one
+
+// A Resv handle on a dma-buf's reservation object; takes a file reference.
+Napi::Value WrapBufResv(Napi::Env env, DmaBuf* buf);
+// Detaches attachments whose finalizer ran while this thread held their
+// buffer's reservation lock (attach_binding.cc); called after unlocking.
+void RunDeferredDetaches();
 
 }  // namespace dmabuf::addon

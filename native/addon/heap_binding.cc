@@ -10,13 +10,13 @@
 
 #include "bindings.h"
 #include "dma_buf.h"
+#include "dma_buf_obj.h"
 #include "handles.h"
 #include "heap.h"
 #include "kernel/dma_buf.h"
 #include "kernel/fdinfo.h"
 #include "kernel/heap.h"
 #include "mapping.h"
-#include "fault_inject.h"
 #include "platform.h"
 
 namespace dmabuf::addon {
@@ -34,26 +34,14 @@ void heap_put(HeapObj* h) {
 }
 using HeapHolder = Holder<HeapObj, heap_put, 0x48454150>;  // "HEAP"
 
-// A kernel CPU mapping shared by the buffer and its ArrayBuffer's finalizer:
-// munmap happens at unmap/close (after the ArrayBuffer is detached); the struct
-// lives until both let go.
-struct KMap {
-  void* addr;
-  size_t len;
-  std::atomic<int> refs{2};
-};
+}  // namespace
+
 void kmap_put(KMap* m) {
   if (m->refs.fetch_sub(1) == 1) delete m;
 }
 
-struct BufObj {
-  bool kernel;
-  DmaBuf* emu = nullptr;  // object reference (plus the fd's file reference until closed)
-  Mapping* emap = nullptr;
-  int kfd = -1;
-  KMap* kmap = nullptr;
-  bool closed = false;
-};
+namespace {
+
 void buf_unmap(BufObj* b) {
   if (b->emap) {
     mapping_invalidate(b->emap);
@@ -77,14 +65,18 @@ int buf_close(BufObj* b) {
   }
   return dma_buf_close(b->emu);
 }
+
+}  // namespace
+
 void buf_put(BufObj* b) {
   if (!b->closed) (void)buf_close(b);
   if (b->emu) dma_buf_obj_put(b->emu);
   delete b;
 }
-using BufHolder = Holder<BufObj, buf_put, 0x444d4142>;  // "DMAB"
 
-Napi::Value KErr(Napi::Env env, const kernel::KError& e) {
+void plat_put(Platform* p) { platform_put(p); }
+
+Napi::Value KErrValue(Napi::Env env, const kernel::KError& e) {
   Napi::Array a = Napi::Array::New(env, 3);
   a.Set(0u, Napi::Number::New(env, e.err));
   a.Set(1u, Napi::String::New(env, e.op));
@@ -92,65 +84,39 @@ Napi::Value KErr(Napi::Env env, const kernel::KError& e) {
   return a;
 }
 
-void plat_put(Platform* p) { platform_put(p); }
-using PlatHolder = Holder<Platform, plat_put, 0x504c4154>;  // "PLAT"
-
-// Optional platform argument: undefined -> the default platform.
-Platform* PlatArg(const Napi::CallbackInfo& info, size_t i) {
+Platform* PlatArgAt(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return platform_default();
   Platform* p = PlatHolder::From(info[i]);
   if (!p) throw BadHandle(info.Env(), "Platform handle");
   return p;
 }
 
-// platformCreate(kernelVersion, arch, memEncrypt, cmaBytes: bigint) -> External | -errno
-Napi::Value PlatformCreate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  PlatformConfig c;
-  std::string kv = info[0].As<Napi::String>();
-  if (parse_kernel_version(kv.c_str(), &c.kernel)) return Napi::Number::New(env, -EINVAL);
-  std::string arch = info[1].As<Napi::String>();
-  if (arch_from_name(arch.c_str(), &c.arch)) return Napi::Number::New(env, -EINVAL);
-  c.mem_encrypt = info[2].ToBoolean();
-  bool ok = true;
-  c.cma_bytes = BigIntU64(info[3], &ok);
-  if (!ok) throw Napi::TypeError::New(env, "dmabuf: platformCreate expects a bigint");
-  Platform* p = nullptr;
-  int e = platform_create(c, &p);
-  if (e) return Napi::Number::New(env, e);
-  return PlatHolder::Wrap(env, p);
+BufObj* BufArgAt(const Napi::CallbackInfo& info, size_t i) {
+  BufObj* b = BufHolder::From(info[i]);
+  if (!b) throw BadHandle(info.Env(), "DmaBuf handle");
+  return b;
 }
 
-Napi::Value PlatformDispose(const Napi::CallbackInfo& info) {
-  PlatHolder::Dispose(info[0]);
-  return info.Env().Undefined();
+Napi::Value WrapEmuBuf(Napi::Env env, DmaBuf* buf, bool revocable) {
+  dma_buf_obj_get(buf);
+  auto* b = new BufObj{};
+  b->kernel = false;
+  b->emu = buf;
+  b->revocable = revocable;
+  return BufHolder::Wrap(env, b);
 }
 
-// platformSetFault(p, site, nth: bigint, times: bigint, error) -> 0 | -errno
-Napi::Value PlatformSetFault(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Platform* p = PlatArg(info, 0);
-  std::string site = info[1].As<Napi::String>();
-  FaultSpec spec;
-  bool ok1 = true, ok2 = true;
-  spec.nth = BigIntU64(info[2], &ok1);
-  spec.times = BigIntU64(info[3], &ok2);
-  if (!ok1 || !ok2) throw Napi::TypeError::New(env, "dmabuf: platformSetFault expects bigints");
-  spec.error = info[4].As<Napi::Number>().Int32Value();
-  return Napi::Number::New(env, platform_set_fault(p, site.c_str(), spec));
-}
+namespace {
+
+Napi::Value KErr(Napi::Env env, const kernel::KError& e) { return KErrValue(env, e); }
+Platform* PlatArg(const Napi::CallbackInfo& info, size_t i) { return PlatArgAt(info, i); }
 
 HeapObj* HeapArg(const Napi::CallbackInfo& info) {
   HeapObj* h = HeapHolder::From(info[0]);
   if (!h) throw BadHandle(info.Env(), "Heap handle");
   return h;
 }
-// Returns nullptr (after throwing nothing) only via exception.
-BufObj* BufArg(const Napi::CallbackInfo& info) {
-  BufObj* b = BufHolder::From(info[0]);
-  if (!b) throw BadHandle(info.Env(), "DmaBuf handle");
-  return b;
-}
+BufObj* BufArg(const Napi::CallbackInfo& info) { return BufArgAt(info, 0); }
 
 // heapList(kernel) -> [{name, kind, contiguous, cpuAccess, ccShared}] | KError
 Napi::Value HeapList(const Napi::CallbackInfo& info) {
@@ -223,11 +189,7 @@ Napi::Value HeapAlloc(const Napi::CallbackInfo& info) {
   DmaBuf* buf = nullptr;
   int e = dma_heap_alloc(h->emu, len, fd_flags, heap_flags, &buf);
   if (e) return Napi::Number::New(env, e);
-  dma_buf_obj_get(buf);
-  auto* b = new BufObj{};
-  b->kernel = false;
-  b->emu = buf;
-  return BufHolder::Wrap(env, b);
+  return WrapEmuBuf(env, buf);
 }
 
 Napi::Value BufIsKernel(const Napi::CallbackInfo& info) {
@@ -402,8 +364,6 @@ void RegisterHeap(Napi::Env env, Napi::Object exports) {
       {"bufSize", BufSize},       {"bufFdinfo", BufFdinfo},   {"bufSetName", BufSetName},
       {"bufSync", BufSync},       {"bufMap", BufMap},         {"bufUnmap", BufUnmap},
       {"bufClose", BufClose},     {"bufDispose", BufDispose},
-      {"platformCreate", PlatformCreate}, {"platformDispose", PlatformDispose},
-      {"platformSetFault", PlatformSetFault},
   };
   for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
 }

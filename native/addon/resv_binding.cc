@@ -1,5 +1,5 @@
-// dma_resv and ww_acquire_ctx bindings: Holder Externals over the core objects,
-// flat functions over them. The TypeScript layer (lib/resv.ts) validates usages
+// dma_resv and ww_acquire_ctx bindings: Holder Externals over the core objects
+// (a Resv of its own, or a dma-buf's embedded one), flat functions over them. The TypeScript layer (lib/resv.ts) validates usages
 // and arguments; these convert, call the core and return errnos as numbers.
 // Operations that need the lock return -EPERM when the calling thread does not
 // hold it (the kernel's lockdep splat; here the core would only warn, and a
@@ -11,20 +11,27 @@
 #include <vector>
 
 #include "bindings.h"
+#include "dma_buf.h"
+#include "dma_buf_resv.h"
 #include "handles.h"
 #include "resv.h"
 
 namespace dmabuf::addon {
 namespace {
 
-// A Resv shared by the JS objects (one per thread) that hold handles to it.
+// A Resv shared by the JS objects (one per thread) that hold handles to it:
+// one of its own, or a dma-buf's (dmabuf->resv), kept alive by a file
+// reference to the buffer as an importer's dma_buf_get would.
 struct SharedResv {
-  Resv resv;
+  Resv own;
+  Resv* resv = &own;
+  DmaBuf* buf = nullptr;
   std::atomic<uint32_t> refs{1};
 };
 void resv_put(SharedResv* r) {
   if (r->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    resv_fini(&r->resv);
+    if (r->buf) dma_buf_put(r->buf);
+    else resv_fini(&r->own);
     delete r;
   }
 }
@@ -46,7 +53,7 @@ using CtxHolder = Holder<AcquireCtx, ctx_put, 0x57574358>;  // "WWCX"
 Resv* ResvArg(const Napi::CallbackInfo& info, size_t i) {
   SharedResv* r = ResvHolder::From(info[i]);
   if (!r) throw BadHandle(info.Env(), "Resv handle");
-  return &r->resv;
+  return r->resv;
 }
 // ctx argument: undefined/null -> nullptr
 WwAcquireCtx* CtxArg(const Napi::CallbackInfo& info, size_t i) {
@@ -74,12 +81,15 @@ std::unordered_map<SharedResv*, uint32_t> g_exported;
 
 Napi::Value ResvCreate(const Napi::CallbackInfo& info) {
   auto* r = new SharedResv;
-  resv_init(&r->resv);
+  resv_init(&r->own);
   return ResvHolder::Wrap(info.Env(), r);
 }
 Napi::Value ResvDispose(const Napi::CallbackInfo& info) {
   if (SharedResv* r = ResvHolder::From(info[0])) {
-    if (resv_held(&r->resv)) resv_unlock(&r->resv);  // dropping a held lock with the object
+    if (resv_held(r->resv)) {  // dropping a held lock with the object
+      resv_unlock(r->resv);
+      RunDeferredDetaches();
+    }
   }
   ResvHolder::Dispose(info[0]);
   return info.Env().Undefined();
@@ -130,6 +140,7 @@ Napi::Value ResvUnlock(const Napi::CallbackInfo& info) {
   Resv* r = ResvArg(info, 0);
   if (!resv_held(r)) return Num(info.Env(), -EPERM);
   resv_unlock(r);
+  RunDeferredDetaches();  // attachments finalized while this thread held a dma-buf's lock
   return Num(info.Env(), 0);
 }
 Napi::Value ResvIsLocked(const Napi::CallbackInfo& info) {
@@ -299,6 +310,14 @@ Napi::Value CtxDispose(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+Napi::Value WrapBufResv(Napi::Env env, DmaBuf* buf) {
+  dma_buf_get(buf);
+  auto* r = new SharedResv;
+  r->resv = dma_buf_resv(buf);
+  r->buf = buf;
+  return ResvHolder::Wrap(env, r);
+}
 
 void RegisterResv(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Napi::Function::Callback> fns[] = {

@@ -396,6 +396,16 @@ Napi::Value KswAvailable(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+Napi::Value WrapSyncFile(Napi::Env env, SyncFile* adopted) { return SyncFileHolder::Wrap(env, adopted); }
+SyncFile* SyncFileFromHandle(const Napi::Value& v) { return SyncFileHolder::From(v); }
+Napi::Value WrapKernelSyncFile(Napi::Env env, kernel::UniqueFd fd) {
+  return WrapFd<KSyncFileHolder>(env, std::move(fd));
+}
+int KernelSyncFileFd(const Napi::Value& v) {
+  KFd* k = KSyncFileHolder::From(v);
+  return k ? k->fd : -1;
+}
+
 void RegisterSyncFile(Napi::Env env, Napi::Object exports) {
   auto fn = [&](const char* name, Napi::Value (*f)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, f, name));

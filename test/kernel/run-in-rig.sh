@@ -89,6 +89,7 @@ if [ -f dist/index.js ] && [ -f dist/cli.js ]; then
 	JS=1
 	CMD+="run js-sync-file-tests node test/kernel/sync_file_js.mjs; "
 	CMD+="run js-heap-tests node test/kernel/heaps_js.mjs; "
+	CMD+="run js-dmabuf-sync node test/kernel/dmabuf_sync_js.mjs; "
 else
 	echo "run-in-rig.sh: dist/ not built: JS kernel tests and JS bench rows skipped (npm run build)" >&2
 fi

@@ -1,0 +1,39 @@
+// Helpers shared by the heap, platform, dma-buf and attachment classes: native
+// results to values or DmaBufErrors, and option-object checks.
+import { DmaBufError, invalidArgType, invalidArgValue } from './errors';
+
+/** A kernel-backend failure: [negative errno, op, message]. */
+export type KErr = [number, string, string];
+
+export function isKErr(r: unknown): r is KErr {
+  return Array.isArray(r) && r.length === 3 && typeof r[0] === 'number' && typeof r[1] === 'string';
+}
+
+/** Turns a native result into a value or a thrown DmaBufError. */
+export function check<T>(r: T | number | KErr, op: string, what: string): T {
+  if (typeof r === 'number' && r < 0) throw new DmaBufError(r, what, op);
+  if (isKErr(r)) throw new DmaBufError(r[0], r[2] || what, r[1] || op);
+  return r as T;
+}
+
+/** One of `allowed` (undefined: `dflt`); TypeError otherwise. */
+export function toChoice<T extends string>(name: string, v: unknown, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string') throw invalidArgType(name, 'of type string', v);
+  if (!(allowed as readonly string[]).includes(v)) throw invalidArgValue(name, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`, v);
+  return v as T;
+}
+
+/** An options object (undefined: {}). */
+export function toOpts(name: string, v: unknown): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (v === null || typeof v !== 'object') throw invalidArgType(name, 'of type object', v);
+  return v as Record<string, unknown>;
+}
+
+/** An optional boolean option. */
+export function toBool(name: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw invalidArgType(name, 'of type boolean', v);
+  return v;
+}

@@ -1,0 +1,59 @@
+// What the heap, platform, dma-buf and attachment bindings share: the JS
+// handle kinds over an emulated platform and over a buffer (either backend),
+// and the kernel-failure array. One definition here so every file agrees on
+// the Holder types (a handle made in one file is checked in another).
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <cstddef>
+
+#include "dma_buf.h"
+#include "handles.h"
+#include "kernel/kerror.h"
+#include "mapping.h"
+#include "platform.h"
+
+namespace dmabuf::addon {
+
+// A kernel CPU mapping shared by the buffer and its ArrayBuffer's finalizer:
+// munmap happens at unmap/close (after the ArrayBuffer is detached); the struct
+// lives until both let go.
+struct KMap {
+  void* addr;
+  size_t len;
+  std::atomic<int> refs{2};
+};
+void kmap_put(KMap* m);
+
+// A buffer handle: an emulated DmaBuf (an object reference, plus the user fd's
+// file reference until closed) or a real dma-buf fd.
+struct BufObj {
+  bool kernel;
+  DmaBuf* emu = nullptr;
+  Mapping* emap = nullptr;
+  int kfd = -1;
+  KMap* kmap = nullptr;
+  bool closed = false;
+  bool revocable = false;  // from vfioExport: revoke() may zap its CPU mappings
+};
+void buf_put(BufObj* b);
+using BufHolder = Holder<BufObj, buf_put, 0x444d4142>;  // "DMAB"
+
+void plat_put(Platform* p);
+using PlatHolder = Holder<Platform, plat_put, 0x504c4154>;  // "PLAT"
+
+// [errno, op, message]: how kernel-backend failures reach TypeScript.
+Napi::Value KErrValue(Napi::Env env, const kernel::KError& e);
+
+// The buffer behind info[i]; throws BadHandle for anything else.
+BufObj* BufArgAt(const Napi::CallbackInfo& info, size_t i);
+// Optional platform argument: undefined/null -> the default platform.
+Platform* PlatArgAt(const Napi::CallbackInfo& info, size_t i);
+
+// Wraps a buffer from an emulated exporter (the caller's file reference is
+// adopted; an object reference is taken here).
+Napi::Value WrapEmuBuf(Napi::Env env, DmaBuf* buf, bool revocable = false);
+
+}  // namespace dmabuf::addon
