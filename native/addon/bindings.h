@@ -5,6 +5,7 @@
 
 #include "fence.h"
 #include "kernel/fd.h"
+#include "kernel/kerror.h"
 
 namespace dmabuf {
 struct DmaBuf;
@@ -43,5 +44,9 @@ Napi::Value WrapBufResv(Napi::Env env, DmaBuf* buf);
 // Detaches attachments whose finalizer ran while this thread held their
 // buffer's reservation lock (attach_binding.cc); called after unlocking.
 void RunDeferredDetaches();
+
+// [errno, op, message]: how kernel-backend failures reach TypeScript
+// (lib/heap_util.ts and lib/sync_file.ts turn it into a DmaBufError).
+Napi::Value KErrValue(Napi::Env env, const kernel::KError& e);
 
 }  // namespace dmabuf::addon

@@ -44,8 +44,6 @@ using BufHolder = Holder<BufObj, buf_put, 0x444d4142>;  // "DMAB"
 void plat_put(Platform* p);
 using PlatHolder = Holder<Platform, plat_put, 0x504c4154>;  // "PLAT"
 
-// [errno, op, message]: how kernel-backend failures reach TypeScript.
-Napi::Value KErrValue(Napi::Env env, const kernel::KError& e);
 
 // The buffer behind info[i]; throws BadHandle for anything else.
 BufObj* BufArgAt(const Napi::CallbackInfo& info, size_t i);

@@ -200,13 +200,7 @@ int KTlArg(const Napi::CallbackInfo& info, size_t i) {
   return k->fd;
 }
 
-Napi::Value KErr(Napi::Env env, const kernel::KError& e) {
-  Napi::Array a = Napi::Array::New(env, 3);
-  a.Set(0u, e.err);
-  a.Set(1u, e.op);
-  a.Set(2u, e.msg);
-  return a;
-}
+Napi::Value KErr(Napi::Env env, const kernel::KError& e) { return KErrValue(env, e); }
 
 template <typename H>
 Napi::Value WrapFd(Napi::Env env, kernel::UniqueFd fd) {

@@ -24,13 +24,7 @@ struct MemfdObj {
 void memfd_put(MemfdObj* m) { delete m; }  // closes the fd
 using MemfdHolder = Holder<MemfdObj, memfd_put, 0x4d454d46>;  // "MEMF"
 
-Napi::Value KErr(Napi::Env env, const kernel::KError& e) {
-  Napi::Array a = Napi::Array::New(env, 3);
-  a.Set(0u, Napi::Number::New(env, e.err));
-  a.Set(1u, Napi::String::New(env, e.op));
-  a.Set(2u, Napi::String::New(env, e.msg));
-  return a;
-}
+Napi::Value KErr(Napi::Env env, const kernel::KError& e) { return KErrValue(env, e); }
 
 MemfdObj* MemfdArg(const Napi::CallbackInfo& info) {
   MemfdObj* m = MemfdHolder::From(info[0]);

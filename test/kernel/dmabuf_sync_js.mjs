@@ -5,14 +5,14 @@
 // by run-in-rig.sh; also runnable by hand on any machine with both. Without a
 // kernel system heap or sw_sync every case is skipped with the reason printed.
 // Output: one "ok/not ok/skip" line per case (TAP-like); exit 1 on a failure.
+import { suite } from './tap.mjs';
 import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 
 const require = createRequire(import.meta.url);
 const { openHeap, SwSyncTimeline, SyncFile, Fence, DmaBufError } = require('../../dist/index.js');
 
-const cases = [];
-const test = (name, fn) => cases.push({ name, fn });
+const { test, run } = suite();
 const code = (c) => (e) => e instanceof DmaBufError && e.code === c;
 
 function kernelBuffer(len = 4096) {
@@ -141,26 +141,11 @@ test('what userspace cannot reach on a kernel buffer: resv, attach, revoke (EOPN
   buf.close();
 });
 
-let failed = 0;
-let why = '';
+let why = null;
 try {
   openHeap('system', { backend: 'kernel' }).close();
 } catch (e) {
   why = `no kernel system heap: ${e.message}`;
 }
 if (!why && !SwSyncTimeline.kernelAvailable()) why = 'no kernel sw_sync';
-if (why) {
-  for (const c of cases) console.log(`skip - ${c.name} # ${why}`);
-} else {
-  for (const c of cases) {
-    try {
-      await c.fn();
-      console.log(`ok - ${c.name}`);
-    } catch (e) {
-      failed++;
-      console.log(`not ok - ${c.name}\n  ${String(e?.stack ?? e).split('\n').join('\n  ')}`);
-    }
-  }
-}
-console.log(`# ${cases.length - failed}/${cases.length} passed`);
-process.exit(failed ? 1 : 0);
+await run({ why });

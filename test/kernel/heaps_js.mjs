@@ -6,6 +6,7 @@
 // them from C++. Each case names the node it needs and is skipped, with the
 // reason, when that node is absent or not accessible.
 // Output: one "ok/not ok/skip" line per case (TAP-like); exit 1 on a failure.
+import { suite } from './tap.mjs';
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -27,8 +28,8 @@ const MiB = 1 << 20;
 const O_RDONLY = 0, O_RDWR = 2, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const pageAlign = (n) => Math.ceil(n / PAGE) * PAGE;
 
-const cases = [];
-const test = (name, needs, fn) => cases.push({ name, needs, fn });
+const { test: register, run } = suite();
+const test = (name, needs, fn) => register(name, fn, needs);
 
 /** Asserts fn throws a DmaBufError with `code` (and the op, when given); returns it. */
 function throwsErrno(fn, code, syscall) {
@@ -466,21 +467,4 @@ function missing(node) {
   }
 }
 
-let failed = 0;
-for (const c of cases) {
-  const why = c.needs.map(missing).find((w) => w !== null);
-  if (why) {
-    console.log(`skip - ${c.name} # ${why}`);
-    continue;
-  }
-  try {
-    const r = await c.fn();
-    if (typeof r === 'string' && !r.startsWith('note: ')) console.log(`skip - ${c.name} # ${r}`);
-    else console.log(`ok - ${c.name}${r ? ` # ${r.slice(6)}` : ''}`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${c.name}\n  ${String(e?.stack ?? e).split('\n').join('\n  ')}`);
-  }
-}
-console.log(`# ${cases.length - failed}/${cases.length} passed`);
-process.exit(failed ? 1 : 0);
+await run({ skipWhy: (needs) => needs.map(missing).find((w) => w !== null) ?? null });

@@ -3,6 +3,7 @@
 // rig by run-in-rig.sh; also runnable by hand on any machine with sw_sync).
 // Without a kernel sw_sync every case is skipped with the reason printed.
 // Output: one "ok/not ok/skip" line per case (TAP-like); exit 1 on a failure.
+import { suite } from './tap.mjs';
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import assert from 'node:assert/strict';
@@ -10,8 +11,7 @@ import assert from 'node:assert/strict';
 const require = createRequire(import.meta.url);
 const { SyncFile, SwSyncTimeline, Fence, FenceArray, DmaBufError } = require('../../dist/index.js');
 
-const cases = [];
-const test = (name, fn) => cases.push({ name, fn });
+const { test, run } = suite();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 test('sw_sync fence waited on from JS without blocking the loop', async () => {
@@ -185,25 +185,13 @@ test('mixing backends is refused', () => {
   e.close();
 });
 
-let failed = 0;
+let why = null;
 if (!SwSyncTimeline.kernelAvailable()) {
-  let why = 'no kernel sw_sync';
+  why = 'no kernel sw_sync';
   try {
     new SwSyncTimeline({ backend: 'kernel' });
   } catch (e) {
     why = e.message;
   }
-  for (const c of cases) console.log(`skip - ${c.name} # ${why}`);
-} else {
-  for (const c of cases) {
-    try {
-      await c.fn();
-      console.log(`ok - ${c.name}`);
-    } catch (e) {
-      failed++;
-      console.log(`not ok - ${c.name}\n  ${String(e?.stack ?? e).split('\n').join('\n  ')}`);
-    }
-  }
 }
-console.log(`# ${cases.length - failed}/${cases.length} passed`);
-process.exit(failed ? 1 : 0);
+await run({ why });
