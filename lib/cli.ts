@@ -7,7 +7,9 @@ const usage = `usage: dmabuf bench [--json] [--filter <text>] [--ms <per-measure
   bench    run the benchmarks (native threads, then the rows measured from JS)
            and print each row with the floor it is compared against, measured
            in the same run, and the ratio
-           --filter   only rows whose name contains <text> (e.g. 'kernel')
+           --filter   a native group (fence, containers, heaps, issuer, kernel) runs
+                      that group alone; any other <text> keeps the rows whose
+                      name contains it
            --js-only  skip the native scenarios
 `;
 

@@ -51,11 +51,17 @@ std::vector<Row> run_all(const Options& opts) {
   auto groups = registry();
   std::sort(groups.begin(), groups.end(),
             [](const Group& a, const Group& b) { return std::string(a.name) < b.name; });
+  // A filter that names a group runs that group alone (and keeps all its rows);
+  // any other filter runs every group and keeps the rows whose name contains it.
+  const bool by_group = std::any_of(groups.begin(), groups.end(),
+                                    [&](const Group& g) { return opts.filter == g.name; });
   for (auto& g : groups) {
+    if (by_group && opts.filter != g.name) continue;
     std::vector<Row> out;
     g.fn(opts, out);
     for (auto& r : out)
-      if (opts.filter.empty() || r.name.find(opts.filter) != std::string::npos) rows.push_back(r);
+      if (by_group || opts.filter.empty() || r.name.find(opts.filter) != std::string::npos)
+        rows.push_back(r);
   }
   return rows;
 }

@@ -10,7 +10,8 @@
 namespace dmabuf::bench {
 
 struct Options {
-  std::string filter;    // run rows whose name contains this
+  std::string filter;    // a group's name (fence, containers, heaps, issuer, kernel): that
+                         // group alone; otherwise the rows whose name contains it
   int duration_ms = 150; // per measurement; each is repeated and the best kept
   int repeats = 5;
 };

@@ -1,7 +1,7 @@
 // A cache of fence memory (the userspace counterpart of the kernel's fence
 // slab): fences on the default release path come back here after their grace
 // period instead of going through malloc/free. Recycled fences travel as arrays
-// of 64 pointers, so an allocating thread reads a hot array and prefetches
+// of pointers, so an allocating thread reads a hot array and prefetches
 // ahead instead of chasing a linked list through cold fences. Under
 // AddressSanitizer the cache is off, so every stale access to a released fence
 // is still reported.
@@ -37,10 +37,10 @@ void free_now(rcu::DeferredFree* const* nodes, unsigned n) {
 struct Chunk {
   Chunk* next;
   unsigned n;
-  Fence* items[64];
+  Fence* items[rcu::kDeferBatch];
 };
 
-constexpr size_t kPoolMaxChunks = 1024;  // ~64k fences, 4 MiB
+constexpr size_t kPoolMaxChunks = 65536 / rcu::kDeferBatch;  // ~64k fences, 4 MiB
 
 struct Pool {
   SpinLock lock;

@@ -18,7 +18,7 @@ char g_tsan_gp;
 
 namespace {
 
-constexpr unsigned kBatchSize = 64;
+constexpr unsigned kBatchSize = kDeferBatch;
 constexpr long kReclaimPeriodNs = 1000000;  // one grace period per ms at most
 
 struct Batch {
