@@ -1,13 +1,9 @@
 // Helpers shared by the heap, platform, dma-buf and attachment classes: native
 // results to values or DmaBufErrors, and option-object checks.
 import { DmaBufError, invalidArgType, invalidArgValue } from './errors';
+import { isKErr, type KErr } from './kerror';
 
-/** A kernel-backend failure: [negative errno, op, message]. */
-export type KErr = [number, string, string];
-
-export function isKErr(r: unknown): r is KErr {
-  return Array.isArray(r) && r.length === 3 && typeof r[0] === 'number' && typeof r[1] === 'string';
-}
+export { isKErr, type KErr };
 
 /** Turns a native result into a value or a thrown DmaBufError. */
 export function check<T>(r: T | number | KErr, op: string, what: string): T {

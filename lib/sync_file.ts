@@ -9,6 +9,7 @@ import { binding, type External, type Handle } from './binding';
 import { drain } from './dispatch';
 import { DmaBufError, abortError, invalidArgType, outOfRange, toTimeoutNs, toU64 } from './errors';
 import { Fence, kAdopt, type FenceInit, type WaitOptions } from './fence';
+import { isKErr, kcheck, type KErr } from './kerror';
 
 export type SyncBackend = 'emulated' | 'kernel';
 
@@ -32,9 +33,6 @@ export interface SyncFileInfo {
   fences: SyncFenceInfo[];
 }
 
-/** A native failure of the kernel backend: [errno, op, message]. */
-type KErr = [number, string, string];
-const isKErr = (v: unknown): v is KErr => Array.isArray(v);
 
 interface KernelBinding {
   sfCreate(f: Handle): External | number;
@@ -72,14 +70,6 @@ const nb = binding as unknown as KernelBinding;
 function check<T>(r: T | number, syscall: string, what: string): T {
   if (typeof r === 'number' && r < 0) throw new DmaBufError(r, what, syscall);
   return r as T;
-}
-/** Throws a DmaBufError for a kernel backend failure. */
-function kcheck<T>(r: T | KErr): T {
-  if (isKErr(r)) {
-    const [errno, op, msg] = r;
-    throw new DmaBufError(errno, msg || `${op} failed`, op);
-  }
-  return r;
 }
 
 function checkName(name: unknown, arg: string): string {

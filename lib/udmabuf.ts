@@ -10,9 +10,8 @@ import * as fs from 'node:fs';
 import { binding as rawBinding, type External } from './binding';
 import { DmaBufError, invalidArgType, invalidArgValue, outOfRange, toU64 } from './errors';
 import { wrapDmaBuf, type DmaBuf } from './dma_buf';
+import { kcheck, type KErr } from './kerror';
 
-/** A kernel-backend failure: [negative errno, op, message]. */
-type KErr = [number, string, string];
 
 interface UdmabufBinding {
   memfdCreate(name: string, size: bigint, seals: number): External | KErr;
@@ -26,13 +25,6 @@ interface UdmabufBinding {
 }
 const nb = rawBinding as unknown as UdmabufBinding;
 
-function kcheck<T>(r: T | KErr): T {
-  if (Array.isArray(r) && r.length === 3 && typeof r[0] === 'number') {
-    const [errno, op, msg] = r as KErr;
-    throw new DmaBufError(errno, msg || `${op} failed`, op);
-  }
-  return r as T;
-}
 
 /** The udmabuf device node. */
 export const UDMABUF_PATH = '/dev/udmabuf';

@@ -192,10 +192,6 @@ Napi::Value HeapAlloc(const Napi::CallbackInfo& info) {
   return WrapEmuBuf(env, buf);
 }
 
-Napi::Value BufIsKernel(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), BufArg(info)->kernel);
-}
-
 // bufFd(b) -> fd | -EBADF
 Napi::Value BufFd(const Napi::CallbackInfo& info) {
   BufObj* b = BufArg(info);
@@ -360,7 +356,7 @@ Napi::Value WrapKernelDmaBuf(Napi::Env env, int fd) {
 void RegisterHeap(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Napi::Function::Callback> fns[] = {
       {"heapList", HeapList},     {"heapOpen", HeapOpen},     {"heapDispose", HeapDispose},
-      {"heapAlloc", HeapAlloc},   {"bufIsKernel", BufIsKernel}, {"bufFd", BufFd},
+      {"heapAlloc", HeapAlloc},   {"bufFd", BufFd},
       {"bufSize", BufSize},       {"bufFdinfo", BufFdinfo},   {"bufSetName", BufSetName},
       {"bufSync", BufSync},       {"bufMap", BufMap},         {"bufUnmap", BufUnmap},
       {"bufClose", BufClose},     {"bufDispose", BufDispose},
