@@ -108,7 +108,6 @@ Napi::Value WrapEmuBuf(Napi::Env env, DmaBuf* buf, bool revocable) {
 
 namespace {
 
-Napi::Value KErr(Napi::Env env, const kernel::KError& e) { return KErrValue(env, e); }
 Platform* PlatArg(const Napi::CallbackInfo& info, size_t i) { return PlatArgAt(info, i); }
 
 HeapObj* HeapArg(const Napi::CallbackInfo& info) {
@@ -125,7 +124,7 @@ Napi::Value HeapList(const Napi::CallbackInfo& info) {
   uint32_t i = 0;
   if (info[0].ToBoolean()) {
     auto r = kernel::list_heaps();
-    if (!r) return KErr(env, r.error());
+    if (!r) return KErrValue(env, r.error());
     for (const auto& h : r.value()) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("name", h.name);
@@ -152,7 +151,7 @@ Napi::Value HeapOpen(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>();
   if (info[1].ToBoolean()) {
     auto r = kernel::open_heap(name);
-    if (!r) return KErr(env, r.error());
+    if (!r) return KErrValue(env, r.error());
     auto* h = new HeapObj{true, nullptr, nullptr, std::move(r.value())};
     return HeapHolder::Wrap(env, h);
   }
@@ -180,7 +179,7 @@ Napi::Value HeapAlloc(const Napi::CallbackInfo& info) {
   if (!ok1 || !ok2) throw Napi::TypeError::New(env, "dmabuf: heapAlloc expects bigints");
   if (h->kernel) {
     auto r = kernel::heap_alloc(h->k.fd.get(), len, fd_flags, heap_flags);
-    if (!r) return KErr(env, r.error());
+    if (!r) return KErrValue(env, r.error());
     auto* b = new BufObj{};
     b->kernel = true;
     b->kfd = r.value().release();
@@ -206,7 +205,7 @@ Napi::Value BufSize(const Napi::CallbackInfo& info) {
   if (b->closed) return Napi::Number::New(env, -EBADF);
   if (!b->kernel) return Napi::BigInt::New(env, b->emu->size);
   auto r = kernel::dma_buf_size(b->kfd);
-  if (!r) return KErr(env, r.error());
+  if (!r) return KErrValue(env, r.error());
   return Napi::BigInt::New(env, r.value());
 }
 
@@ -218,7 +217,7 @@ Napi::Value BufFdinfo(const Napi::CallbackInfo& info) {
   kernel::FdInfo fi;
   if (b->kernel) {
     auto r = kernel::dma_buf_fdinfo(b->kfd);
-    if (!r) return KErr(env, r.error());
+    if (!r) return KErrValue(env, r.error());
     fi = std::move(r.value());
   } else {
     std::string text;
@@ -245,7 +244,7 @@ Napi::Value BufSetName(const Napi::CallbackInfo& info) {
   std::string name = info[1].As<Napi::String>();
   if (b->kernel) {
     auto r = kernel::dma_buf_set_name(b->kfd, name);
-    if (!r) return KErr(env, r.error());
+    if (!r) return KErrValue(env, r.error());
     return Napi::Number::New(env, 0);
   }
   // Like the ioctl's strndup_user of DMA_BUF_NAME_LEN: the string with its NUL.
@@ -262,7 +261,7 @@ Napi::Value BufSync(const Napi::CallbackInfo& info) {
   if (!ok) throw Napi::TypeError::New(env, "dmabuf: bufSync expects a bigint");
   if (b->kernel) {
     auto r = kernel::dma_buf_cpu_sync(b->kfd, flags);
-    if (!r) return KErr(env, r.error());
+    if (!r) return KErrValue(env, r.error());
     return Napi::Number::New(env, 0);
   }
   return Napi::Number::New(env, dma_buf_cpu_sync(b->emu, flags));
@@ -284,9 +283,9 @@ Napi::Value BufMap(const Napi::CallbackInfo& info) {
   void* hint;
   if (b->kernel) {
     auto sz = kernel::dma_buf_size(b->kfd);
-    if (!sz) return KErr(env, sz.error());
+    if (!sz) return KErrValue(env, sz.error());
     auto r = kernel::dma_buf_mmap(b->kfd, sz.value());
-    if (!r) return KErr(env, r.error());
+    if (!r) return KErrValue(env, r.error());
     len = r.value().size();
     addr = r.value().release();
     b->kmap = new KMap{addr, len};

@@ -200,12 +200,11 @@ int KTlArg(const Napi::CallbackInfo& info, size_t i) {
   return k->fd;
 }
 
-Napi::Value KErr(Napi::Env env, const kernel::KError& e) { return KErrValue(env, e); }
 
 template <typename H>
 Napi::Value WrapFd(Napi::Env env, kernel::UniqueFd fd) {
   KFd* k = new (std::nothrow) KFd{fd.get()};
-  if (!k) return KErr(env, kernel::kerror(-ENOMEM, "malloc"));
+  if (!k) return KErrValue(env, kernel::kerror(-ENOMEM, "malloc"));
   fd.release();
   return H::Wrap(env, k);
 }
@@ -218,10 +217,10 @@ Napi::Value KsfFromFd(const Napi::CallbackInfo& info) {
   const int fd = info[0].As<Napi::Number>().Int32Value();
   const bool dup = info[1].ToBoolean();
   auto n = kernel::sync_file_fence_count(fd);
-  if (!n) return KErr(env, n.error());
+  if (!n) return KErrValue(env, n.error());
   if (!dup) return WrapFd<KSyncFileHolder>(env, kernel::UniqueFd(fd));
   auto d = kernel::dup_fd(fd);
-  if (!d) return KErr(env, d.error());
+  if (!d) return KErrValue(env, d.error());
   return WrapFd<KSyncFileHolder>(env, std::move(*d));
 }
 
@@ -238,14 +237,14 @@ Napi::Value KsfClose(const Napi::CallbackInfo& info) {
 Napi::Value KsfMerge(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>().Utf8Value();
   auto r = kernel::sync_file_merge(name.c_str(), KSfArg(info, 1), KSfArg(info, 2));
-  if (!r) return KErr(info.Env(), r.error());
+  if (!r) return KErrValue(info.Env(), r.error());
   return WrapFd<KSyncFileHolder>(info.Env(), std::move(*r));
 }
 
 Napi::Value KsfInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto r = kernel::sync_file_get_info(KSfArg(info, 0));
-  if (!r) return KErr(env, r.error());
+  if (!r) return KErrValue(env, r.error());
   Napi::Array arr = Napi::Array::New(env, r->fences.size());
   for (size_t i = 0; i < r->fences.size(); ++i) {
     const auto& l = r->fences[i];
@@ -257,14 +256,14 @@ Napi::Value KsfInfo(const Napi::CallbackInfo& info) {
 // ksfStatus(sf): 1 signalled, 0 active | [errno, op, msg] (non-blocking poll)
 Napi::Value KsfIsSignaled(const Napi::CallbackInfo& info) {
   auto r = kernel::sync_file_is_signaled(KSfArg(info, 0));
-  if (!r) return KErr(info.Env(), r.error());
+  if (!r) return KErrValue(info.Env(), r.error());
   return Napi::Boolean::New(info.Env(), *r);
 }
 
 Napi::Value KsfSetDeadline(const Napi::CallbackInfo& info) {
   bool ok = true;
   auto r = kernel::sync_file_set_deadline(KSfArg(info, 0), BigIntU64(info[1], &ok));
-  if (!r) return KErr(info.Env(), r.error());
+  if (!r) return KErrValue(info.Env(), r.error());
   return info.Env().Undefined();
 }
 
@@ -273,7 +272,7 @@ Napi::Value KsfSetDeadline(const Napi::CallbackInfo& info) {
 // callbacks reach JS through EnvState's uv_async like any other thread's.
 Napi::Value KsfFence(const Napi::CallbackInfo& info) {
   auto r = kernel::kernel_fence_wrap(KSfArg(info, 0));
-  if (!r) return KErr(info.Env(), r.error());
+  if (!r) return KErrValue(info.Env(), r.error());
   return WrapFence(info.Env(), *r);
 }
 
@@ -320,19 +319,19 @@ Napi::Value KsfPoll(const Napi::CallbackInfo& info) {
   const int fd = KSfArg(info, 0);
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop)
-    return KErr(env, kernel::kerror(-EINVAL, "uv_poll_init", "no event loop"));
+    return KErrValue(env, kernel::kerror(-EINVAL, "uv_poll_init", "no event loop"));
   auto* w = new (std::nothrow) PollWait();
-  if (!w) return KErr(env, kernel::kerror(-ENOMEM, "uv_poll_init"));
+  if (!w) return KErrValue(env, kernel::kerror(-ENOMEM, "uv_poll_init"));
   int r = uv_poll_init(loop, &w->poll, fd);
   if (r < 0) {
     delete w;
-    return KErr(env, kernel::kerror(r, "uv_poll_init", "cannot watch the sync_file fd"));
+    return KErrValue(env, kernel::kerror(r, "uv_poll_init", "cannot watch the sync_file fd"));
   }
   w->poll.data = w;
   r = uv_poll_start(&w->poll, UV_READABLE, OnPoll);
   if (r < 0) {
     PollClose(w);  // initialised: it must be closed; the close cb frees it
-    return KErr(env, kernel::kerror(r, "uv_poll_start", "cannot watch the sync_file fd"));
+    return KErrValue(env, kernel::kerror(r, "uv_poll_start", "cannot watch the sync_file fd"));
   }
   w->cb = Napi::Persistent(info[1].As<Napi::Function>());
   return Napi::External<PollWait>::New(env, w, PollFinalize);
@@ -354,7 +353,7 @@ Napi::Value KswOpen(const Napi::CallbackInfo& info) {
   std::string path = kernel::kSwSyncPath;
   if (info.Length() > 0 && info[0].IsString()) path = info[0].As<Napi::String>().Utf8Value();
   auto r = kernel::sw_sync_timeline_open(path.c_str());
-  if (!r) return KErr(info.Env(), r.error());
+  if (!r) return KErrValue(info.Env(), r.error());
   return WrapFd<KTimelineHolder>(info.Env(), std::move(*r));
 }
 
@@ -363,19 +362,19 @@ Napi::Value KswCreateFence(const Napi::CallbackInfo& info) {
   const uint32_t v = info[1].As<Napi::Number>().Uint32Value();
   std::string name = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   auto r = kernel::sw_sync_create_fence(tl, v, name.c_str());
-  if (!r) return KErr(info.Env(), r.error());
+  if (!r) return KErrValue(info.Env(), r.error());
   return WrapFd<KSyncFileHolder>(info.Env(), std::move(*r));
 }
 
 Napi::Value KswInc(const Napi::CallbackInfo& info) {
   auto r = kernel::sw_sync_inc(KTlArg(info, 0), info[1].As<Napi::Number>().Uint32Value());
-  if (!r) return KErr(info.Env(), r.error());
+  if (!r) return KErrValue(info.Env(), r.error());
   return info.Env().Undefined();
 }
 
 Napi::Value KswGetDeadline(const Napi::CallbackInfo& info) {
   auto r = kernel::sw_sync_get_deadline(KTlArg(info, 0), KSfArg(info, 1));
-  if (!r) return KErr(info.Env(), r.error());
+  if (!r) return KErrValue(info.Env(), r.error());
   return Napi::BigInt::New(info.Env(), *r);
 }
 

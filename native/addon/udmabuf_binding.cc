@@ -24,7 +24,6 @@ struct MemfdObj {
 void memfd_put(MemfdObj* m) { delete m; }  // closes the fd
 using MemfdHolder = Holder<MemfdObj, memfd_put, 0x4d454d46>;  // "MEMF"
 
-Napi::Value KErr(Napi::Env env, const kernel::KError& e) { return KErrValue(env, e); }
 
 MemfdObj* MemfdArg(const Napi::CallbackInfo& info) {
   MemfdObj* m = MemfdHolder::From(info[0]);
@@ -46,7 +45,7 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   uint64_t size = U64Arg(info, 1);
   unsigned seals = info[2].As<Napi::Number>().Uint32Value();
   auto r = kernel::memfd_create_sealed(name.c_str(), size, seals);
-  if (!r) return KErr(env, r.error());
+  if (!r) return KErrValue(env, r.error());
   return MemfdHolder::Wrap(env, new MemfdObj{std::move(r.value())});
 }
 
@@ -62,7 +61,7 @@ Napi::Value MemfdSize(const Napi::CallbackInfo& info) {
   struct stat st;
   if (::fstat(m->fd.get(), &st) < 0) {
     const int e = kernel::neg_errno();
-    return KErr(env, kernel::kerror(e, "fstat", "memfd size"));
+    return KErrValue(env, kernel::kerror(e, "fstat", "memfd size"));
   }
   return Napi::BigInt::New(env, static_cast<uint64_t>(st.st_size));
 }
@@ -73,7 +72,7 @@ Napi::Value MemfdSeals(const Napi::CallbackInfo& info) {
   int r = ::fcntl(MemfdArg(info)->fd.get(), F_GET_SEALS);
   if (r < 0) {
     const int e = kernel::neg_errno();
-    return KErr(env, kernel::kerror(e, "fcntl(F_GET_SEALS)", "reading the memfd's seals"));
+    return KErrValue(env, kernel::kerror(e, "fcntl(F_GET_SEALS)", "reading the memfd's seals"));
   }
   return Napi::Number::New(env, r);
 }
@@ -86,7 +85,7 @@ Napi::Value MemfdAddSeals(const Napi::CallbackInfo& info) {
   unsigned seals = info[1].As<Napi::Number>().Uint32Value();
   if (::fcntl(m->fd.get(), F_ADD_SEALS, seals) < 0) {
     const int e = kernel::neg_errno();
-    return KErr(env, kernel::kerror(e, "fcntl(F_ADD_SEALS)", kernel::kfmt("seals %#x", seals)));
+    return KErrValue(env, kernel::kerror(e, "fcntl(F_ADD_SEALS)", kernel::kfmt("seals %#x", seals)));
   }
   return env.Undefined();
 }
@@ -105,9 +104,9 @@ Napi::Value UdmabufCreate(const Napi::CallbackInfo& info) {
   const uint64_t size = U64Arg(info, 2);
   const uint32_t flags = info[3].As<Napi::Number>().Uint32Value();
   auto dev = kernel::udmabuf_open();
-  if (!dev) return KErr(env, dev.error());
+  if (!dev) return KErrValue(env, dev.error());
   auto r = kernel::udmabuf_from_memfd(dev->get(), memfd, offset, size, flags);
-  if (!r) return KErr(env, r.error());
+  if (!r) return KErrValue(env, r.error());
   return WrapKernelDmaBuf(env, r.value().release());
 }
 
@@ -134,9 +133,9 @@ Napi::Value UdmabufCreateList(const Napi::CallbackInfo& info) {
     ranges.push_back(r);
   }
   auto dev = kernel::udmabuf_open();
-  if (!dev) return KErr(env, dev.error());
+  if (!dev) return KErrValue(env, dev.error());
   auto r = kernel::udmabuf_from_list(dev->get(), ranges, flags);
-  if (!r) return KErr(env, r.error());
+  if (!r) return KErrValue(env, r.error());
   return WrapKernelDmaBuf(env, r.value().release());
 }
 
