@@ -91,4 +91,9 @@ export interface NativeBinding {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const load = require('node-gyp-build') as (dir: string) => unknown;
 
-export const binding = load(path.join(__dirname, '..')) as NativeBinding;
+// DMABUF_ADDON_PATH names a .node to load instead (scripts/test-asan-addon.sh: the
+// ASan+UBSan build of the addon under the whole test suite).
+const addonPath = process.env['DMABUF_ADDON_PATH'];
+export const binding = (addonPath
+  ? require(path.resolve(addonPath))
+  : load(path.join(__dirname, '..'))) as NativeBinding;
