@@ -10,6 +10,8 @@
         "native/addon/dma_buf_binding.cc",
         "native/addon/env_binding.cc",
         "native/addon/env_state.cc",
+        "native/addon/errors.cc",
+        "native/addon/export_registry.cc",
         "native/addon/fence_binding.cc",
         "native/addon/heap_binding.cc",
         "native/addon/issuer_binding.cc",
@@ -80,6 +82,8 @@
       ],
       "defines": [
         "NAPI_VERSION=8",
+        "NODE_ADDON_API_CPP_EXCEPTIONS_ALL",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED"
       ],
       "cflags_cc": [

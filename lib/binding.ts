@@ -2,12 +2,15 @@
 // every argument first, so the native side receives flat, checked values.
 import * as path from 'node:path';
 
-/** A native fence reference: the fence's address as a number (see handles.ts). */
+/**
+ * A native fence reference: a token (slot index and generation) in the
+ * environment's handle table (native/addon/handle_table.h); never an address.
+ */
 export type Handle = number;
 /** An opaque native handle (a Node-API External) for other objects. */
 export type External = { readonly __external: unique symbol };
-/** A registered callback's native node. */
-export type CallbackToken = { readonly __cbtoken: unique symbol };
+/** A registered callback: a token in the environment's callback table (0: none). */
+export type CallbackToken = number;
 /** A failure reported as a value: a negative errno and the native message. */
 export interface NativeFailure {
   errno: number;
@@ -24,14 +27,14 @@ export interface NativeIssuerInfo {
 }
 
 export interface NativeBinding {
-  envInit(dispatch: (ids: number[]) => void, pending: Uint8Array): void;
+  envInit(dispatch: (ids: number[]) => void, pending: Uint8Array, errorClass: Function): void;
   envDrain(): void;
   envKeepAlive(on: boolean): void;
   warnCount(): number;
   rcuBarrier(): void;
   deferredPending(): number;
 
-  blockRegister(slots: Float64Array): void;
+  liveFences(): number;
 
   fenceCreate(context?: bigint, seqno?: bigint | number, seqno64?: boolean, lock?: External): Handle;
   fenceCreateMany(slots: Float64Array): void;
@@ -52,7 +55,7 @@ export interface NativeBinding {
   fenceCheckAndSignal(h: Handle): boolean;
   fenceSetError(h: Handle, err: number): number;
   fenceEnableSignaling(h: Handle): void;
-  fenceAddCallback(h: Handle, id: number): CallbackToken | number;
+  fenceAddCallback(h: Handle, id: number): CallbackToken;
   fenceRemoveCallback(h: Handle, token: CallbackToken): boolean;
   fenceWaitSync(h: Handle, timeoutNs: number): number;
   fenceWaitAnySync(hs: Handle[], timeoutNs: number): [number, number];
@@ -64,7 +67,7 @@ export interface NativeBinding {
   fencePrivateStub(timestampNs?: bigint): Handle;
   fenceAllocContext(count: number): bigint;
   fenceExportHandle(h: Handle): bigint;
-  fenceImportHandle(h: bigint): Handle | undefined;
+  fenceImportHandle(h: bigint, kind: number): Handle | 0 | -1;
   fenceSame(a: Handle, b: Handle): boolean;
   fenceRefcount(h: Handle): number;
   lockCreate(): External;

@@ -5,7 +5,7 @@
 import { binding as rawBinding, type Handle } from './binding';
 import { drain } from './dispatch';
 import { DmaBufError, invalidArgType, toU64 } from './errors';
-import { Fence, kAdopt, type FenceInit } from './fence';
+import { Fence, adoptFence as adoptAs, adoptNext, handleOf, importFenceHandle, isAdopting, isFence, kindClasses } from './fence';
 
 /** The addon functions this file uses (native/addon/containers_binding.cc). */
 interface ContainersBinding {
@@ -33,21 +33,11 @@ const KIND_CHAIN = 2;
 export function adoptFence(h: Handle): Fence {
   switch (binding.fenceKind(h)) {
     case KIND_ARRAY:
-      return new (FenceArray as unknown as new (i: FenceInit) => Fence)({ [kAdopt]: h } as FenceInit);
+      return adoptAs(h, FenceArray);
     case KIND_CHAIN:
-      return new (FenceChain as unknown as new (i: FenceInit) => Fence)({ [kAdopt]: h } as FenceInit);
+      return adoptAs(h, FenceChain);
     default:
-      return new Fence({ [kAdopt]: h } as FenceInit);
-  }
-}
-
-function isFence(v: unknown): v is Fence {
-  if (!(v instanceof Fence)) return false;
-  try {
-    void (v as Fence).disposed; // brand check: throws for Object.create(Fence.prototype)
-    return true;
-  } catch {
-    return false;
+      return adoptAs(h);
   }
 }
 
@@ -56,8 +46,19 @@ function checkFence(name: string, v: unknown): Fence {
   return v;
 }
 
+/**
+ * The tokens of an array of fences, read by index: a hole or a non-fence is a
+ * TypeError naming its index (map() would skip holes).
+ */
+function fenceTokens(name: string, fences: unknown): Handle[] {
+  if (!Array.isArray(fences)) throw invalidArgType(name, 'an array of Fence', fences);
+  const hs: Handle[] = [];
+  for (let i = 0; i < fences.length; i++) hs.push(handleOf(checkFence(`${name}[${i}]`, fences[i])));
+  return hs;
+}
+
 function kind(f: Fence): number {
-  return binding.fenceKind(f.handle);
+  return binding.fenceKind(handleOf(f));
 }
 
 function enomem(what: string): DmaBufError {
@@ -77,16 +78,17 @@ export interface FenceArrayInit {
  */
 export class FenceArray extends Fence {
   constructor(fences: Fence[], init?: FenceArrayInit) {
-    const adopted = (fences as unknown as { [kAdopt]?: Handle } | undefined)?.[kAdopt];
-    super({ [kAdopt]: adopted ?? FenceArray.#create(fences, init) } as FenceInit);
+    // Adopting (adoptFence): the reference is already made; else create it
+    // and let Fence's constructor adopt it.
+    if (isAdopting()) super();
+    else super(adoptNext(FenceArray.#create(fences, init)));
   }
 
   static #create(fences: unknown, init: unknown): Handle {
-    if (!Array.isArray(fences)) throw invalidArgType('fences', 'an array of Fence', fences);
-    const hs = fences.map((f, i) => checkFence(`fences[${i}]`, f).handle);
+    const hs = fenceTokens('fences', fences);
     if (hs.length === 0) throw new DmaBufError('EINVAL', 'a fence array needs at least one fence', 'dma_fence_array_create');
-    fences.forEach((f: Fence, i) => {
-      if (kind(f) !== 0) {
+    hs.forEach((h, i) => {
+      if (binding.fenceKind(h) !== 0) {
         throw new DmaBufError('EINVAL', `fences[${i}] is a container: arrays must be flat (unwrap it)`, 'dma_fence_array_create');
       }
     });
@@ -104,7 +106,7 @@ export class FenceArray extends Fence {
 
   /** Adopts a handle of a fence array exported by exportHandle() (once); EINVAL if it is not an array. */
   static override importHandle(h: bigint): FenceArray {
-    return importAs(h, KIND_ARRAY, 'a fence array') as FenceArray;
+    return importFenceHandle(h, KIND_ARRAY, 'a fence array') as FenceArray;
   }
 
   /** Whether `f` is a fence array (dma_fence_is_array). */
@@ -114,24 +116,24 @@ export class FenceArray extends Fence {
 
   /** The members, each a new Fence object with its own reference. */
   get fences(): Fence[] {
-    return (binding.fenceArrayMembers(this.handle) ?? []).map(adoptFence);
+    return (binding.fenceArrayMembers(handleOf(this)) ?? []).map(adoptFence);
   }
 
   /** Number of members. */
   get length(): number {
-    const hs = binding.fenceArrayMembers(this.handle) ?? [];
+    const hs = binding.fenceArrayMembers(handleOf(this)) ?? [];
     for (const h of hs) release(h);
     return hs.length;
   }
 
   /** Whether every member is on `context` (dma_fence_match_context). */
   matchContext(context: bigint): boolean {
-    return binding.fenceMatchContext(this.handle, toU64('context', context));
+    return binding.fenceMatchContext(handleOf(this), toU64('context', context));
   }
 
   /** 0 or the first member's negative errno; never the pending sentinel. */
   override get error(): number {
-    return binding.fenceGetError(this.handle);
+    return binding.fenceGetError(handleOf(this));
   }
 }
 
@@ -141,14 +143,14 @@ export class FenceArray extends Fence {
  */
 export class FenceChain extends Fence {
   constructor(prev: Fence | null, fence: Fence, seqno: bigint | number) {
-    const adopted = (prev as unknown as { [kAdopt]?: Handle } | null)?.[kAdopt];
-    super({ [kAdopt]: adopted ?? FenceChain.#create(prev, fence, seqno) } as FenceInit);
+    if (isAdopting()) super();
+    else super(adoptNext(FenceChain.#create(prev, fence, seqno)));
   }
 
   static #create(prev: unknown, fence: unknown, seqno: unknown): Handle {
     if (prev !== null && !isFence(prev)) throw invalidArgType('prev', 'an instance of Fence or null', prev);
-    const ph = prev === null ? 0 : prev.handle;
-    const fh = checkFence('fence', fence).handle;
+    const ph = prev === null ? 0 : handleOf(prev);
+    const fh = handleOf(checkFence('fence', fence));
     const sn = toU64('seqno', seqno);
     if (binding.fenceKind(fh) === KIND_CHAIN) {
       throw new DmaBufError('EINVAL', 'the contained fence must not be a chain node', 'dma_fence_chain_init');
@@ -160,7 +162,7 @@ export class FenceChain extends Fence {
 
   /** Adopts a handle of a chain node exported by exportHandle() (once); EINVAL if it is not a chain node. */
   static override importHandle(h: bigint): FenceChain {
-    return importAs(h, KIND_CHAIN, 'a chain node') as FenceChain;
+    return importFenceHandle(h, KIND_CHAIN, 'a chain node') as FenceChain;
   }
 
   /** Whether `f` is a chain node (dma_fence_is_chain). */
@@ -170,14 +172,14 @@ export class FenceChain extends Fence {
 
   /** The point's own fence (dma_fence_chain_contained). */
   get fence(): Fence {
-    const parts = binding.fenceChainParts(this.handle)!;
+    const parts = binding.fenceChainParts(handleOf(this))!;
     if (parts[0]) release(parts[0]);
     return adoptFence(parts[1]);
   }
 
   /** The previous point (or fence), null at the start or once it was collected. */
   get prev(): Fence | null {
-    const parts = binding.fenceChainParts(this.handle)!;
+    const parts = binding.fenceChainParts(handleOf(this))!;
     release(parts[1]);
     return parts[0] ? adoptFence(parts[0]) : null;
   }
@@ -188,7 +190,7 @@ export class FenceChain extends Fence {
    * returns this node. Throws DmaBufError EINVAL for a point in the future.
    */
   findSeqno(seqno: bigint | number): Fence | null {
-    const h = binding.fenceChainFindSeqno(this.handle, toU64('seqno', seqno));
+    const h = binding.fenceChainFindSeqno(handleOf(this), toU64('seqno', seqno));
     drain();
     if (h < 0) throw new DmaBufError(h, `point ${seqno} is after this node (${this.seqno})`, 'dma_fence_chain_find_seqno');
     return h === 0 ? null : adoptFence(h);
@@ -199,25 +201,14 @@ export class FenceChain extends Fence {
    * signalled links are collected on the way. Each yielded Fence is a new reference.
    */
   *walk(): IterableIterator<Fence> {
-    let cur: Fence = adoptFence(binding.fenceDup(this.handle));
+    let cur: Fence = adoptFence(binding.fenceDup(handleOf(this)));
     for (;;) {
       yield cur;
-      const next = binding.fenceChainWalk(cur.handle);
+      const next = binding.fenceChainWalk(handleOf(cur));
       drain();
       if (!next) return;
       cur = adoptFence(next);
     }
-  }
-}
-
-// Fence.importHandle() makes a plain Fence: re-wrap its reference in the subclass.
-function importAs(h: bigint, want: number, what: string): Fence {
-  const g = Fence.importHandle(h);
-  try {
-    if (kind(g) !== want) throw new DmaBufError('EINVAL', `the imported fence is not ${what}`);
-    return adoptFence(binding.fenceDup(g.handle));
-  } finally {
-    g.dispose();
   }
 }
 
@@ -232,7 +223,7 @@ function release(h: Handle): void {
  * reference. The leaves are collected when unwrap() is called.
  */
 export function unwrap(f: Fence): Iterable<Fence> {
-  const hs = binding.fenceUnwrap(checkFence('f', f).handle);
+  const hs = binding.fenceUnwrap(handleOf(checkFence('f', f)));
   drain();
   return (function* leaves() {
     let i = 0;
@@ -252,7 +243,7 @@ export function unwrap(f: Fence): Iterable<Fence> {
  * null only when called with no fences.
  */
 export function merge(...fences: Fence[]): Fence | null {
-  const hs = fences.map((f, i) => checkFence(`fences[${i}]`, f).handle);
+  const hs = fenceTokens('fences', fences);
   if (hs.length === 0) return null;
   const h = binding.fenceMerge(hs);
   drain();
@@ -265,7 +256,9 @@ export function merge(...fences: Fence[]): Fence | null {
  * context order (each a new reference).
  */
 export function dedup(fences: Fence[]): Fence[] {
-  if (!Array.isArray(fences)) throw invalidArgType('fences', 'an array of Fence', fences);
-  const hs = fences.map((f, i) => checkFence(`fences[${i}]`, f).handle);
+  const hs = fenceTokens('fences', fences);
   return binding.fenceDedup(hs).map(adoptFence);
 }
+
+kindClasses.array = FenceArray;
+kindClasses.chain = FenceChain;

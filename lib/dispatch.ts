@@ -4,6 +4,7 @@
 // queued natively and drained right after the call that signalled (`drain()`),
 // so they run before that call returns.
 import { binding, type CallbackToken, type Handle } from './binding';
+import { DmaBufError } from './errors';
 
 /** One pending native callback registration. */
 export interface Registration {
@@ -37,7 +38,7 @@ function dispatch(ids: number[]): void {
   }
 }
 
-binding.envInit(dispatch, pending);
+binding.envInit(dispatch, pending, DmaBufError);
 
 /** Runs callbacks this thread's last native call fired. */
 export function drain(): void {
@@ -46,13 +47,14 @@ export function drain(): void {
 
 /**
  * Registers `fire` on a fence. Returns null if the fence is already signalled
- * (fire is not called), like dma_fence_add_callback's -ENOENT.
+ * (fire is not called), like dma_fence_add_callback's -ENOENT; throws
+ * DmaBufError ENOMEM when the registration cannot be made.
  */
 export function register(h: Handle, fire: () => void): Registration | null {
   const id = nextId;
   nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
   const r = binding.fenceAddCallback(h, id);
-  if (typeof r === 'number') {
+  if (r === 0) {
     drain(); // enable_signaling may have signalled the fence right here
     return null;
   }
@@ -69,7 +71,7 @@ export function register(h: Handle, fire: () => void): Registration | null {
 export function reserve(fire: () => void): number {
   const id = nextId;
   nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
-  registry.set(id, { id, token: null as unknown as CallbackToken, fire });
+  registry.set(id, { id, token: 0, fire });
   return id;
 }
 
@@ -80,7 +82,7 @@ export function reserve(fire: () => void): number {
 export function reserveRepeating(fire: () => void): number {
   const id = nextId;
   nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
-  registry.set(id, { id, token: null as unknown as CallbackToken, fire, repeating: true });
+  registry.set(id, { id, token: 0, fire, repeating: true });
   return id;
 }
 

@@ -17,25 +17,60 @@ import {
 } from './errors';
 import { type Issuer, isIssuer } from './issuer';
 
-/** Internal: construct a Fence around an existing native handle. */
-export const kAdopt: unique symbol = Symbol('dmabuf.adopt');
+// Adoption: package code wraps a native reference it already owns in a Fence
+// (or subclass) through adoptFence(); the token waits here for the
+// constructor. Nothing a user passes to a constructor can reach this path.
+let adopting: Handle = 0;
+
+/** @internal Whether a constructor is running for adoptFence() (subclasses skip their own creation). */
+export function isAdopting(): boolean {
+  return adopting !== 0;
+}
+
+/**
+ * @internal For subclass constructors: `super(adoptNext(h))` makes Fence's
+ * constructor adopt `h` (a reference the subclass just created).
+ */
+export function adoptNext(h: Handle): undefined {
+  adopting = h;
+  return undefined;
+}
+
+/** @internal Wraps a native fence reference (a token this package owns) in `cls`. */
+export function adoptFence<T extends Fence>(h: Handle, cls?: abstract new (...args: never[]) => T): T {
+  adopting = h;
+  try {
+    return new ((cls ?? Fence) as unknown as new () => T)();
+  } finally {
+    if (adopting !== 0) {
+      adopting = 0;
+      binding.fencePutMany(Float64Array.of(h), 1); // the constructor failed before adopting
+    }
+  }
+}
 
 // Brand checks: `instanceof` accepts objects made with Object.create(X.prototype),
 // whose private fields then throw an uncoded TypeError on first use.
 let isFenceLock!: (v: unknown) => v is FenceLock;
-let isFence!: (v: unknown) => v is Fence;
+/** @internal Whether `v` is a real Fence (its private fields exist). */
+export let isFence!: (v: unknown) => v is Fence;
+/**
+ * @internal A fence's native token, read from its private slot: a property a
+ * user can redefine is never trusted. Throws EBADF once disposed.
+ */
+export let handleOf!: (f: Fence) => Handle;
+/** @internal FenceLock's native handle (throws EBADF once disposed). */
+let lockHandleOf!: (l: FenceLock) => External;
 
 /** An external (legacy) lock shared by several fences. */
 export class FenceLock implements Disposable {
   #h: External | null = binding.lockCreate();
   static {
     isFenceLock = (v): v is FenceLock => typeof v === 'object' && v !== null && #h in v;
-  }
-
-  /** @internal */
-  get handle(): External {
-    if (!this.#h) throw new DmaBufError('EBADF', 'FenceLock is disposed');
-    return this.#h;
+    lockHandleOf = (l) => {
+      if (!l.#h) throw new DmaBufError('EBADF', 'FenceLock is disposed');
+      return l.#h;
+    };
   }
   /** Drops this object's reference; fences on the lock keep it alive. */
   dispose(): void {
@@ -106,6 +141,29 @@ function checkInit(init: unknown): FenceInit {
   return init as FenceInit;
 }
 
+/**
+ * @internal importHandle() for Fence and its subclasses: `kind` 0 any, 1 array,
+ * 2 chain. A handle of the wrong kind is refused and stays importable.
+ */
+export function importFenceHandle(h: unknown, kind: number, what: string): Fence {
+  if (typeof h !== 'bigint') throw invalidArgType('h', 'of type bigint', h);
+  const token = binding.fenceImportHandle(toU64('h', h), kind);
+  if (token === -1) throw new DmaBufError('EINVAL', `the handle is not ${what} (it stays importable)`);
+  if (token === 0) throw new DmaBufError('EINVAL', 'unknown fence handle (never exported, already imported, or expired)');
+  return adoptFence(token, kind === 1 ? kindClasses.array : kind === 2 ? kindClasses.chain : undefined);
+}
+
+type AnyFenceClass = abstract new (...args: never[]) => Fence;
+/** @internal Set by containers.ts: the subclasses importFenceHandle() makes. */
+export const kindClasses: { array?: AnyFenceClass; chain?: AnyFenceClass } = {};
+
+// A failed blocking wait: EINTR means this thread's environment is being torn
+// down (worker.terminate() or process.exit()); no JavaScript runs after it.
+function waitError(r: number, op: string): DmaBufError {
+  if (r === -4) return new DmaBufError(r, 'wait interrupted: the environment is being torn down', op);
+  return new DmaBufError(r, `${op} failed`, op);
+}
+
 // setTimeout() turns delays above 2^31 - 1 ms into 1 ms: chain timers instead.
 const kMaxTimerMs = 0x7fffffff;
 function longTimeout(ms: number, fn: () => void): { cancel(): void } {
@@ -150,19 +208,25 @@ export class Fence implements Disposable {
 
   static {
     isFence = (v): v is Fence => typeof v === 'object' && v !== null && #b in v;
+    handleOf = (f) => {
+      if (typeof f !== 'object' || f === null || !(#b in f)) throw invalidArgType('this', 'an instance of Fence', f);
+      const h = f.#b.page[f.#i]!;
+      if (h === 0) throw new DmaBufError('EBADF', 'fence is disposed');
+      return h;
+    };
   }
 
   constructor(init?: FenceInit) {
     // Validate (and create) before claiming a slot, so a bad init has no effect.
-    const h = init === undefined ? takeDefault() : Fence.#fromInit(init);
+    let h = adopting;
+    if (h !== 0) adopting = 0;
+    else h = init === undefined ? takeDefault() : Fence.#fromInit(init);
     const b = (this.#b = currentBlock());
     this.#i = b.used++;
     b.page[this.#i] = h;
   }
 
   static #fromInit(init: unknown): Handle {
-    const adopted = typeof init === 'object' && init !== null ? (init as { [kAdopt]?: Handle })[kAdopt] : undefined;
-    if (adopted !== undefined) return adopted;
     const { context, seqno, seqno64, lock, issuer } = checkInit(init);
     if (typeof context !== 'bigint' && context !== undefined) {
       throw invalidArgType('init.context', 'of type bigint', context);
@@ -186,7 +250,7 @@ export class Fence implements Disposable {
         seqno64 === true,
       );
     }
-    return binding.fenceCreate(ctx, sn, seqno64 === true, lock?.handle);
+    return binding.fenceCreate(ctx, sn, seqno64 === true, lock === undefined ? undefined : lockHandleOf(lock));
   }
 
   /** Reserves `count` new contexts and returns the first; never 0n. */
@@ -200,13 +264,13 @@ export class Fence implements Disposable {
 
   /** The shared, always-signalled stub fence (dma_fence_get_stub). */
   static stub(): Fence {
-    return new Fence({ [kAdopt]: binding.fenceStub() } as FenceInit);
+    return adoptFence(binding.fenceStub());
   }
 
   /** A new signalled fence with the given timestamp (dma_fence_allocate_private_stub). */
   static privateStub(timestampNs?: bigint): Fence {
     const ts = timestampNs === undefined ? undefined : toI64('timestampNs', timestampNs);
-    return new Fence({ [kAdopt]: binding.fencePrivateStub(ts) } as FenceInit);
+    return adoptFence(binding.fencePrivateStub(ts));
   }
 
   /** Whether `a` is later than `b`; false across contexts, like the kernel. */
@@ -214,7 +278,7 @@ export class Fence implements Disposable {
     if (!isFence(a)) throw invalidArgType('a', 'an instance of Fence', a);
     if (!isFence(b)) throw invalidArgType('b', 'an instance of Fence', b);
     if (a.context !== b.context) return false;
-    return binding.fenceIsLater(a.handle, b.handle);
+    return binding.fenceIsLater(handleOf(a), handleOf(b));
   }
 
   /** The later of two fences of one context, or null if it is already signalled (or contexts differ). */
@@ -222,7 +286,7 @@ export class Fence implements Disposable {
     if (!isFence(a)) throw invalidArgType('a', 'an instance of Fence', a);
     if (!isFence(b)) throw invalidArgType('b', 'an instance of Fence', b);
     if (a.context !== b.context) return null;
-    const r = binding.fenceLater(a.handle, b.handle);
+    const r = binding.fenceLater(handleOf(a), handleOf(b));
     drain();
     return r === 0 ? a : r === 1 ? b : null;
   }
@@ -235,7 +299,7 @@ export class Fence implements Disposable {
     try {
       const list = toFenceArray('fences', fences);
       const { timeoutNs, timeoutMs, signal } = checkWaitOptions(opts);
-      for (const f of list) f.handle; // throws for a disposed fence
+      for (const f of list) handleOf(f); // throws for a disposed fence
       if (signal?.aborted) return Promise.reject(abortError(signal.reason));
       if (timeoutNs === 0) {
         const i = list.findIndex((f) => f.isSignaled());
@@ -279,35 +343,34 @@ export class Fence implements Disposable {
   static waitAnySync(fences: Fence[], timeoutMs?: number): number {
     const list = toFenceArray('fences', fences);
     const ns = toTimeoutNs('timeoutMs', timeoutMs);
-    const [r, idx] = binding.fenceWaitAnySync(list.map((f) => f.handle), ns);
+    const [r, idx] = binding.fenceWaitAnySync(list.map(handleOf), ns);
     drain();
-    if (r < 0) throw new DmaBufError(r, 'dma_fence_wait_any_timeout failed');
+    if (r < 0) throw waitError(r, 'dma_fence_wait_any_timeout');
     return r > 0 ? idx : -1;
   }
 
-  /** Adopts a handle exported by exportHandle() (typically in another worker). */
+  /**
+   * Adopts a handle exported by exportHandle() (typically in another worker),
+   * once. Throws EINVAL for a handle that was never exported, was already
+   * imported, or expired (see exportHandle()).
+   */
   static importHandle(h: bigint): Fence {
-    if (typeof h !== 'bigint') throw invalidArgType('h', 'of type bigint', h);
-    const handle = binding.fenceImportHandle(toU64('h', h));
-    if (!handle) throw new DmaBufError('EINVAL', 'unknown fence handle (never exported, or already imported)');
-    return new Fence({ [kAdopt]: handle } as FenceInit);
+    return importFenceHandle(h, 0, 'a fence');
   }
 
-  /** @internal The native handle; throws if disposed. */
+  /** @internal The native token; throws if disposed. */
   get handle(): Handle {
-    const h = this.#b.page[this.#i]!;
-    if (h === 0) throw new DmaBufError('EBADF', 'fence is disposed');
-    return h;
+    return handleOf(this);
   }
 
   get context(): bigint {
-    return (this.#context ??= binding.fenceContext(this.handle));
+    return (this.#context ??= binding.fenceContext(handleOf(this)));
   }
   get seqno(): bigint {
-    return (this.#seqno ??= binding.fenceSeqno(this.handle));
+    return (this.#seqno ??= binding.fenceSeqno(handleOf(this)));
   }
   get flags(): FenceFlags {
-    const v = binding.fenceFlags(this.handle);
+    const v = binding.fenceFlags(handleOf(this));
     return {
       initialized: (v & 1) !== 0,
       inlineLock: (v & 2) !== 0,
@@ -319,44 +382,44 @@ export class Fence implements Disposable {
   }
   /** The SIGNALED flag only; never polls the issuer. */
   get signaled(): boolean {
-    return binding.fenceSignaled(this.handle);
+    return binding.fenceSignaled(handleOf(this));
   }
   /** May poll the issuer's `signaled` op (and signal the fence). */
   isSignaled(): boolean {
-    const r = binding.fenceIsSignaled(this.handle);
+    const r = binding.fenceIsSignaled(handleOf(this));
     drain();
     return r;
   }
   /** 0 pending, 1 signalled, negative errno if signalled with an error. */
   get status(): number {
-    const r = binding.fenceStatus(this.handle);
+    const r = binding.fenceStatus(handleOf(this));
     drain();
     return r;
   }
   /** 0 or a negative errno. */
   get error(): number {
-    return binding.fenceError(this.handle);
+    return binding.fenceError(handleOf(this));
   }
   /** CLOCK_MONOTONIC nanoseconds of the signal, or null while pending. */
   get timestamp(): bigint | null {
-    return binding.fenceTimestamp(this.handle);
+    return binding.fenceTimestamp(handleOf(this));
   }
   /** The issuer's driver name; "detached-driver" once signalled. */
   get driverName(): string {
-    return binding.fenceDriverName(this.handle);
+    return binding.fenceDriverName(handleOf(this));
   }
   /** The issuer's timeline name; "signaled-timeline" once signalled. */
   get timelineName(): string {
-    return binding.fenceTimelineName(this.handle);
+    return binding.fenceTimelineName(handleOf(this));
   }
   /** Whether the ops were detached at signal time (issuers without release/wait). */
   get opsDetached(): boolean {
-    return binding.fenceOpsDetached(this.handle);
+    return binding.fenceOpsDetached(handleOf(this));
   }
 
   /** Signals the fence (now, or at the given CLOCK_MONOTONIC time). A second call is a no-op. */
   signal(timestampNs?: bigint): void {
-    const h = this.handle;
+    const h = handleOf(this);
     if (timestampNs === undefined) binding.fenceSignal(h);
     else binding.fenceSignalAt(h, toI64('timestampNs', timestampNs));
     drain();
@@ -364,14 +427,14 @@ export class Fence implements Disposable {
 
   /** Signals; returns true if it was already signalled (then nothing happens). */
   checkAndSignal(): boolean {
-    const r = binding.fenceCheckAndSignal(this.handle);
+    const r = binding.fenceCheckAndSignal(handleOf(this));
     drain();
     return r;
   }
 
   /** Sets the error reported once signalled: a negative errno (-4095..-1) or its name ('EIO'). */
   setError(err: number | string): void {
-    const h = this.handle;
+    const h = handleOf(this);
     let n: number | undefined;
     if (typeof err === 'string') {
       n = errnoNumber(err);
@@ -391,7 +454,7 @@ export class Fence implements Disposable {
 
   /** dma_fence_enable_sw_signaling: asks the issuer to signal (calls enable_signaling at most once). */
   enableSignaling(): void {
-    binding.fenceEnableSignaling(this.handle);
+    binding.fenceEnableSignaling(handleOf(this));
     drain();
   }
 
@@ -421,7 +484,7 @@ export class Fence implements Disposable {
   /** Removes a callback; true if it had not run yet (it never will). */
   removeCallback(cb: FenceCallback): boolean {
     if (!(cb instanceof FenceCallback)) throw invalidArgType('cb', 'an instance of FenceCallback', cb);
-    const h = this.handle;
+    const h = handleOf(this);
     for (const e of this.#pending ?? []) {
       if (e.reg === cb.reg) {
         if (!unregister(h, e.reg)) return false;
@@ -436,7 +499,7 @@ export class Fence implements Disposable {
   /** Resolves true when signalled, false on timeout; rejects on abort or dispose. */
   wait(opts?: WaitOptions): Promise<boolean> {
     try {
-      const h = this.handle;
+      const h = handleOf(this);
       const { timeoutNs, timeoutMs, signal } = checkWaitOptions(opts);
       if (signal?.aborted) return Promise.reject(abortError(signal.reason));
       if (binding.fenceSignaled(h)) return Promise.resolve(true);
@@ -482,37 +545,43 @@ export class Fence implements Disposable {
 
   /** Blocks this thread until signalled or timed out (for workers and scripts). */
   waitSync(timeoutMs?: number): boolean {
-    const h = this.handle;
+    const h = handleOf(this);
     const r = binding.fenceWaitSync(h, toTimeoutNs('timeoutMs', timeoutMs));
     drain();
-    if (r < 0) throw new DmaBufError(r, 'dma_fence_wait_timeout failed', 'dma_fence_wait_timeout');
+    if (r < 0) throw waitError(r, 'dma_fence_wait_timeout');
     return r > 0;
   }
 
   /** Forwards a deadline hint (CLOCK_MONOTONIC ns) to the issuer. */
   setDeadline(deadlineNs: bigint): void {
-    binding.fenceSetDeadline(this.handle, toI64('deadlineNs', deadlineNs));
+    binding.fenceSetDeadline(handleOf(this), toI64('deadlineNs', deadlineNs));
     drain();
   }
 
   /** "<ctx>:<seqno> <timeline> <driver> [un]signalled" (dma_fence_describe). */
   describe(): string {
-    return binding.fenceDescribe(this.handle);
+    return binding.fenceDescribe(handleOf(this));
   }
 
-  /** A new reference another worker thread can adopt with Fence.importHandle() (once). */
+  /**
+   * A new reference another worker thread can adopt with Fence.importHandle()
+   * (once). A handle that is never imported is released when the exporting
+   * environment ends, after a 10 s grace period (so a worker may post its
+   * handle and exit), or at once when the process exits.
+   */
   exportHandle(): bigint {
-    return binding.fenceExportHandle(this.handle);
+    return binding.fenceExportHandle(handleOf(this));
   }
 
   /** Whether both objects refer to the same native fence. */
   is(other: Fence): boolean {
     if (!isFence(other)) throw invalidArgType('other', 'an instance of Fence', other);
-    return binding.fenceSame(this.handle, other.handle);
+    return binding.fenceSame(handleOf(this), handleOf(other));
   }
 
   /** Whether dispose() has been called. */
   get disposed(): boolean {
+    if (!isFence(this)) throw invalidArgType('this', 'an instance of Fence', this);
     return this.#b.page[this.#i] === 0;
   }
 
@@ -521,6 +590,7 @@ export class Fence implements Disposable {
    * its pending waits reject with EBADF. Idempotent.
    */
   dispose(): void {
+    if (!isFence(this)) throw invalidArgType('this', 'an instance of Fence', this);
     const h = this.#b.page[this.#i]!;
     if (h === 0) return;
     if (this.#pending !== null && this.#pending.size !== 0) {
@@ -540,7 +610,7 @@ export class Fence implements Disposable {
 
   // Registers native-callback work tied to this object; null if already signalled.
   #track(fire: () => void, onDispose?: () => void): PendingEntry | null {
-    const h = this.handle;
+    const h = handleOf(this);
     const entry: PendingEntry = { reg: null as unknown as Registration };
     if (onDispose) entry.onDispose = onDispose;
     const reg = register(h, () => {

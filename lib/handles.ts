@@ -1,7 +1,8 @@
-// Fence references held by JS objects. A native reference is a number (the
-// fence's address) kept in a slot of a page (a Float64Array of 4096 slots that
-// lives as long as the environment; environment teardown drops whatever is
-// still in it). Slots are handed out in blocks of 64; a JS Fence remembers its
+// Fence references held by JS objects. A native reference is a token (a slot
+// index and generation in the environment's native handle table, never an
+// address: native code validates every token it is given) kept in a slot of a
+// page (a Float64Array of 4096 slots; environment teardown drops whatever the
+// native table still holds). Slots are handed out in blocks of 64; a JS Fence remembers its
 // block and slot. One FinalizationRegistry entry per block, not per fence
 // (which would cost ~400 ns each), releases whatever its fences did not dispose
 // once all of them are garbage, and the block's slots are then reused.
@@ -35,7 +36,6 @@ function newBlock(): Block {
   let id = freeBlocks.pop();
   if (id === undefined) {
     const page = new Float64Array(PAGE);
-    binding.blockRegister(page);
     pages.push(page);
     const first = (pages.length - 1) * (PAGE / BLOCK);
     for (let k = PAGE / BLOCK - 1; k > 0; k--) freeBlocks.push(first + k);
@@ -49,17 +49,15 @@ function newBlock(): Block {
 
 let current = newBlock();
 
-// Fresh default fences, created a block at a time (registered, so teardown
-// frees the ones never handed out).
+// Fresh default fences, created a block at a time (teardown frees the ones
+// never handed out: they are in the native table).
 const fresh = new Float64Array(BLOCK);
 let freshNext = BLOCK;
-binding.blockRegister(fresh);
 
 // References dropped by dispose(), put a batch at a time (and before the next
 // macrotask, through a microtask).
 const puts = new Float64Array(256);
 let putCount = 0;
-binding.blockRegister(puts);
 
 export function flushPuts(): void {
   if (putCount === 0) return;

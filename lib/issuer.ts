@@ -57,7 +57,9 @@ export interface IssuerUnloadStats {
   totalNs: number;
 }
 
-const kAdoptIssuer: unique symbol = Symbol('dmabuf.adoptIssuer');
+// Issuer.load() hands its new handle to the constructor here: a module-private
+// slot, so nothing passed to `new Issuer()` can make it adopt a handle.
+let adoptingIssuer: External | null = null;
 const STATES: readonly IssuerState[] = ['live', 'draining', 'unloaded'];
 const EXAMPLES: readonly string[] = ['names', 'ring', 'polled', 'pinned'];
 const DEFAULT_UNLOAD_TIMEOUT_MS = 10000;
@@ -99,8 +101,9 @@ export class Issuer implements Disposable {
 
   /** A names-only issuer: no module; its fences carry these names until they signal. */
   constructor(names: IssuerNames) {
-    const adopted = (names as { [kAdoptIssuer]?: External } | null | undefined)?.[kAdoptIssuer];
-    if (adopted !== undefined) {
+    const adopted = adoptingIssuer;
+    adoptingIssuer = null;
+    if (adopted !== null) {
       this.#h = adopted;
     } else {
       if (typeof names !== 'object' || names === null || Array.isArray(names)) {
@@ -132,7 +135,8 @@ export class Issuer implements Disposable {
       throw invalidArgType('opts.keepOps', 'of type boolean', keepOps);
     }
     const h = checked(binding.issuerLoad(path, keepOps === true), 'Issuer.load');
-    return new Issuer({ [kAdoptIssuer]: h } as unknown as IssuerNames);
+    adoptingIssuer = h;
+    return new Issuer(undefined as unknown as IssuerNames);
   }
 
   /**

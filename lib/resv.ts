@@ -15,7 +15,7 @@ import {
   toTimeoutNs,
   toU64,
 } from './errors';
-import { Fence, type WaitOptions } from './fence';
+import { Fence, handleOf, isFence, type WaitOptions } from './fence';
 
 /** The addon functions this file uses (native/addon/resv_binding.cc). */
 interface ResvBinding {
@@ -61,13 +61,8 @@ function toUsage(name: string, v: unknown): number {
 }
 
 function toFenceHandle(name: string, v: unknown): Handle {
-  if (!(v instanceof Fence)) throw invalidArgType(name, 'an instance of Fence', v);
-  try {
-    void v.disposed; // brand check
-  } catch {
-    throw invalidArgType(name, 'an instance of Fence', v);
-  }
-  return v.handle;
+  if (!isFence(v)) throw invalidArgType(name, 'an instance of Fence', v);
+  return handleOf(v);
 }
 
 let isCtx!: (v: unknown) => v is AcquireContext;
@@ -401,5 +396,5 @@ export function resvFromHandle(h: External): Resv {
 }
 
 function isContainer(f: Fence): boolean {
-  return (rawBinding as unknown as { fenceKind(h: Handle): number }).fenceKind(f.handle) !== 0;
+  return (rawBinding as unknown as { fenceKind(h: Handle): number }).fenceKind(handleOf(f)) !== 0;
 }

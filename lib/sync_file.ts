@@ -8,7 +8,8 @@
 import { binding, type External, type Handle } from './binding';
 import { drain } from './dispatch';
 import { DmaBufError, abortError, invalidArgType, outOfRange, toTimeoutNs, toU64 } from './errors';
-import { Fence, kAdopt, type FenceInit, type WaitOptions } from './fence';
+import { Fence, handleOf, isFence, type WaitOptions } from './fence';
+import { adoptFence } from './containers';
 import { isKErr, kcheck, type KErr } from './kerror';
 
 export type SyncBackend = 'emulated' | 'kernel';
@@ -126,8 +127,8 @@ export class SyncFile implements Disposable {
 
   /** A new (emulated) sync_file holding a reference to `f` (sync_file_create). */
   static create(f: Fence): SyncFile {
-    if (!(f instanceof Fence)) throw invalidArgType('f', 'an instance of Fence', f);
-    const h = check(nb.sfCreate(f.handle), 'sync_file_create', 'cannot create a sync_file');
+    if (!isFence(f)) throw invalidArgType('f', 'an instance of Fence', f);
+    const h = check(nb.sfCreate(handleOf(f)), 'sync_file_create', 'cannot create a sync_file');
     return new SyncFile(kCreate, h, 'emulated');
   }
 
@@ -183,7 +184,7 @@ export class SyncFile implements Disposable {
     const h = this.handle;
     if (!this.#fence) {
       const fh = this.backend === 'kernel' ? kcheck(nb.ksfFence(h)) : nb.sfFence(h);
-      this.#fence = new Fence({ [kAdopt]: fh } as FenceInit);
+      this.#fence = adoptFence(fh);
     }
     return this.#fence;
   }

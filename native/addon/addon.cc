@@ -3,12 +3,18 @@
 #include <napi.h>
 
 #include "bindings.h"
+#include "env_state.h"
 #include "rcu.h"
 
 namespace dmabuf::addon {
 
+// Runs once per environment (main thread and each worker). A worker can be
+// terminated while it is still inside require(): every napi call may then fail,
+// which throws a Napi::Error that node-addon-api turns into a JS exception (or
+// drops, the environment being gone) instead of letting it escape.
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rcu::init();  // create the call_rcu worker now, with signals blocked
+  EnvState::Create(env);
   RegisterEnv(env, exports);
   RegisterFence(env, exports);
   RegisterIssuer(env, exports);

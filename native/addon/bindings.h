@@ -3,6 +3,8 @@
 
 #include <napi.h>
 
+#include <vector>
+
 #include "fence.h"
 #include "kernel/fd.h"
 #include "kernel/kerror.h"
@@ -27,9 +29,12 @@ void RegisterPlatform(Napi::Env env, Napi::Object exports);
 void RegisterDmaBuf(Napi::Env env, Napi::Object exports);
 void RegisterAttach(Napi::Env env, Napi::Object exports);
 
-// Fence handles, for bindings of other classes that take or return fences.
-Fence* FenceFromHandle(const Napi::Value& v);          // nullptr if not a live fence handle
-Napi::Value WrapFence(Napi::Env env, Fence* adopted);  // adopts one reference
+// Fence handles (tokens in the environment's table, see env_state.h), for
+// bindings of other classes that take or return fences.
+Fence* FenceFromHandle(const Napi::Value& v);          // nullptr if not a live fence token
+Napi::Value WrapFence(Napi::Env env, Fence* adopted);  // adopts one reference; throws ENOMEM
+// handles[] at info[i]: every element a live token, or it throws (EBADF).
+std::vector<Fence*> FenceListArg(const Napi::CallbackInfo& info, size_t i);
 
 // A kernel dma-buf fd as a DmaBuf handle of heap_binding.cc (adopts the fd).
 Napi::Value WrapKernelDmaBuf(Napi::Env env, int fd);

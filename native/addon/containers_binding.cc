@@ -28,21 +28,18 @@ uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 // Reads handles[] (all checked before any reference is taken).
-std::vector<Fence*> FenceList(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsArray()) throw BadHandle(info.Env(), "fence handle array");
-  Napi::Array arr = info[i].As<Napi::Array>();
-  std::vector<Fence*> out(arr.Length());
-  for (uint32_t k = 0; k < arr.Length(); ++k) {
-    out[k] = FenceFromHandle(arr.Get(k));
-    if (!out[k]) throw BadHandle(info.Env(), "fence handle");
-  }
-  return out;
-}
+std::vector<Fence*> FenceList(const Napi::CallbackInfo& info, size_t i) { return FenceListArg(info, i); }
 
 // Returns new references as handles.
 Napi::Array WrapAll(Napi::Env env, const std::vector<Fence*>& adopted) {
   Napi::Array out = Napi::Array::New(env, adopted.size());
-  for (uint32_t k = 0; k < adopted.size(); ++k) out.Set(k, WrapFence(env, adopted[k]));
+  uint32_t k = 0;
+  try {
+    for (; k < adopted.size(); ++k) out.Set(k, WrapFence(env, adopted[k]));
+  } catch (...) {
+    for (++k; k < adopted.size(); ++k) fence_put(adopted[k]);  // WrapFence put adopted[k]
+    throw;
+  }
   return out;
 }
 

@@ -11,6 +11,10 @@
 namespace dmabuf::addon {
 
 uint64_t BigIntU64(const Napi::Value& v, bool* ok) {
+  if (!v.IsBigInt()) {
+    *ok = false;
+    return 0;
+  }
   bool lossless = false;
   uint64_t r = v.As<Napi::BigInt>().Uint64Value(&lossless);
   if (!lossless) *ok = false;
@@ -19,15 +23,17 @@ uint64_t BigIntU64(const Napi::Value& v, bool* ok) {
 
 namespace {
 
-// The cleanup hook owns EnvState; instance data only points at it.
-void KeepEnvState(Napi::Env, EnvState*) {}
-
-// envInit(dispatch: (ids: number[]) => void, pending: Uint8Array)
+// envInit(dispatch: (ids: number[]) => void, pending: Uint8Array, DmaBufError), once.
 Napi::Value EnvInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (env.GetInstanceData<EnvState>()) throw Napi::Error::New(env, "dmabuf: envInit called twice");
-  EnvState* s = EnvState::Create(env, info[0].As<Napi::Function>(), info[1].As<Napi::Uint8Array>());
-  env.SetInstanceData<EnvState, KeepEnvState>(s);
+  EnvState* s = EnvState::Get(env);
+  if (s->HasDispatcher()) throw Napi::Error::New(env, "dmabuf: envInit called twice");
+  if (!info[0].IsFunction() || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      info[1].As<Napi::Uint8Array>().ElementLength() < 1 || !info[2].IsFunction())
+    throw Napi::TypeError::New(env, "dmabuf: envInit(dispatch, Uint8Array, DmaBufError)");
+  s->SetDispatcher(info[0].As<Napi::Function>(), info[1].As<Napi::Uint8Array>(),
+                   info[2].As<Napi::Function>());
   return env.Undefined();
 }
 
@@ -41,10 +47,9 @@ Napi::Value EnvKeepAlive(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value BlockRegister(const Napi::CallbackInfo& info) {
-  Napi::Float64Array a = info[0].As<Napi::Float64Array>();
-  EnvState::Get(info.Env())->RegisterBlock(a.Data(), a.ElementLength());
-  return info.Env().Undefined();
+// liveFences(): fence references this environment's JS holds (tests).
+Napi::Value LiveFences(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(EnvState::Get(info.Env())->LiveFences()));
 }
 
 Napi::Value WarnCount(const Napi::CallbackInfo& info) {
@@ -63,17 +68,11 @@ Napi::Value DeferredPending(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-EnvState* EnvState::Get(Napi::Env env) {
-  EnvState* s = env.GetInstanceData<EnvState>();
-  if (!s) throw Napi::Error::New(env, "dmabuf: envInit() has not run in this environment");
-  return s;
-}
-
 void RegisterEnv(Napi::Env env, Napi::Object exports) {
   exports.Set("envInit", Napi::Function::New(env, EnvInit, "envInit"));
   exports.Set("envDrain", Napi::Function::New(env, EnvDrain, "envDrain"));
   exports.Set("envKeepAlive", Napi::Function::New(env, EnvKeepAlive, "envKeepAlive"));
-  exports.Set("blockRegister", Napi::Function::New(env, BlockRegister, "blockRegister"));
+  exports.Set("liveFences", Napi::Function::New(env, LiveFences, "liveFences"));
   exports.Set("warnCount", Napi::Function::New(env, WarnCount, "warnCount"));
   exports.Set("rcuBarrier", Napi::Function::New(env, RcuBarrier, "rcuBarrier"));
   exports.Set("deferredPending", Napi::Function::New(env, DeferredPending, "deferredPending"));

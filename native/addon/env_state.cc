@@ -1,72 +1,138 @@
 #include "env_state.h"
 
-#include "handles.h"
-
 #include <cerrno>
 #include <new>
 
-namespace dmabuf::addon {
+#include "export_registry.h"
+#include "warn.h"
 
-EnvState* EnvState::Create(Napi::Env env, Napi::Function dispatch, Napi::Uint8Array pending) {
+namespace dmabuf::addon {
+namespace {
+
+napi_value Noop(napi_env, napi_callback_info) { return nullptr; }
+
+// The cleanup hook owns EnvState; instance data only points at it.
+void KeepEnvState(Napi::Env, EnvState*) {}
+
+}  // namespace
+
+EnvState* EnvState::Create(Napi::Env env) {
   auto* s = new EnvState();
   s->thread_ = pthread_self();
   s->env_ = env;
-  s->dispatch_ = Napi::Persistent(dispatch);
-  s->pending_ref_ = Napi::Persistent(pending);
-  s->pending_ = pending.Data();
+  s->pending_ = &s->pending_dummy_;
+  napi_value noop;
+  if (napi_create_function(env, "noop", NAPI_AUTO_LENGTH, Noop, nullptr, &noop) != napi_ok) {
+    delete s;
+    throw Napi::Error::New(env, "dmabuf: cannot initialise the environment");
+  }
+  s->noop_ = Napi::Persistent(Napi::Function(env, noop));
   uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
+    delete s;
+    throw Napi::Error::New(env, "dmabuf: no event loop in this environment");
+  }
+  s->main_ = loop == uv_default_loop();
   s->async_ = new uv_async_t;
   s->async_->data = s;
   uv_async_init(loop, s->async_, OnAsync);
   // Only callbacks keep the loop alive, not this handle.
   uv_unref(reinterpret_cast<uv_handle_t*>(s->async_));
   napi_add_env_cleanup_hook(env, OnCleanup, s);
+  env.SetInstanceData<EnvState, KeepEnvState>(s);
   return s;
+}
+
+EnvState* EnvState::Get(Napi::Env env) {
+  EnvState* s = env.GetInstanceData<EnvState>();
+  if (!s) throw Napi::Error::New(env, "dmabuf: the addon is not initialised in this environment");
+  return s;
+}
+
+void EnvState::SetDispatcher(Napi::Function dispatch, Napi::Uint8Array pending,
+                             Napi::Function error_ctor) {
+  dispatch_ = Napi::Persistent(dispatch);
+  error_ctor_ = Napi::Persistent(error_ctor);
+  pending_ref_ = Napi::Persistent(pending);
+  pending_ = pending.Data();
 }
 
 void EnvState::Unref() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
 
-int EnvState::Add(Fence* f, uint32_t id, JsCallback** token) {
+double EnvState::AdoptFence(Fence* f) {
+  double t = 0;
+  try {
+    t = fences_.Insert(f);
+  } catch (const std::bad_alloc&) {
+  }
+  if (t == 0) fence_put(f);
+  return t;
+}
+
+bool EnvState::PutFence(double token) {
+  Fence* f = fences_.Take(token);
+  if (!f) return false;
+  fence_put(f);
+  return true;
+}
+
+int EnvState::Add(Fence* f, uint32_t id, double* token) {
   auto* cb = new (std::nothrow) JsCallback;
   if (!cb) return -ENOMEM;
+  try {
+    cb->token = callbacks_.Insert(cb);
+  } catch (const std::bad_alloc&) {
+    cb->token = 0;
+  }
+  if (cb->token == 0) {
+    delete cb;
+    return -ENOMEM;
+  }
   cb->env = this;
+  cb->fence = fence_get(f);
   cb->id = id;
-  cb->magic = JsCallback::kMagic;
   Ref();
   int r = fence_add_callback(f, &cb->cb, OnFire);
   if (r != 0) {
-    Unref();
-    delete cb;
+    callbacks_.Take(cb->token);
+    FreeNode(cb);
     return r;
   }
-  *token = cb;
+  *token = cb->token;
   return 0;
 }
 
+int EnvState::Remove(Fence* f, double token) {
+  JsCallback* cb = callbacks_.Get(token);
+  if (!cb) return 0;  // fired and delivered, or never ours
+  if (cb->fence != f) return -EINVAL;
+  if (!fence_remove_callback(f, &cb->cb)) return 0;  // fired: queued for Drain
+  callbacks_.Take(token);
+  FreeNode(cb);
+  return 1;
+}
+
 JsCallback* EnvState::NewCompletion(uint32_t id) {
-  auto* cb = new JsCallback;
+  auto* cb = new (std::nothrow) JsCallback;
+  if (!cb) return nullptr;
   cb->env = this;
+  cb->fence = nullptr;
+  cb->token = 0;
   cb->id = id;
-  cb->magic = JsCallback::kMagic;
   Ref();
   return cb;
 }
 
-void EnvState::DiscardCompletion(JsCallback* cb) {
-  cb->magic = 0;
-  delete cb;
-  Unref();
-}
+void EnvState::DiscardCompletion(JsCallback* cb) { FreeNode(cb); }
 
-bool EnvState::Remove(Fence* f, JsCallback* cb) {
-  if (!fence_remove_callback(f, &cb->cb)) return false;
-  cb->magic = 0;
-  cb->env->Unref();
+// Drops what a node holds (its fence and environment references) and frees it.
+void EnvState::FreeNode(JsCallback* cb) {
+  if (cb->fence) fence_put(cb->fence);
+  EnvState* s = cb->env;
   delete cb;
-  return true;
+  s->Unref();
 }
 
 void EnvState::OnFire(Fence*, FenceCallback* fcb) {
@@ -88,10 +154,9 @@ void EnvState::Enqueue(JsCallback* cb) {
       async_armed_ = true;
     }
   }
-  if (dead) {  // the environment is gone: nobody to call
-    delete cb;
-    Unref();
-  }
+  // The environment is gone: nobody to call. (Its callback table went with
+  // it, so the token is no longer in any table.)
+  if (dead) FreeNode(cb);
 }
 
 void EnvState::KeepLoopAlive(bool on) {
@@ -107,14 +172,31 @@ void EnvState::Drain(Napi::Env env) {
     pending_[0] = 0;
   }
   if (batch.empty()) return;
-  Napi::HandleScope scope(env);
-  Napi::Array ids = Napi::Array::New(env, batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    ids.Set(static_cast<uint32_t>(i), Napi::Number::New(env, batch[i]->id));
-    Unref();  // the callback's reference; `this` is still held by the env
-    delete batch[i];
+  // Retire every node before any JS runs: a callback may dispose, abort or
+  // unregister the others, and their tokens must already be dead by then.
+  std::vector<uint32_t> ids;
+  ids.reserve(batch.size());
+  for (JsCallback* cb : batch) {
+    if (cb->token != 0) callbacks_.Take(cb->token);
+    ids.push_back(cb->id);
+    FreeNode(cb);  // its Unref never drops the environment's own reference
   }
-  dispatch_.Call({ids});
+  if (dispatch_.IsEmpty()) return;
+  Napi::HandleScope scope(env);
+  Napi::Array arr = Napi::Array::New(env, ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) arr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, ids[i]));
+  dispatch_.Call({arr});
+}
+
+bool EnvState::Terminating() {
+  if (noop_.IsEmpty()) return true;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return true;
+  napi_value global, result;
+  bool dying = napi_get_global(env_, &global) != napi_ok ||
+               napi_call_function(env_, global, noop_.Value(), 0, nullptr, &result) != napi_ok;
+  napi_close_handle_scope(env_, scope);
+  return dying;
 }
 
 void EnvState::OnAsync(uv_async_t* h) {
@@ -123,41 +205,51 @@ void EnvState::OnAsync(uv_async_t* h) {
     std::lock_guard<std::mutex> g(s->mu_);
     s->async_armed_ = false;
   }
-  Napi::Env env(s->env_);
-  Napi::HandleScope scope(env);
+  // A C callback of libuv's: nothing may escape from here. The TS dispatcher
+  // re-throws user errors asynchronously, so anything caught is ours or the
+  // environment dying; report the former as an uncaught exception.
   try {
-    s->Drain(env);
-  } catch (const Napi::Error& e) {
-    // The TS dispatcher re-throws user errors asynchronously; anything here is
-    // ours, so make it an uncaught exception rather than losing it.
-    napi_fatal_exception(s->env_, e.Value());
+    Napi::Env env(s->env_);
+    Napi::HandleScope scope(env);
+    try {
+      s->Drain(env);
+    } catch (const Napi::Error& e) {
+      if (!s->Terminating()) napi_fatal_exception(s->env_, e.Value());
+    }
+  } catch (...) {
   }
 }
 
 void EnvState::OnCleanup(void* data) {
   auto* s = static_cast<EnvState*>(data);
-  // Drop every fence reference JS still held.
-  for (auto& [slots, n] : s->blocks_) {
-    for (size_t i = 0; i < n; ++i) {
-      if (Fence* f = DoubleToPtr<Fence>(slots[i])) fence_put(f);
-      slots[i] = 0;
-    }
-  }
-  s->blocks_.clear();
+  // Registrations still on fences come off first, while the environment still
+  // counts as alive: one that is firing right now is then queued (callbacks
+  // run under the fence lock, which fence_remove_callback waits for) instead
+  // of freed under us.
+  std::vector<JsCallback*> registered;
+  s->callbacks_.Clear([&](JsCallback* cb) { registered.push_back(cb); });
+  for (JsCallback* cb : registered)
+    if (fence_remove_callback(cb->fence, &cb->cb)) s->FreeNode(cb);
+  // Every fence reference JS still held.
+  s->fences_.Clear([](Fence* f) { fence_put(f); });
+  // Handles exported from here and never imported: orphaned, or dropped when
+  // the main environment (the process) ends.
+  ExportRegistryBase::EnvGone(s, s->main_);
   std::vector<JsCallback*> batch;
   {
     std::lock_guard<std::mutex> g(s->mu_);
-    s->alive_ = false;
+    s->alive_ = false;  // from here completions are dropped by Enqueue
     batch.swap(s->queue_);
+    // Under mu_: Enqueue sends on the handle under the same lock.
+    uv_close(reinterpret_cast<uv_handle_t*>(s->async_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
   }
-  for (auto* cb : batch) {
-    s->Unref();
-    delete cb;
-  }
+  for (auto* cb : batch) s->FreeNode(cb);
   s->dispatch_.Reset();
+  s->noop_.Reset();
+  s->error_ctor_.Reset();
   s->pending_ref_.Reset();
-  uv_close(reinterpret_cast<uv_handle_t*>(s->async_),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+  s->pending_ = &s->pending_dummy_;
   s->Unref();  // the environment's own reference
 }
 

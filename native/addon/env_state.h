@@ -1,8 +1,14 @@
-// Per-environment state (main thread or a worker): the JS dispatcher for fence
-// callbacks and the one uv_async that brings callbacks fired on other threads
-// back to this environment's JS thread. Callbacks fired on the JS thread itself
-// are queued too and drained by the TypeScript layer right after the call that
-// signalled, so they run synchronously from the caller's point of view.
+// Per-environment state (main thread or a worker), created when the addon
+// loads into the environment and torn down by its cleanup hook:
+// - the handle tables: every fence reference and every fence callback that JS
+//   holds is a token in a table here, never a pointer (see handle_table.h);
+// - the JS dispatcher for fence callbacks and the one uv_async that brings
+//   callbacks fired on other threads back to this environment's JS thread.
+//   Callbacks fired on the JS thread itself are queued too and drained by the
+//   TypeScript layer right after the call that signalled, so they run
+//   synchronously from the caller's point of view.
+// Everything here runs on the environment's JS thread except OnFire/Enqueue
+// (any thread) and Ref/Unref.
 #pragma once
 
 #include <napi.h>
@@ -11,44 +17,65 @@
 
 #include <atomic>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "fence.h"
+#include "handle_table.h"
 
 namespace dmabuf::addon {
 
 class EnvState;
 
-// A JS callback registered on a fence: the native side only knows its id; the
-// TypeScript registry maps ids to functions and fence objects.
+// A JS callback registered on a fence, or a completion (fence == nullptr):
+// the native side only knows its id; the TypeScript registry maps ids to work.
 struct JsCallback {
-  static constexpr uint32_t kMagic = 0x43424b53;  // "CBKS"
   FenceCallback cb;
-  EnvState* env;  // holds a reference
+  EnvState* env;   // holds a reference
+  Fence* fence;    // holds a reference while registered; null for completions
+  double token;    // in EnvState's callback table while registered; 0 otherwise
   uint32_t id;
-  uint32_t magic;
 };
 
 class EnvState {
  public:
-  static EnvState* Create(Napi::Env env, Napi::Function dispatch, Napi::Uint8Array pending);
+  // At module init, once per environment. Throws if the environment is dying.
+  static EnvState* Create(Napi::Env env);
+  // This environment's state; throws if the addon did not load here.
   static EnvState* Get(Napi::Env env);
+
+  // envInit(): the TypeScript dispatcher, its "callbacks queued" flag, and
+  // the DmaBufError class that native failures are built from.
+  void SetDispatcher(Napi::Function dispatch, Napi::Uint8Array pending, Napi::Function error_ctor);
+  bool HasDispatcher() const { return !dispatch_.IsEmpty(); }
+  // DmaBufError, or an empty value before envInit.
+  Napi::Function ErrorClass() const { return error_ctor_.IsEmpty() ? Napi::Function() : error_ctor_.Value(); }
 
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref();
 
-  // Registers `id` on `f`. Returns 0, -ENOENT (already signalled) or -ENOMEM;
-  // on success *token is the node to pass to Remove.
-  int Add(Fence* f, uint32_t id, JsCallback** token);
-  // true if removed before it fired (the node is freed).
-  bool Remove(Fence* f, JsCallback* cb);
+  // --- fence references held by JS ----------------------------------------
+  // Adopts one reference and returns its token; on failure (table full or no
+  // memory) the reference is dropped and 0 returned.
+  double AdoptFence(Fence* f);
+  // The fence behind a live token, or nullptr.
+  Fence* FenceOf(double token) const { return fences_.Get(token); }
+  // Drops the reference behind a token; false if it was not live.
+  bool PutFence(double token);
+  size_t LiveFences() const { return fences_.live(); }
+
+  // --- fence callbacks for JS ----------------------------------------------
+  // Registers `id` on `f`. Returns 0 with *token set, -ENOENT if `f` is
+  // already signalled, or -ENOMEM.
+  int Add(Fence* f, uint32_t id, double* token);
+  // Removes a registration: 1 if removed before it fired, 0 if it has fired
+  // (or was never live), -EINVAL if the token belongs to another fence.
+  int Remove(Fence* f, double token);
 
   // A completion that is not a fence callback (e.g. an issuer unload finishing
-  // on its own thread): NewCompletion(id) on the JS thread reserves the node,
-  // then Complete(cb) from any thread delivers `id` to the dispatcher exactly
-  // like a fired fence callback, or drops it once the environment is gone.
-  // DiscardCompletion(cb) (JS thread) if it will never complete.
+  // on its own thread): NewCompletion(id) reserves the node, then Complete(cb)
+  // from any thread delivers `id` to the dispatcher exactly like a fired fence
+  // callback, or drops it once the environment is gone. DiscardCompletion(cb)
+  // (JS thread) if it will never complete. Returns nullptr without memory.
   JsCallback* NewCompletion(uint32_t id);
   void Complete(JsCallback* cb) { Enqueue(cb); }
   void DiscardCompletion(JsCallback* cb);
@@ -59,9 +86,10 @@ class EnvState {
   // While JS waits are pending the loop must not exit under them.
   void KeepLoopAlive(bool on);
 
-  // Pages of fence references owned by JS (see lib/handles.ts). They live as
-  // long as the environment; teardown drops whatever JS still held. JS thread only.
-  void RegisterBlock(double* slots, size_t n) { blocks_.emplace_back(slots, n); }
+  // Whether the environment is being torn down (worker.terminate(),
+  // process.exit()): JavaScript can no longer run in it. Blocking waits poll
+  // this so that teardown never waits for them. JS thread only.
+  bool Terminating();
 
  private:
   EnvState() = default;
@@ -69,6 +97,7 @@ class EnvState {
   static void OnAsync(uv_async_t* h);
   static void OnCleanup(void* data);
   void Enqueue(JsCallback* cb);
+  void FreeNode(JsCallback* cb);
 
   std::atomic<int> refs_{1};
   std::mutex mu_;
@@ -76,12 +105,17 @@ class EnvState {
   bool alive_ = true;        // under mu_: the environment still exists
   bool async_armed_ = false; // under mu_: a uv_async_send is outstanding
   pthread_t thread_;
+  bool main_ = false;  // the main thread's environment (the default loop)
   napi_env env_ = nullptr;
   uv_async_t* async_ = nullptr;
   Napi::FunctionReference dispatch_;
+  Napi::FunctionReference noop_;
+  Napi::FunctionReference error_ctor_;  // called to probe whether JS can still run
   Napi::Reference<Napi::Uint8Array> pending_ref_;
   uint8_t* pending_ = nullptr;  // pending_[0] = 1 when the JS thread has queued callbacks
-  std::vector<std::pair<double*, size_t>> blocks_;
+  uint8_t pending_dummy_ = 0;   // until the dispatcher is set
+  HandleTable<Fence> fences_;
+  HandleTable<JsCallback> callbacks_;
 };
 
 }  // namespace dmabuf::addon

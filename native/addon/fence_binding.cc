@@ -7,8 +7,11 @@
 #include <new>
 #include <unordered_map>
 
+#include "array.h"
 #include "bindings.h"
+#include "chain.h"
 #include "env_state.h"
+#include "export_registry.h"
 #include "fence.h"
 #include "handles.h"
 #include "monotonic.h"
@@ -62,9 +65,18 @@ Fence* FenceArg(const Napi::CallbackInfo& info, size_t i) {
 
 Napi::Value BigU64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
 
-// Handles exported for another thread: only these may be imported, once each.
-std::mutex g_export_mu;
-std::unordered_map<Fence*, uint32_t> g_exported;
+int64_t I64Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "expected a bigint");
+  bool lossless;
+  return info[i].As<Napi::BigInt>().Int64Value(&lossless);
+}
+double NumArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw BadArg(info.Env(), "expected a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+// Fence references parked for another thread (exportHandle / importHandle).
+ExportRegistry<Fence, fence_put> g_exports;
 
 // --- functions -----------------------------------------------------------------
 
@@ -81,42 +93,60 @@ Napi::Value FenceCreate(const Napi::CallbackInfo& info) {
   SharedLock* lock = info.Length() > 3 && !info[3].IsUndefined() ? LockHolder::From(info[3]) : nullptr;
   if (!ok) throw Napi::RangeError::New(env, "dmabuf: value out of the u64 range");
   if (info.Length() > 3 && !info[3].IsUndefined() && !lock) throw BadHandle(env, "FenceLock");
+  EnvState* s = EnvState::Get(env);
   Fence* f;
   if (lock) {
     auto* lf = static_cast<LockedJsFence*>(std::calloc(1, sizeof(LockedJsFence)));
-    if (!lf) throw Napi::Error::New(env, "dmabuf: out of memory");
+    if (!lf) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "out of memory");
     lock->refs.fetch_add(1, std::memory_order_relaxed);
     lf->owner = lock;
     f = &lf->base;
     (seqno64 ? fence_init64 : fence_init)(f, &kJsLockedOps, &lock->lock, ctx, seqno);
   } else {
     f = fence_alloc();
-    if (!f) throw Napi::Error::New(env, "dmabuf: out of memory");
+    if (!f) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "out of memory");
     (seqno64 ? fence_init64 : fence_init)(f, &kJsOps, nullptr, ctx, seqno);
   }
-  return WrapFence(env, f);
+  const double token = s->AdoptFence(f);
+  if (token == 0) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "too many fences held by this environment");
+  return Napi::Number::New(env, token);
 }
 
-// fenceCreateMany(slots: Float64Array): fills every slot with a new default
-// fence (context 0, seqno 0, inline lock), so `new Fence()` needs no native call.
+Napi::Float64Array SlotsArg(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw BadArg(info.Env(), "expected a Float64Array of fence tokens");
+  return info[0].As<Napi::Float64Array>();
+}
+
+// fenceCreateMany(slots: Float64Array): fills every slot with the token of a
+// new default fence (context 0, seqno 0, inline lock), so `new Fence()` needs
+// no native call.
 Napi::Value FenceCreateMany(const Napi::CallbackInfo& info) {
-  Napi::Float64Array slots = info[0].As<Napi::Float64Array>();
+  Napi::Env env = info.Env();
+  Napi::Float64Array slots = SlotsArg(info);
+  EnvState* s = EnvState::Get(env);
   for (size_t i = 0; i < slots.ElementLength(); ++i) {
     Fence* f = fence_alloc();
-    if (!f) throw Napi::Error::New(info.Env(), "dmabuf: out of memory");
+    if (!f) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "out of memory");
     fence_init(f, &kJsOps, nullptr, 0, 0);
-    slots[i] = PtrToDouble(f);
+    const double token = s->AdoptFence(f);
+    if (token == 0) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "too many fences held by this environment");
+    slots[i] = token;
   }
-  return info.Env().Undefined();
+  return env.Undefined();
 }
 
-// fencePutMany(slots: Float64Array, n): drops the references in slots[0..n) and
-// zeroes them (dispose() batches its puts here).
+// fencePutMany(slots: Float64Array, n): drops the references behind the tokens
+// in slots[0..n) and zeroes them (dispose() batches its puts here). Tokens that
+// are not live are skipped.
 Napi::Value FencePutMany(const Napi::CallbackInfo& info) {
-  Napi::Float64Array slots = info[0].As<Napi::Float64Array>();
-  const size_t n = std::min<size_t>(info[1].As<Napi::Number>().Uint32Value(), slots.ElementLength());
+  Napi::Float64Array slots = SlotsArg(info);
+  if (!info[1].IsNumber()) throw BadArg(info.Env(), "fencePutMany(slots, count)");
+  const double want = info[1].As<Napi::Number>().DoubleValue();
+  const size_t n = want > 0 ? std::min<size_t>(static_cast<size_t>(std::min(want, 1e9)), slots.ElementLength()) : 0;
+  EnvState* s = EnvState::Get(info.Env());
   for (size_t i = 0; i < n; ++i) {
-    if (Fence* f = DoubleToPtr<Fence>(slots[i])) fence_put(f);
+    s->PutFence(slots[i]);
     slots[i] = 0;
   }
   return info.Env().Undefined();
@@ -161,18 +191,20 @@ Napi::Value FenceOpsDetached(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), rcu::dereference(FenceArg(info, 0)->ops) == nullptr);
 }
 // The hottest calls use the Node-API C interface directly: no CallbackInfo, no
-// wrapper objects, one napi call to read the argument.
+// wrapper objects, one napi call to read the argument. Their function data is
+// the environment's EnvState (set at registration).
 Fence* RawFenceArg(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg;
+  void* data = nullptr;
   double d;
-  if (napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr) != napi_ok || argc < 1 ||
+  if (napi_get_cb_info(env, info, &argc, &arg, nullptr, &data) != napi_ok || argc < 1 || !data ||
       napi_get_value_double(env, arg, &d) != napi_ok)
     return nullptr;
-  return DoubleToPtr<Fence>(d);
+  return static_cast<EnvState*>(data)->FenceOf(d);
 }
 napi_value RawThrowBadHandle(napi_env env) {
-  napi_throw_error(env, "EBADF", "dmabuf: invalid or disposed fence handle");
+  BadHandle(Napi::Env(env), "fence handle").ThrowAsJavaScriptException();
   return nullptr;
 }
 
@@ -194,8 +226,7 @@ napi_value FenceSignaled(napi_env env, napi_callback_info info) {
 // fenceSignalAt(h, timestampNs: bigint)
 Napi::Value FenceSignalAt(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
-  bool lossless;
-  fence_signal_timestamp(f, info[1].As<Napi::BigInt>().Int64Value(&lossless));
+  fence_signal_timestamp(f, I64Arg(info, 1));
   return info.Env().Undefined();
 }
 Napi::Value FenceCheckAndSignal(const Napi::CallbackInfo& info) {
@@ -204,7 +235,9 @@ Napi::Value FenceCheckAndSignal(const Napi::CallbackInfo& info) {
 // fenceSetError(h, err): 0, or -EBUSY if already signalled (nothing stored).
 Napi::Value FenceSetError(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
-  const int err = info[1].As<Napi::Number>().Int32Value();
+  const double e = NumArg(info, 1);
+  if (!(e <= -1 && e >= -4095)) throw Napi::RangeError::New(info.Env(), "dmabuf: error must be -4095..-1");
+  const int err = static_cast<int>(e);
   SpinGuard g(fence_spinlock(f));
   if (fence_test_signaled_flag(f)) return Napi::Number::New(info.Env(), -EBUSY);
   fence_set_error(f, err);
@@ -214,44 +247,72 @@ Napi::Value FenceEnableSignaling(const Napi::CallbackInfo& info) {
   fence_enable_sw_signaling(FenceArg(info, 0));
   return info.Env().Undefined();
 }
-// fenceAddCallback(h, id) -> token handle, or a negative errno number
+// fenceAddCallback(h, id) -> callback token (> 0), or 0 if already signalled
+// (dma_fence_add_callback's -ENOENT). Throws ENOMEM.
 Napi::Value FenceAddCallback(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Fence* f = FenceArg(info, 0);
-  EnvState* s = EnvState::Get(env);
-  JsCallback* token = nullptr;
-  int r = s->Add(f, info[1].As<Napi::Number>().Uint32Value(), &token);
-  if (r != 0) return Napi::Number::New(env, r);
-  return Napi::External<JsCallback>::New(env, token);
+  const double id = NumArg(info, 1);
+  if (!(id >= 1 && id <= 4294967295.0)) throw Napi::RangeError::New(env, "dmabuf: bad callback id");
+  double token = 0;
+  const int r = EnvState::Get(env)->Add(f, static_cast<uint32_t>(id), &token);
+  if (r == -ENOENT) return Napi::Number::New(env, 0);
+  if (r != 0) throw ErrnoError(env, r, "dma_fence_add_callback", "cannot register a callback");
+  return Napi::Number::New(env, token);
 }
 // fenceRemoveCallback(h, token) -> true if removed before it ran
 Napi::Value FenceRemoveCallback(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   Fence* f = FenceArg(info, 0);
-  JsCallback* cb = info[1].IsExternal() ? info[1].As<Napi::External<JsCallback>>().Data() : nullptr;
-  if (!cb || cb->magic != JsCallback::kMagic) throw BadHandle(info.Env(), "callback token");
-  return Napi::Boolean::New(info.Env(), EnvState::Get(info.Env())->Remove(f, cb));
+  const int r = EnvState::Get(env)->Remove(f, NumArg(info, 1));
+  if (r < 0) throw ErrnoError(env, r, "dma_fence_remove_callback", "the callback belongs to another fence");
+  return Napi::Boolean::New(env, r == 1);
 }
+
+// Blocking waits in slices, so that a dying environment (worker.terminate(),
+// process.exit()) is noticed: `wait(slice_ns)` returns > 0 signalled, 0
+// timed out, < 0 error. Returns what the kernel's wait would (remaining
+// time, 0 or -errno), or -EINTR when the environment is being torn down.
+constexpr int64_t kWaitSliceNs = 20'000'000;  // 20 ms
+template <typename Wait>
+long InterruptibleWait(EnvState* s, double timeout_ns, Wait wait) {
+  const bool forever = timeout_ns < 0;
+  if (!forever && timeout_ns <= kWaitSliceNs) return wait(static_cast<int64_t>(timeout_ns));
+  const int64_t deadline = forever ? 0 : monotonic_ns() + static_cast<int64_t>(std::min(timeout_ns, 9.2e18));
+  for (;;) {
+    int64_t slice = kWaitSliceNs;
+    if (!forever) slice = std::min<int64_t>(slice, std::max<int64_t>(deadline - monotonic_ns(), 0));
+    const long r = wait(slice);
+    if (r < 0) return r;
+    if (r > 0) {
+      if (forever) return kMaxScheduleTimeout;
+      const int64_t left = deadline - monotonic_ns();
+      return left > 0 ? static_cast<long>(left) : 1;
+    }
+    if (!forever && monotonic_ns() >= deadline) return 0;
+    if (s->Terminating()) return -EINTR;
+  }
+}
+
 // fenceWaitSync(h, timeoutNs: number, -1 = forever) -> remaining ns (>=1), 0, <0
 Napi::Value FenceWaitSync(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
-  const double t = info[1].As<Napi::Number>().DoubleValue();
-  const int64_t timeout = t < 0 ? kMaxScheduleTimeout : static_cast<int64_t>(t);
-  return Napi::Number::New(info.Env(), static_cast<double>(fence_wait_timeout(f, true, timeout)));
+  const double t = NumArg(info, 1);
+  EnvState* s = EnvState::Get(info.Env());
+  // No JS runs while waiting, so the JS reference keeps `f` alive throughout.
+  const long r = InterruptibleWait(s, t, [&](int64_t slice) { return fence_wait_timeout(f, true, slice); });
+  return Napi::Number::New(info.Env(), static_cast<double>(r));
 }
 // fenceWaitAnySync(handles[], timeoutNs) -> [ret, idx]
 Napi::Value FenceWaitAnySync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Array arr = info[0].As<Napi::Array>();
-  std::vector<Fence*> fences(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    fences[i] = FenceFromHandle(arr.Get(i));
-    if (!fences[i]) throw BadHandle(env, "fence handle");
-  }
-  const double t = info[1].As<Napi::Number>().DoubleValue();
-  const int64_t timeout = t < 0 ? kMaxScheduleTimeout : static_cast<int64_t>(t);
+  std::vector<Fence*> fences = FenceListArg(info, 0);
+  const double t = NumArg(info, 1);
+  EnvState* s = EnvState::Get(env);
   uint32_t idx = 0;
-  long r = fence_wait_any_timeout(fences.data(), static_cast<uint32_t>(fences.size()), true,
-                                  timeout, &idx);
+  const long r = InterruptibleWait(s, t, [&](int64_t slice) {
+    return fence_wait_any_timeout(fences.data(), static_cast<uint32_t>(fences.size()), true, slice, &idx);
+  });
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Number::New(env, static_cast<double>(r)));
   out.Set(1u, Napi::Number::New(env, r > 0 ? static_cast<double>(idx) : -1));
@@ -259,8 +320,7 @@ Napi::Value FenceWaitAnySync(const Napi::CallbackInfo& info) {
 }
 Napi::Value FenceSetDeadline(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
-  bool lossless;
-  fence_set_deadline(f, info[1].As<Napi::BigInt>().Int64Value(&lossless));
+  fence_set_deadline(f, I64Arg(info, 1));
   return info.Env().Undefined();
 }
 Napi::Value FenceDescribe(const Napi::CallbackInfo& info) {
@@ -284,40 +344,41 @@ Napi::Value FencePrivateStub(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t ts;
   if (info.Length() > 0 && info[0].IsBigInt()) {
-    bool lossless;
-    ts = info[0].As<Napi::BigInt>().Int64Value(&lossless);
+    ts = I64Arg(info, 0);
   } else {
     ts = monotonic_ns();
   }
   Fence* f = fence_allocate_private_stub(ts);
-  if (!f) throw Napi::Error::New(env, "dmabuf: out of memory");
+  if (!f) throw ErrnoError(env, -ENOMEM, "dma_fence_allocate_private_stub", "out of memory");
   return WrapFence(env, f);
 }
 Napi::Value FenceAllocContext(const Napi::CallbackInfo& info) {
-  return BigU64(info.Env(), fence_context_alloc(info[0].As<Napi::Number>().Uint32Value()));
+  const double n = NumArg(info, 0);
+  if (!(n >= 1 && n <= 4294967295.0)) throw Napi::RangeError::New(info.Env(), "dmabuf: bad context count");
+  return BigU64(info.Env(), fence_context_alloc(static_cast<uint32_t>(n)));
 }
 // fenceExportHandle(h) -> bigint: a new reference another thread can adopt.
 Napi::Value FenceExportHandle(const Napi::CallbackInfo& info) {
   Fence* f = fence_get(FenceArg(info, 0));
-  {
-    std::lock_guard<std::mutex> g(g_export_mu);
-    ++g_exported[f];
-  }
-  return BigU64(info.Env(), reinterpret_cast<uintptr_t>(f));
+  return BigU64(info.Env(), g_exports.Export(f, EnvState::Get(info.Env())));
 }
-// fenceImportHandle(bigint) -> handle, or undefined if it was never exported
-// (or every export of it was already imported).
+bool IsArrayFence(Fence* f) { return fence_is_array(f); }
+bool IsChainFence(Fence* f) { return fence_is_chain(f); }
+// fenceImportHandle(id: bigint, kind: 0 any, 1 array, 2 chain) -> token, 0 if
+// it was never exported (or already imported), -1 if it is not of that kind
+// (then it stays importable).
 Napi::Value FenceImportHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   bool ok = true;
-  auto* f = reinterpret_cast<Fence*>(static_cast<uintptr_t>(BigIntU64(info[0], &ok)));
-  if (!ok) return info.Env().Undefined();
-  {
-    std::lock_guard<std::mutex> g(g_export_mu);
-    auto it = g_exported.find(f);
-    if (it == g_exported.end()) return info.Env().Undefined();
-    if (--it->second == 0) g_exported.erase(it);
-  }
-  return WrapFence(info.Env(), f);
+  if (!info[0].IsBigInt()) throw BadArg(env, "expected a bigint handle");
+  const uint64_t id = BigIntU64(info[0], &ok);
+  const double kind = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+  if (!ok) return Napi::Number::New(env, 0);
+  Fence* f = nullptr;
+  auto r = g_exports.Import(id, &f, kind == 1 ? IsArrayFence : kind == 2 ? IsChainFence : nullptr);
+  if (r == decltype(g_exports)::Result::kRefused) return Napi::Number::New(env, -1);
+  if (r != decltype(g_exports)::Result::kOk) return Napi::Number::New(env, 0);
+  return WrapFence(env, f);
 }
 // fenceRefcount(h): the native reference count (tests check finalizers with it).
 Napi::Value FenceRefcount(const Napi::CallbackInfo& info) {
@@ -339,10 +400,34 @@ Napi::Value LockDispose(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Fence* FenceFromHandle(const Napi::Value& v) {
-  return v.IsNumber() ? DoubleToPtr<Fence>(v.As<Napi::Number>().DoubleValue()) : nullptr;
+  if (!v.IsNumber()) return nullptr;
+  EnvState* s = v.Env().GetInstanceData<EnvState>();
+  return s ? s->FenceOf(v.As<Napi::Number>().DoubleValue()) : nullptr;
 }
 Napi::Value WrapFence(Napi::Env env, Fence* adopted) {
-  return Napi::Number::New(env, PtrToDouble(adopted));
+  const double token = EnvState::Get(env)->AdoptFence(adopted);
+  if (token == 0) throw ErrnoError(env, -ENOMEM, nullptr, "too many fences held by this environment");
+  return Napi::Number::New(env, token);
+}
+std::vector<Fence*> FenceListArg(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsArray()) throw BadArg(env, "expected an array of fence handles");
+  Napi::Array arr = info[i].As<Napi::Array>();
+  // Read every element first (a getter could run JS), then resolve them all
+  // with no JS in between, so no reference can be dropped under us.
+  std::vector<double> tokens(arr.Length());
+  for (uint32_t k = 0; k < tokens.size(); ++k) {
+    Napi::Value v = arr.Get(k);
+    if (!v.IsNumber()) throw BadHandle(env, "fence handle");
+    tokens[k] = v.As<Napi::Number>().DoubleValue();
+  }
+  EnvState* s = EnvState::Get(env);
+  std::vector<Fence*> out(tokens.size());
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    out[k] = s->FenceOf(tokens[k]);
+    if (!out[k]) throw BadHandle(env, "fence handle");
+  }
+  return out;
 }
 
 void RegisterFence(Napi::Env env, Napi::Object exports) {
@@ -387,9 +472,11 @@ void RegisterFence(Napi::Env env, Napi::Object exports) {
       {"fenceSignal", FenceSignal},
       {"fenceSignaled", FenceSignaled},
   };
+  EnvState* s = EnvState::Get(env);
   for (auto& [name, fn] : raw) {
     napi_value f;
-    napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
+    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, s, &f) != napi_ok)
+      throw Napi::Error::New(env, "dmabuf: cannot create a function");
     exports.Set(name, Napi::Value(env, f));
   }
 }

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "errors.h"
+
 namespace dmabuf::addon {
 
 // `Magic` tags the holder so a handle of one kind passed where another is
@@ -43,27 +45,6 @@ struct Holder {
   }
 };
 
-// Thrown only for programming errors in the TypeScript layer (it validates
-// before calling): a disposed or foreign handle reaching native code.
-inline Napi::Error BadHandle(Napi::Env env, const char* what) {
-  Napi::Error e = Napi::Error::New(env, std::string("dmabuf: invalid or disposed ") + what);
-  e.Set("code", Napi::String::New(env, "EBADF"));
-  e.Set("errno", Napi::Number::New(env, -9));
-  return e;
-}
-
 uint64_t BigIntU64(const Napi::Value& v, bool* ok);
-
-// Fence references travel to JS as numbers: a pointer as a double (exact below
-// 2^53, and user-space addresses are 47-bit). Numbers cost nothing to create and
-// need no finalizer; the TypeScript layer keeps them in private slots that a
-// finalizer per block of 64 releases (see lib/handles.ts), and never hands a
-// released one back.
-inline double PtrToDouble(const void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); }
-template <typename T>
-inline T* DoubleToPtr(double d) {
-  if (!(d > 0) || d >= 9007199254740992.0) return nullptr;
-  return reinterpret_cast<T*>(static_cast<uintptr_t>(d));
-}
 
 }  // namespace dmabuf::addon
