@@ -107,11 +107,15 @@ export function judgeOutcome({ seed, code, signal, timedOut, stderr, ms, without
     return { ...fail(f.kind, `${what} (at ${f.where})`, `${f.kind}: ${normalize(what)}`), finding: f };
   }
   const crashLine = CRASH_LINES.map((re) => stderr.match(re)?.[0]).find(Boolean);
-  if (timedOut) return fail('hang', `no exit after ${ms} ms; last op: ${lastOps.at(-1) ?? '?'}`, `hang @ ${normalize((lastOps.filter((l) => !l.startsWith('  ')).at(-1) ?? '?').replace(/^#\d+ /, ''))}`);
-  if (signal) return fail('signal', `${signal}${crashLine ? `: ${crashLine}` : ''}`, `signal ${signal}: ${normalize(crashLine ?? '')}`);
+  // Where it died: the last op, and for a hostile call the member it called.
+  const lastOp = (lastOps.filter((l) => !l.startsWith('  ')).at(-1) ?? '?').replace(/^#\d+ /, '');
+  const lastCall = lastOps.at(-1)?.startsWith('  ') ? lastOps.at(-1).trim().split(' ')[0] : '';
+  const at = lastCall && lastOp === 'hostile call' ? `${lastOp} ${lastCall}` : lastOp;
+  if (timedOut) return fail('hang', `no exit after ${ms} ms; last op: ${lastOps.at(-1) ?? '?'}`, `hang @ ${normalize(at)}`);
+  if (signal) return fail('signal', `${signal}${crashLine ? `: ${crashLine}` : ''}`, `signal ${signal}: ${normalize(crashLine ?? '')} @ ${normalize(at)}`);
   const deliberate = lines.some((l) => l.startsWith('FUZZ-EXIT-DELIBERATE'));
   const ok = lines.some((l) => l === 'FUZZ-OK');
-  if (code !== 0) return fail('exit', `exit code ${code}${crashLine ? `: ${crashLine}` : ''}`, `exit ${code}: ${normalize(crashLine ?? '')}`);
+  if (code !== 0) return fail('exit', `exit code ${code}${crashLine ? `: ${crashLine}` : ''}`, `exit ${code}: ${normalize(crashLine ?? '')} @ ${normalize(at)}`);
   if (!ok && !deliberate) return fail('exit', 'exit code 0 without finishing', 'exit 0 unfinished');
   if (crashLine) return fail('stderr', crashLine);
   return { ...base, ok: true, kind: 'ok', reason: '', key: '' };

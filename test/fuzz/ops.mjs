@@ -39,6 +39,16 @@ export class Ops {
       const f = this.fence();
       if (f) out.push(f);
     }
+    if (!this.fz.allow('dup')) {
+      // No two objects of one native fence either (unwrap(), getFences()... make aliases).
+      return out.filter((f, i) => {
+        try {
+          return !out.slice(0, i).some((g) => g === f || g.is(f));
+        } catch {
+          return false;
+        }
+      });
+    }
     if (out.length && this.r.chance(0.4)) out.push(this.r.pick(out)); // duplicates
     return out;
   }
@@ -137,11 +147,12 @@ export class Ops {
       op('waitAny', 3, () => {
         const fs = this.fences();
         if (fs.length) this.track(dm.Fence.waitAny(fs, this.waitOpts()), 'waitAny');
-      }),
+      }, 'waitany'),
       op('waitAnySync short', 1, () => {
         const fs = this.fences();
+        fz.note(`fences ${fs.map((f) => `${describeValue(f)}:${safeGet(f, 'handle')}`).join(' ')}`);
         if (fs.length) dm.Fence.waitAnySync(fs, r().int(3));
-      }),
+      }, 'waitany'),
       op('isLater/later', 1, () => {
         const a = this.fence();
         const b = this.fence();
@@ -443,7 +454,9 @@ export class Ops {
     const r = this.r;
     const b = fz.pick('DmaBuf');
     if (!b) return;
-    switch (r.int(16)) {
+    const k = r.int(16);
+    fz.note(`case ${k}`);
+    switch (k) {
       case 0: this.reg(b.map()); break;
       case 1: b.unmap(); break;
       case 2: {
@@ -567,7 +580,7 @@ export class Ops {
       case 6: { const cb = fz.pick('FenceCallback'); if (cb) this.fence()?.removeCallback(cb); break; }
       case 7: { const f = this.fence(); if (f) this.track(f.wait(this.waitOpts()), 'reentrant wait'); break; }
       case 8: { const f = this.fence(); const cb = f?.addCallback(fz.reentrantCallback('nested')); if (cb) this.reg(cb); break; }
-      case 9: { const fs = this.fences(3); if (fs.length) this.track(dm.Fence.waitAny(fs, this.waitOpts()), 'reentrant waitAny'); break; }
+      case 9: { const fs = this.fences(3); if (fs.length && fz.allow('waitany')) this.track(dm.Fence.waitAny(fs, this.waitOpts()), 'reentrant waitAny'); break; }
       case 10: if (fz.allow('gc')) globalThis.gc?.(); break;
       case 11: if (fz.allow('buffer')) fz.pick('DmaBuf')?.close(); else fz.pick('Resv')?.dispose(); break;
       case 12: if (fz.allow('hostile')) this.surface.call(); break;
@@ -591,19 +604,30 @@ export class Ops {
         return undefined;
       }
     };
-    for (const o of live) {
-      if (o instanceof dm.Resv && !o.disposed) {
-        if (attempt(() => o.held)) attempt(() => o.unlock());
-        for (const f of attempt(() => o.getFences('bookkeep')) ?? []) attempt(() => { f.signal(); f.dispose(); });
-      }
-      if (o instanceof dm.FenceArray && !o.disposed) for (const f of attempt(() => o.fences) ?? []) attempt(() => { f.signal(); f.dispose(); });
-      if (o instanceof dm.SyncFile) attempt(() => { if (!safeGet(o, 'handle')) return; o.fence.signal(); });
-      if (o instanceof dm.SwSyncTimeline) attempt(() => o.close());
+    // Workers first, before anything they wait for is signalled: terminate() must
+    // end a worker blocked in waitSync() or holding a lock (issue 9 #5, #6).
+    const terms = fz.workers.filter((w) => !w.exited).map((w) => ({ w, p: w.worker.terminate(), done: false }));
+    for (const t of terms) t.p.then(() => (t.done = true), (e) => { t.done = true; fz.judge(e, 'teardown terminate'); });
+    const tDeadline = Date.now() + 3000;
+    while (Date.now() < tDeadline && terms.some((t) => !t.done)) await sleep(10);
+    const stuck = terms.filter((t) => !t.done);
+    if (stuck.length) {
+      fz.finding('worker-terminate-hang', new Error(`worker.terminate() did not finish within 3 s (${stuck.map((t) => t.w.label).join(', ')})`), 'teardown');
     }
-    for (const o of live) if (o instanceof dm.Fence && !o.disposed) attempt(() => o.signal());
+    for (const o of live) {
+      attempt(() => {
+        if (o instanceof dm.Resv && !o.disposed) {
+          if (o.held) o.unlock();
+          for (const f of o.getFences('bookkeep')) attempt(() => { f.signal(); f.dispose(); });
+        }
+        if (o instanceof dm.FenceArray && !o.disposed) for (const f of o.fences) attempt(() => { f.signal(); f.dispose(); });
+        if (o instanceof dm.SyncFile) o.fence.signal();
+        if (o instanceof dm.SwSyncTimeline) o.close();
+      });
+    }
+    for (const o of live) attempt(() => { if (o instanceof dm.Fence && !o.disposed) o.signal(); });
     for (const c of fz.controllers) attempt(() => c.abort());
-    for (const o of live) if (o instanceof dm.Issuer && !o.disposed) attempt(() => this.track(o.unload({ timeout: 50 }), 'unload'));
-    for (const w of fz.workers) if (!w.exited) this.track(w.worker.terminate(), 'terminate');
+    for (const o of live) attempt(() => { if (o instanceof dm.Issuer && !o.disposed) this.track(o.unload({ timeout: 50 }), 'unload'); });
     const deadline = Date.now() + 1500;
     while (Date.now() < deadline && fz.promises.some((p) => !p.settled && p.label !== 'unload')) await sleep(10);
     // Release most things explicitly; leave the rest to finalizers and environment teardown.

@@ -16,7 +16,13 @@ export function mulberry32(seed) {
 export class Rng {
   constructor(seed) {
     this.seed = seed >>> 0;
-    this.next = mulberry32(this.seed);
+    // Scramble first (murmur3's fmix32): mulberry32's first outputs for
+    // neighbouring small seeds are close to each other.
+    let h = this.seed ^ 0x5bd1e995;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    h ^= h >>> 16;
+    this.next = mulberry32(h >>> 0);
   }
   /** A float in [0, 1). */
   float() {

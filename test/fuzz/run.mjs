@@ -4,9 +4,10 @@
 //   node test/fuzz/run.mjs --seed 12345                   one seed, with its trace
 //   node test/fuzz/run.mjs --replay [--repeat 3]          every seed in test/fuzz/corpus/
 // Options: --ops N (per run, default 300), --timeout MS (per run, default 10000),
-//   --without tag,tag (forge, wrongrecv, hostile, reenter, worker, exit, gc, issuer, buffer,
+//   --without tag,tag (forge, wrongrecv, dup, waitany, sparse, hostile, reenter, worker, exit, gc, issuer, buffer,
 //   block, lockexit), --addon PATH (sets DMABUF_ADDON_PATH for the children),
-//   --pkg PATH (default dist/index.js), --runs N (stop after N runs), --no-save.
+//   --pkg PATH (default dist/index.js), --runs N (stop after N runs), --no-save,
+//   --save NOTE (with --seed: keep that failing seed in the corpus, NOTE saying what it triggers).
 // The environment passes through to every child untouched (LD_PRELOAD,
 // ASAN_OPTIONS, DMABUF_ADDON_PATH): run under an ASan addon with e.g.
 //   LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
@@ -84,6 +85,8 @@ async function fuzz() {
   if (opt('seed') !== undefined) {
     const r = await runSeed(Number(opt('seed')), common);
     show(r, true);
+    // --save "what it triggers": keep this seed in the corpus.
+    if (!r.ok && !r.infra && opt('save') !== undefined) console.log(`      saved ${writeCorpus(r, { ops, triggers: opt('save') })}`);
     if (r.infra) return 2;
     return r.ok ? 0 : 1;
   }

@@ -183,7 +183,7 @@ export class Values {
         return proxy;
       }
       case 2: // answers every key with its own random value
-        return new Proxy({}, { get: (t, k) => (capture(k), answer(k)) });
+        return new Proxy({}, { get: (t, k) => (capture(k), typeof k === 'symbol' && !forge ? undefined : answer(k)) });
       case 3: { // pretends to be an instance of a package class
         const cls = r.pick(fz.classes);
         return new Proxy({}, { getPrototypeOf: () => cls.prototype, get: (t, k) => (capture(k), typeof k === 'symbol' ? undefined : answer(k)), has: () => true });
@@ -243,16 +243,17 @@ export class Values {
     const r = this.rng;
     switch (r.int(7)) {
       case 0: return [];
-      case 1: return new Array(r.range(1, 4)); // sparse
+      case 1: return this.fz.allow('sparse') ? new Array(r.range(1, 4)) : []; // sparse
       case 2: { // fences, duplicates likely
         const a = [];
         const n = r.range(1, 5);
         for (let i = 0; i < n; i++) a.push(this.fz.pick('Fence') ?? this.primitive());
-        if (a.length && r.chance(0.5)) a.push(a[0]);
+        if (a.length && this.fz.allow('dup') && r.chance(0.5)) a.push(a[0]);
         return a;
       }
       case 3: { // sparse with members
         const a = [];
+        if (!this.fz.allow('sparse')) return a;
         a[r.int(3)] = this.fz.pick('Fence');
         a[r.range(3, 5)] = this.fz.pick('Fence');
         return a;

@@ -1,0 +1,48 @@
+// Replays every seed of the fuzzer's corpus (test/fuzz/corpus/*.json), each
+// in its own child process: a seed that once crashed, hung or threw a stray
+// error class must now run clean. test/fuzz/README.md says how to add seeds.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+interface CorpusEntry {
+  file: string;
+  seed: number;
+  ops?: number;
+  without?: string[];
+  key: string;
+  triggers?: string;
+}
+interface RunResult {
+  ok: boolean;
+  kind: string;
+  reason: string;
+  lastOps: string[];
+  stderrTail: string;
+}
+interface Harness {
+  readCorpus(): CorpusEntry[];
+  runSeed(seed: number, opts: { ops?: number; without?: string[]; timeoutMs?: number }): Promise<RunResult>;
+}
+
+const harnessPath = path.join(__dirname, 'fuzz', 'harness.mjs');
+const pkg = path.join(__dirname, '..', 'dist', 'index.js');
+const corpusDir = path.join(__dirname, 'fuzz', 'corpus');
+const entries: CorpusEntry[] = fs.existsSync(corpusDir)
+  ? fs
+      .readdirSync(corpusDir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => ({ file: f, ...(JSON.parse(fs.readFileSync(path.join(corpusDir, f), 'utf8')) as Omit<CorpusEntry, 'file'>) }))
+  : [];
+
+describe.skipIf(!fs.existsSync(pkg) || entries.length === 0)('fuzz corpus', () => {
+  for (const e of entries) {
+    it(`seed ${e.seed}: ${e.triggers ?? e.key}`, async () => {
+      const h = (await import(harnessPath)) as Harness;
+      const r = await h.runSeed(e.seed, { ops: e.ops ?? 300, without: e.without ?? [], timeoutMs: 15000 });
+      const detail = r.ok ? '' : `${r.kind}: ${r.reason}\nlast ops:\n${r.lastOps.join('\n')}\n${r.stderrTail}`;
+      expect(detail).toBe('');
+    }, 30000);
+  }
+});
