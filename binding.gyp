@@ -43,6 +43,7 @@
         "native/core/heap_cma.cc",
         "native/core/heap_protected.cc",
         "native/core/heap_system.cc",
+        "native/core/interrupt.cc",
         "native/core/irq_work.cc",
         "native/core/issuer.cc",
         "native/core/issuer_abi.cc",

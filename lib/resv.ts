@@ -24,7 +24,7 @@ interface ResvBinding {
   resvExport(h: External): bigint;
   resvImport(h: bigint): External | undefined;
   resvLock(h: External, ctx?: External): number;
-  resvLockSlow(h: External, ctx?: External): void;
+  resvLockSlow(h: External, ctx?: External): number;
   resvTrylock(h: External): boolean;
   resvUnlock(h: External): number;
   resvIsLocked(h: External): boolean;
@@ -58,6 +58,12 @@ function toUsage(name: string, v: unknown): number {
   const u = USAGES.indexOf(v as ResvUsage);
   if (u < 0) throw invalidArgValue(name, "must be one of 'kernel', 'write', 'read', 'bookkeep'", v);
   return u;
+}
+
+// EINTR: the sleep ended because this thread's environment is being torn down
+// (worker.terminate(), process.exit()); no JavaScript runs after it anyway.
+function interrupted(op: string): DmaBufError {
+  return new DmaBufError('EINTR', 'interrupted: the environment is being torn down', op);
 }
 
 function toFenceHandle(name: string, v: unknown): Handle {
@@ -177,6 +183,7 @@ export class Resv implements Disposable {
     const r = binding.resvLock(h, c?.handle);
     if (r === -114) throw new DmaBufError('EALREADY', 'this context already holds the lock', 'dma_resv_lock');
     if (r === -16) throw new DmaBufError('EDEADLK', 'this thread already holds the lock outside this context', 'dma_resv_lock');
+    if (r === -4) throw interrupted('dma_resv_lock');
     if (r < 0) throw new DmaBufError(r, 'back off: unlock every lock of the context, then lockSlow()', 'dma_resv_lock');
   }
 
@@ -187,7 +194,7 @@ export class Resv implements Disposable {
     if (!c) throw invalidArgType('ctx', 'an instance of AcquireContext', ctx);
     if (c.acquired !== 0) throw new DmaBufError('EBUSY', 'lockSlow() needs a context that holds no locks', 'dma_resv_lock_slow');
     if (binding.resvHeld(h)) throw new DmaBufError('EALREADY', 'this thread already holds the lock', 'dma_resv_lock_slow');
-    binding.resvLockSlow(h, c.handle);
+    if (binding.resvLockSlow(h, c.handle) < 0) throw interrupted('dma_resv_lock_slow');
   }
 
   /** dma_resv_trylock: true if it took the lock. */
@@ -361,6 +368,7 @@ export class Resv implements Disposable {
     const ns = toTimeoutNs('timeoutMs', timeoutMs);
     const r = binding.resvWaitSync(this.handle, u, ns);
     drain();
+    if (r === -4) throw interrupted('dma_resv_wait_timeout');
     if (r < 0) throw new DmaBufError(r, 'dma_resv_wait_timeout failed', 'dma_resv_wait_timeout');
     return r > 0;
   }

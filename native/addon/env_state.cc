@@ -11,6 +11,10 @@ namespace {
 
 napi_value Noop(napi_env, napi_callback_info) { return nullptr; }
 
+// The JS thread's interrupt check (interrupt.h): interruptible sleeps in the
+// core (a Resv lock) end with -EINTR once the environment is torn down.
+bool EnvDying(void* data) { return static_cast<EnvState*>(data)->Terminating(); }
+
 // The cleanup hook owns EnvState; instance data only points at it.
 void KeepEnvState(Napi::Env, EnvState*) {}
 
@@ -39,6 +43,7 @@ EnvState* EnvState::Create(Napi::Env env) {
   // Only callbacks keep the loop alive, not this handle.
   uv_unref(reinterpret_cast<uv_handle_t*>(s->async_));
   napi_add_env_cleanup_hook(env, OnCleanup, s);
+  set_interrupt_check(EnvDying, s);
   env.SetInstanceData<EnvState, KeepEnvState>(s);
   return s;
 }
@@ -222,6 +227,7 @@ void EnvState::OnAsync(uv_async_t* h) {
 
 void EnvState::OnCleanup(void* data) {
   auto* s = static_cast<EnvState*>(data);
+  set_interrupt_check(nullptr, nullptr);
   // Registrations still on fences come off first, while the environment still
   // counts as alive: one that is firing right now is then queued (callbacks
   // run under the fence lock, which fence_remove_callback waits for) instead

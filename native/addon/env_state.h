@@ -21,6 +21,9 @@
 
 #include "fence.h"
 #include "handle_table.h"
+#include "interrupt.h"
+#include "monotonic.h"
+#include <algorithm>
 
 namespace dmabuf::addon {
 
@@ -117,5 +120,30 @@ class EnvState {
   HandleTable<Fence> fences_;
   HandleTable<JsCallback> callbacks_;
 };
+
+// Blocking waits run in slices of kInterruptPollNs, so that a dying
+// environment (worker.terminate(), process.exit()) is noticed even inside an
+// issuer's own wait op: `wait(slice_ns)` returns > 0 signalled, 0 timed out,
+// < 0 error. Returns what the kernel's wait would (remaining
+// time, 0 or -errno), or -EINTR when the environment is being torn down.
+template <typename Wait>
+long InterruptibleWait(EnvState* s, double timeout_ns, Wait wait) {
+  const bool forever = timeout_ns < 0;
+  if (!forever && timeout_ns <= kInterruptPollNs) return wait(static_cast<int64_t>(timeout_ns));
+  const int64_t deadline = forever ? 0 : monotonic_ns() + static_cast<int64_t>(std::min(timeout_ns, 9.2e18));
+  for (;;) {
+    int64_t slice = kInterruptPollNs;
+    if (!forever) slice = std::min<int64_t>(slice, std::max<int64_t>(deadline - monotonic_ns(), 0));
+    const long r = wait(slice);
+    if (r < 0) return r;
+    if (r > 0) {
+      if (forever) return kMaxScheduleTimeout;
+      const int64_t left = deadline - monotonic_ns();
+      return left > 0 ? static_cast<long>(left) : 1;
+    }
+    if (!forever && monotonic_ns() >= deadline) return 0;
+    if (s->Terminating()) return -EINTR;
+  }
+}
 
 }  // namespace dmabuf::addon

@@ -269,31 +269,6 @@ Napi::Value FenceRemoveCallback(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, r == 1);
 }
 
-// Blocking waits in slices, so that a dying environment (worker.terminate(),
-// process.exit()) is noticed: `wait(slice_ns)` returns > 0 signalled, 0
-// timed out, < 0 error. Returns what the kernel's wait would (remaining
-// time, 0 or -errno), or -EINTR when the environment is being torn down.
-constexpr int64_t kWaitSliceNs = 20'000'000;  // 20 ms
-template <typename Wait>
-long InterruptibleWait(EnvState* s, double timeout_ns, Wait wait) {
-  const bool forever = timeout_ns < 0;
-  if (!forever && timeout_ns <= kWaitSliceNs) return wait(static_cast<int64_t>(timeout_ns));
-  const int64_t deadline = forever ? 0 : monotonic_ns() + static_cast<int64_t>(std::min(timeout_ns, 9.2e18));
-  for (;;) {
-    int64_t slice = kWaitSliceNs;
-    if (!forever) slice = std::min<int64_t>(slice, std::max<int64_t>(deadline - monotonic_ns(), 0));
-    const long r = wait(slice);
-    if (r < 0) return r;
-    if (r > 0) {
-      if (forever) return kMaxScheduleTimeout;
-      const int64_t left = deadline - monotonic_ns();
-      return left > 0 ? static_cast<long>(left) : 1;
-    }
-    if (!forever && monotonic_ns() >= deadline) return 0;
-    if (s->Terminating()) return -EINTR;
-  }
-}
-
 // fenceWaitSync(h, timeoutNs: number, -1 = forever) -> remaining ns (>=1), 0, <0
 Napi::Value FenceWaitSync(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);

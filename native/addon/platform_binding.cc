@@ -20,6 +20,8 @@
 
 #include "bindings.h"
 #include "dma_buf_obj.h"
+#include "export_registry.h"
+#include "env_state.h"
 #include "handles.h"
 #include "mem_encrypt.h"
 #include "page_alloc.h"
@@ -77,30 +79,21 @@ Napi::Value PlatformSetFault(const Napi::CallbackInfo& info) {
 
 // --- handles across threads ---
 
-std::mutex g_export_mu;
-std::unordered_map<Platform*, uint32_t> g_exported;
+// Platform references parked for another thread (exportHandle / importHandle).
+ExportRegistry<Platform, platform_put> g_exports;
 
 // platformExport(p) -> bigint: a new reference another thread adopts once.
 Napi::Value PlatformExport(const Napi::CallbackInfo& info) {
   Platform* p = platform_get(PlatHandle(info, 0));
-  {
-    std::lock_guard<std::mutex> g(g_export_mu);
-    ++g_exported[p];
-  }
-  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)));
+  return Napi::BigInt::New(info.Env(), g_exports.Export(p, EnvState::Get(info.Env())));
 }
 
 // platformImport(bigint) -> External, or undefined if not exported (or already adopted)
 Napi::Value PlatformImport(const Napi::CallbackInfo& info) {
   bool ok = true;
-  auto* p = reinterpret_cast<Platform*>(static_cast<uintptr_t>(BigIntU64(info[0], &ok)));
-  if (!ok) return info.Env().Undefined();
-  {
-    std::lock_guard<std::mutex> g(g_export_mu);
-    auto it = g_exported.find(p);
-    if (it == g_exported.end()) return info.Env().Undefined();
-    if (--it->second == 0) g_exported.erase(it);
-  }
+  const uint64_t id = BigIntU64(info[0], &ok);
+  Platform* p = nullptr;
+  if (!ok || g_exports.Import(id, &p) != decltype(g_exports)::Result::kOk) return info.Env().Undefined();
   return PlatHolder::Wrap(info.Env(), p);
 }
 

@@ -13,7 +13,10 @@
 #include "bindings.h"
 #include "dma_buf.h"
 #include "dma_buf_resv.h"
+#include "env_state.h"
+#include "export_registry.h"
 #include "handles.h"
+#include "warn.h"
 #include "resv.h"
 
 namespace dmabuf::addon {
@@ -22,11 +25,15 @@ namespace {
 // A Resv shared by the JS objects (one per thread) that hold handles to it:
 // one of its own, or a dma-buf's (dmabuf->resv), kept alive by a file
 // reference to the buffer as an importer's dma_buf_get would.
+struct ResvRef;
 struct SharedResv {
   Resv own;
   Resv* resv = &own;
   DmaBuf* buf = nullptr;
   std::atomic<uint32_t> refs{1};
+  // The JS object whose lock()/trylock() took the lock that is held now.
+  // Only the thread holding the lock reads or writes it.
+  ResvRef* lock_ref = nullptr;
 };
 void resv_put(SharedResv* r) {
   if (r->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -35,7 +42,30 @@ void resv_put(SharedResv* r) {
     delete r;
   }
 }
-using ResvHolder = Holder<SharedResv, resv_put, 0x52455356>;  // "RESV"
+// One JS Resv object's reference (several objects, on several threads, may
+// share one SharedResv).
+struct ResvRef {
+  SharedResv* shared;
+};
+// A JS object that goes away -- dispose(), garbage collection, or its
+// environment's teardown (worker exit, process exit) -- while the lock it took
+// is still held must not leave it held for ever: it is released, with a
+// warning, as the kernel warns about a lock held when a task exits.
+void resv_ref_release_lock(ResvRef* ref, bool warn_about_it) {
+  SharedResv* r = ref->shared;
+  if (!resv_held(r->resv) || r->lock_ref != ref) return;
+  r->lock_ref = nullptr;
+  resv_unlock(r->resv);
+  RunDeferredDetaches();
+  if (warn_about_it) warn("Resv released while its lock was held (collected, or its thread ended): unlocked");
+}
+void resv_ref_put(ResvRef* ref) {
+  resv_ref_release_lock(ref, true);
+  resv_put(ref->shared);
+  delete ref;
+}
+ResvRef* NewRef(SharedResv* shared) { return new ResvRef{shared}; }
+using ResvHolder = Holder<ResvRef, resv_ref_put, 0x52455356>;  // "RESV"
 
 // An acquire context belongs to one JS object on one thread. One that still
 // holds locks is leaked rather than freed under the locks that point to it.
@@ -50,11 +80,12 @@ void ctx_put(AcquireCtx* c) {
 }
 using CtxHolder = Holder<AcquireCtx, ctx_put, 0x57574358>;  // "WWCX"
 
-Resv* ResvArg(const Napi::CallbackInfo& info, size_t i) {
-  SharedResv* r = ResvHolder::From(info[i]);
+ResvRef* RefArg(const Napi::CallbackInfo& info, size_t i) {
+  ResvRef* r = ResvHolder::From(info[i]);
   if (!r) throw BadHandle(info.Env(), "Resv handle");
-  return r->resv;
+  return r;
 }
+Resv* ResvArg(const Napi::CallbackInfo& info, size_t i) { return RefArg(info, i)->shared->resv; }
 // ctx argument: undefined/null -> nullptr
 WwAcquireCtx* CtxArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return nullptr;
@@ -74,71 +105,69 @@ ResvUsage UsageArg(const Napi::CallbackInfo& info, size_t i) {
 }
 Napi::Number Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 
-std::mutex g_export_mu;
-std::unordered_map<SharedResv*, uint32_t> g_exported;
+// Resv references parked for another thread (exportHandle / importHandle).
+ExportRegistry<SharedResv, resv_put> g_exports;
 
 // --- Resv ------------------------------------------------------------------------
 
 Napi::Value ResvCreate(const Napi::CallbackInfo& info) {
   auto* r = new SharedResv;
   resv_init(&r->own);
-  return ResvHolder::Wrap(info.Env(), r);
+  return ResvHolder::Wrap(info.Env(), NewRef(r));
 }
+// resvDispose(h): an explicit dispose() drops the lock it took, quietly.
 Napi::Value ResvDispose(const Napi::CallbackInfo& info) {
-  if (SharedResv* r = ResvHolder::From(info[0])) {
-    if (resv_held(r->resv)) {  // dropping a held lock with the object
-      resv_unlock(r->resv);
-      RunDeferredDetaches();
-    }
-  }
+  if (ResvRef* ref = ResvHolder::From(info[0])) resv_ref_release_lock(ref, false);
   ResvHolder::Dispose(info[0]);
   return info.Env().Undefined();
 }
 // resvExport(h) -> bigint: a new reference another thread can adopt once.
 Napi::Value ResvExport(const Napi::CallbackInfo& info) {
-  SharedResv* r = ResvHolder::From(info[0]);
-  if (!r) throw BadHandle(info.Env(), "Resv handle");
+  SharedResv* r = RefArg(info, 0)->shared;
   r->refs.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> g(g_export_mu);
-    ++g_exported[r];
-  }
-  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(r)));
+  return Napi::BigInt::New(info.Env(), g_exports.Export(r, EnvState::Get(info.Env())));
 }
 // resvImport(bigint) -> handle, or undefined if not exported (or already imported)
 Napi::Value ResvImport(const Napi::CallbackInfo& info) {
   bool ok = true;
-  auto* r = reinterpret_cast<SharedResv*>(static_cast<uintptr_t>(BigIntU64(info[0], &ok)));
-  if (!ok) return info.Env().Undefined();
-  {
-    std::lock_guard<std::mutex> g(g_export_mu);
-    auto it = g_exported.find(r);
-    if (it == g_exported.end()) return info.Env().Undefined();
-    if (--it->second == 0) g_exported.erase(it);
-  }
-  return ResvHolder::Wrap(info.Env(), r);
+  const uint64_t id = BigIntU64(info[0], &ok);
+  SharedResv* r = nullptr;
+  if (!ok || g_exports.Import(id, &r) != decltype(g_exports)::Result::kOk) return info.Env().Undefined();
+  return ResvHolder::Wrap(info.Env(), NewRef(r));
 }
 
 // resvLock(h, ctx?) -> 0, -EALREADY, -EDEADLK (back off), or -EBUSY when
 // this thread holds the lock outside @ctx (it would wait for itself forever).
+// The sleep is interruptible: a thread whose environment is being torn down
+// gets -EINTR (interrupt.h) instead of waiting for ever.
 Napi::Value ResvLock(const Napi::CallbackInfo& info) {
-  Resv* r = ResvArg(info, 0);
+  ResvRef* ref = RefArg(info, 0);
+  Resv* r = ref->shared->resv;
   WwAcquireCtx* ctx = CtxArg(info, 1);
   if (resv_held(r) && (!ctx || resv_locking_ctx(r) != ctx)) return Num(info.Env(), -EBUSY);
-  return Num(info.Env(), resv_lock(r, ctx));
+  const int err = resv_lock_interruptible(r, ctx);
+  if (err == 0) ref->shared->lock_ref = ref;
+  return Num(info.Env(), err);
 }
+// resvLockSlow(h, ctx) -> 0 or -EINTR
 Napi::Value ResvLockSlow(const Napi::CallbackInfo& info) {
-  Resv* r = ResvArg(info, 0);
-  resv_lock_slow(r, CtxArg(info, 1));
-  return info.Env().Undefined();
+  ResvRef* ref = RefArg(info, 0);
+  const int err = resv_lock_slow_interruptible(ref->shared->resv, CtxArg(info, 1));
+  if (err == 0) ref->shared->lock_ref = ref;
+  return Num(info.Env(), err);
 }
 Napi::Value ResvTrylock(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), resv_trylock(ResvArg(info, 0)));
+  ResvRef* ref = RefArg(info, 0);
+  const bool ok = resv_trylock(ref->shared->resv);
+  if (ok) ref->shared->lock_ref = ref;
+  return Napi::Boolean::New(info.Env(), ok);
 }
 // resvUnlock(h) -> 0 or -EPERM (not held by this thread)
 Napi::Value ResvUnlock(const Napi::CallbackInfo& info) {
-  Resv* r = ResvArg(info, 0);
+  SharedResv* shared = RefArg(info, 0)->shared;
+  Resv* r = shared->resv;
   if (!resv_held(r)) return Num(info.Env(), -EPERM);
+  shared->lock_ref = nullptr;
   resv_unlock(r);
   RunDeferredDetaches();  // attachments finalized while this thread held a dma-buf's lock
   return Num(info.Env(), 0);
@@ -256,9 +285,11 @@ Napi::Value ResvTestSignaled(const Napi::CallbackInfo& info) {
 Napi::Value ResvWaitSync(const Napi::CallbackInfo& info) {
   Resv* r = ResvArg(info, 0);
   ResvUsage u = UsageArg(info, 1);
+  if (!info[2].IsNumber()) throw BadArg(info.Env(), "expected a timeout number");
   const double t = info[2].As<Napi::Number>().DoubleValue();
-  const int64_t timeout = t < 0 ? kMaxScheduleTimeout : static_cast<int64_t>(t);
-  return Num(info.Env(), static_cast<double>(resv_wait_timeout(r, u, true, timeout)));
+  const long ret = InterruptibleWait(EnvState::Get(info.Env()), t,
+                                     [&](int64_t slice) { return resv_wait_timeout(r, u, true, slice); });
+  return Num(info.Env(), static_cast<double>(ret));
 }
 Napi::Value ResvSetDeadline(const Napi::CallbackInfo& info) {
   Resv* r = ResvArg(info, 0);
@@ -316,7 +347,7 @@ Napi::Value WrapBufResv(Napi::Env env, DmaBuf* buf) {
   auto* r = new SharedResv;
   r->resv = dma_buf_resv(buf);
   r->buf = buf;
-  return ResvHolder::Wrap(env, r);
+  return ResvHolder::Wrap(env, NewRef(r));
 }
 
 void RegisterResv(Napi::Env env, Napi::Object exports) {

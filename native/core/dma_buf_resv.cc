@@ -39,6 +39,12 @@ Resv* dma_buf_resv(DmaBuf* buf) { return buf ? buf->resv : nullptr; }
 void dma_buf_resv_lock(DmaBuf* buf) { resv_lock(buf->resv, nullptr); }
 void dma_buf_resv_unlock(DmaBuf* buf) { resv_unlock(buf->resv); }
 void dma_buf_resv_assert_held(DmaBuf* buf) { resv_assert_held(buf->resv); }
+bool dma_buf_resv_held(DmaBuf* buf) { return resv_held(buf->resv); }
+int dma_buf_resv_lock_or_edeadlk(DmaBuf* buf) {
+  if (resv_held(buf->resv)) return -EDEADLK;
+  resv_lock(buf->resv, nullptr);
+  return 0;
+}
 
 int dma_buf_resv_wait_cpu(DmaBuf* buf, bool write) {
   // __dma_buf_begin_cpu_access: interruptible in the kernel; userspace threads

@@ -25,6 +25,12 @@ Resv* dma_buf_resv(DmaBuf* buf);
 // dma_resv_lock(dmabuf->resv, NULL) / dma_resv_unlock.
 void dma_buf_resv_lock(DmaBuf* buf);
 void dma_buf_resv_unlock(DmaBuf* buf);
+// dma_resv_lock for exporter ops that callers may reach while holding the
+// lock themselves (a JS caller that locked buf.resv): -EDEADLK instead of
+// waiting for itself for ever, else 0 with the lock taken.
+int dma_buf_resv_lock_or_edeadlk(DmaBuf* buf);
+// Whether the calling thread holds the reservation lock.
+bool dma_buf_resv_held(DmaBuf* buf);
 // Warns unless the calling thread holds the reservation lock.
 void dma_buf_resv_assert_held(DmaBuf* buf);
 

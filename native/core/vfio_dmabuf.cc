@@ -29,7 +29,7 @@ VfioBuffer* vfio_of(DmaBuf* buf) { return static_cast<VfioBuffer*>(buf->priv); }
 
 int vfio_attach(DmaBuf* buf, Attachment* a) {
   if (!a->peer2peer) return -EOPNOTSUPP;
-  dma_buf_resv_lock(buf);
+  if (int err = dma_buf_resv_lock_or_edeadlk(buf)) return err;
   const bool revoked = vfio_of(buf)->revoked;
   dma_buf_resv_unlock(buf);
   return revoked ? -ENODEV : 0;
@@ -50,7 +50,7 @@ void vfio_unmap(Attachment*, const SgTable*, DmaDataDirection) {}
 
 int vfio_mmap(DmaBuf* buf, const MmapRequest& req) {
   if (!(req.flags & MAP_SHARED)) return -EINVAL;
-  dma_buf_resv_lock(buf);
+  if (int err = dma_buf_resv_lock_or_edeadlk(buf)) return err;
   const bool revoked = vfio_of(buf)->revoked;
   dma_buf_resv_unlock(buf);
   return revoked ? -ENODEV : 0;

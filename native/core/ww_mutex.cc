@@ -5,6 +5,8 @@
 // wound-wait decisions in one place (check_kill, wound_holder).
 #include "ww_mutex.h"
 
+#include "interrupt.h"
+
 #include <cerrno>
 #include <new>
 
@@ -108,7 +110,9 @@ void enqueue(WwMutex* lock, Waiter* w) {
   }
 }
 
-int lock_slowpath(WwMutex* lock, WwAcquireCtx* ctx) {
+int lock_slowpath(WwMutex* lock, WwAcquireCtx* ctx, bool intr) {
+  // An interruptible sleep polls the thread's interrupt check (interrupt.h).
+  const bool poll = intr && interrupt_check_installed();
   std::unique_lock<std::mutex> g(lock->wait_lock);
   std::atomic<uint32_t> own_word{0};
   Waiter w;
@@ -135,12 +139,17 @@ int lock_slowpath(WwMutex* lock, WwAcquireCtx* ctx) {
       if (!lock->ww_class->is_wait_die) wound_holder(lock, ctx);
     }
     g.unlock();
-    futex_wait(w.word, seq, -1);
+    futex_wait(w.word, seq, poll ? kInterruptPollNs : -1);
+    const bool interrupted = poll && interrupt_pending();
     g.lock();
+    if (interrupted) {
+      list_del_init(&w.node);
+      return -EINTR;
+    }
   }
 }
 
-int lock_common(WwMutex* lock, WwAcquireCtx* ctx) {
+int lock_common(WwMutex* lock, WwAcquireCtx* ctx, bool intr) {
   if (ctx) {
     // Only ctx's own thread can have stored ctx here, so this read is exact.
     if (lock->ctx.load(std::memory_order_relaxed) == ctx) return -EALREADY;
@@ -156,7 +165,7 @@ int lock_common(WwMutex* lock, WwAcquireCtx* ctx) {
     wake_waiters_after_acquire(lock, ctx);
     return 0;
   }
-  return lock_slowpath(lock, ctx);
+  return lock_slowpath(lock, ctx, intr);
 }
 
 }  // namespace
@@ -195,20 +204,23 @@ void ww_acquire_fini(WwAcquireCtx* ctx) {
   if (ctx->acquired != 0) warn("ww_acquire_fini: %u locks still held", ctx->acquired);
 }
 
-int ww_mutex_lock(WwMutex* lock, WwAcquireCtx* ctx) { return lock_common(lock, ctx); }
+int ww_mutex_lock(WwMutex* lock, WwAcquireCtx* ctx) { return lock_common(lock, ctx, false); }
 
-int ww_mutex_lock_interruptible(WwMutex* lock, WwAcquireCtx* ctx) { return lock_common(lock, ctx); }
+int ww_mutex_lock_interruptible(WwMutex* lock, WwAcquireCtx* ctx) { return lock_common(lock, ctx, true); }
 
 void ww_mutex_lock_slow(WwMutex* lock, WwAcquireCtx* ctx) {
   if (ctx && ctx->acquired != 0)
     warn("ww_mutex_lock_slow: context still holds %u locks", ctx->acquired);
-  const int err = lock_common(lock, ctx);
+  const int err = lock_common(lock, ctx, false);
   if (err) warn("ww_mutex_lock_slow: unexpected %d", err);
 }
 
 int ww_mutex_lock_slow_interruptible(WwMutex* lock, WwAcquireCtx* ctx) {
-  ww_mutex_lock_slow(lock, ctx);
-  return 0;
+  if (ctx && ctx->acquired != 0)
+    warn("ww_mutex_lock_slow: context still holds %u locks", ctx->acquired);
+  const int err = lock_common(lock, ctx, true);
+  if (err && err != -EINTR) warn("ww_mutex_lock_slow: unexpected %d", err);
+  return err;
 }
 
 bool ww_mutex_trylock(WwMutex* lock, WwAcquireCtx* ctx) {

@@ -83,7 +83,9 @@ void ww_acquire_fini(WwAcquireCtx* ctx);
 int ww_mutex_lock(WwMutex* lock, WwAcquireCtx* ctx);
 
 /**
- * ww_mutex_lock_interruptible() - as ww_mutex_lock(); never -EINTR here
+ * ww_mutex_lock_interruptible() - as ww_mutex_lock(), but a sleep ends with
+ * -EINTR once the thread's interrupt check says so (interrupt.h: the
+ * userspace stand-in for a pending signal)
  */
 int ww_mutex_lock_interruptible(WwMutex* lock, WwAcquireCtx* ctx);
 
@@ -95,7 +97,7 @@ int ww_mutex_lock_interruptible(WwMutex* lock, WwAcquireCtx* ctx);
 void ww_mutex_lock_slow(WwMutex* lock, WwAcquireCtx* ctx);
 
 /**
- * ww_mutex_lock_slow_interruptible() - as ww_mutex_lock_slow(); returns 0
+ * ww_mutex_lock_slow_interruptible() - as ww_mutex_lock_slow(); 0 or -EINTR
  */
 int ww_mutex_lock_slow_interruptible(WwMutex* lock, WwAcquireCtx* ctx);
 
