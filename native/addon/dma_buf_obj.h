@@ -37,7 +37,14 @@ struct BufObj {
   KMap* kmap = nullptr;
   bool closed = false;
   bool revocable = false;  // from vfioExport: revoke() may zap its CPU mappings
+  // What V8 was told this buffer costs (napi_adjust_external_memory), given
+  // back at close: its size plus kFdCost for the fd, so that buffers a
+  // program forgets to close() push the GC (which closes them) before the
+  // process runs out of memory or fds.
+  napi_env env = nullptr;
+  int64_t charged = 0;
 };
+inline constexpr int64_t kFdCost = 1 << 20;
 void buf_put(BufObj* b);
 using BufHolder = Holder<BufObj, buf_put, 0x444d4142>;  // "DMAB"
 

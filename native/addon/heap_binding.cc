@@ -4,6 +4,7 @@
 // Kernel failures come back as [errno, op, message] so the message survives.
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -54,10 +55,24 @@ void buf_unmap(BufObj* b) {
     b->kmap = nullptr;
   }
 }
+// Tells V8 what the buffer costs while its fd is open (see BufObj::charged).
+Napi::Value WrapCharged(Napi::Env env, BufObj* b, uint64_t size) {
+  int64_t total;
+  b->env = env;
+  b->charged = static_cast<int64_t>(std::min<uint64_t>(size, INT64_MAX / 2)) + kFdCost;
+  napi_adjust_external_memory(env, b->charged, &total);
+  return BufHolder::Wrap(env, b);
+}
+
 int buf_close(BufObj* b) {
   if (b->closed) return -EBADF;
   buf_unmap(b);
   b->closed = true;
+  if (b->charged) {
+    int64_t total;
+    napi_adjust_external_memory(b->env, -b->charged, &total);
+    b->charged = 0;
+  }
   if (b->kernel) {
     int r = kernel::dma_buf_close(b->kfd).err();
     b->kfd = -1;
@@ -103,7 +118,7 @@ Napi::Value WrapEmuBuf(Napi::Env env, DmaBuf* buf, bool revocable) {
   b->kernel = false;
   b->emu = buf;
   b->revocable = revocable;
-  return BufHolder::Wrap(env, b);
+  return WrapCharged(env, b, buf->size);
 }
 
 namespace {
@@ -183,7 +198,7 @@ Napi::Value HeapAlloc(const Napi::CallbackInfo& info) {
     auto* b = new BufObj{};
     b->kernel = true;
     b->kfd = r.value().release();
-    return BufHolder::Wrap(env, b);
+    return WrapCharged(env, b, len);
   }
   DmaBuf* buf = nullptr;
   int e = dma_heap_alloc(h->emu, len, fd_flags, heap_flags, &buf);
@@ -349,7 +364,8 @@ Napi::Value WrapKernelDmaBuf(Napi::Env env, int fd) {
   auto* b = new BufObj{};
   b->kernel = true;
   b->kfd = fd;
-  return BufHolder::Wrap(env, b);
+  auto size = kernel::dma_buf_size(fd);
+  return WrapCharged(env, b, size ? size.value() : 0);
 }
 
 void RegisterHeap(Napi::Env env, Napi::Object exports) {

@@ -1,0 +1,284 @@
+// The JS boundary (issue 9): each case here once crashed, hung or misreported
+// from plain JavaScript. Native code validates every value JS hands it; JS
+// never holds a pointer native code trusts; teardown is a normal path.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { binding } from '../lib/binding';
+import { FenceArray, FenceChain, dedup, merge } from '../lib/containers';
+import { DmaBufError } from '../lib/errors';
+import { Fence } from '../lib/fence';
+import { exportVfioBuffer } from '../lib/platform';
+import { Resv } from '../lib/resv';
+import { expectArgError, expectDmaBufError, sleep } from './helpers';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const dist = path.join(__dirname, '..', 'dist', 'index.js');
+
+async function collect(): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('callback delivery re-entering the API', () => {
+  it('a callback that disposes its fence before the next callback runs', () => {
+    const f = new Fence();
+    const seen: string[] = [];
+    f.addCallback(() => {
+      seen.push('a');
+      f.dispose();
+    });
+    f.addCallback(() => seen.push('b'));
+    f.signal();
+    // The second callback had fired natively before the first ran: it is
+    // delivered (the kernel's remove_callback would say "already running").
+    expect(seen).toEqual(['a', 'b']);
+    expect(f.disposed).toBe(true);
+  });
+
+  it('waitAny with the same fence twice, then signal', async () => {
+    const f = new Fence();
+    const p = Fence.waitAny([f, f]);
+    f.signal();
+    expect(await p).toBe(0);
+    f.dispose();
+  });
+
+  it('a callback that aborts another pending wait on the same fence', async () => {
+    const f = new Fence();
+    const ac = new AbortController();
+    const other = f.wait({ signal: ac.signal });
+    f.addCallback(() => ac.abort());
+    const mine = f.wait();
+    f.signal();
+    expect(await mine).toBe(true);
+    // Aborting after the fence fired cannot cancel the wait any more.
+    expect(await other).toBe(true);
+    f.dispose();
+  });
+
+  it('waitAny([a, b]) while a worker signals both', async () => {
+    for (let round = 0; round < 20; round++) {
+      const a = new Fence();
+      const b = new Fence();
+      const w = new Worker(
+        `const { workerData } = require('node:worker_threads');
+         const { Fence } = require(workerData.dist);
+         const a = Fence.importHandle(workerData.a), b = Fence.importHandle(workerData.b);
+         a.signal(); b.signal(); a.dispose(); b.dispose();`,
+        { eval: true, workerData: { dist, a: a.exportHandle(), b: b.exportHandle() } },
+      );
+      const i = await Fence.waitAny([a, b]);
+      expect([0, 1]).toContain(i);
+      await new Promise((r) => w.once('exit', r));
+      a.dispose();
+      b.dispose();
+    }
+  });
+
+  it('removeCallback after delivery, and with a callback of another fence', () => {
+    const f = new Fence();
+    const g = new Fence();
+    const cb = f.addCallback(() => {})!;
+    f.signal();
+    expect(f.removeCallback(cb)).toBe(false);
+    const cg = g.addCallback(() => {})!;
+    expect(f.removeCallback(cg)).toBe(false); // not one of f's
+    expect(g.removeCallback(cg)).toBe(true);
+    f.dispose();
+    g.dispose();
+  });
+});
+
+describe('handles cannot be forged', () => {
+  it('a Proxy init object never reaches an adoption path', () => {
+    const answers = [4096, 1, 2 ** 40, -1, NaN];
+    for (const n of answers) {
+      let f: Fence | undefined;
+      try {
+        f = new Fence(new Proxy({}, { get: (_t, k) => (typeof k === 'symbol' ? n : undefined) }) as never);
+      } catch (e) {
+        expect(e).toBeInstanceOf(TypeError);
+        continue;
+      }
+      // A new default fence, nothing adopted.
+      expect(f.status).toBe(0);
+      expect(f.context).toBe(0n);
+      f.dispose();
+    }
+  });
+
+  it("a Proxy answering with another fence's token adopts nothing", () => {
+    const victim = new Fence();
+    const token = victim.handle;
+    const f = new Fence(new Proxy({}, { get: (_t, k) => (typeof k === 'symbol' ? token : undefined) }) as never);
+    expect(f.is(victim)).toBe(false);
+    f.dispose();
+    expect(victim.status).toBe(0); // still ours
+    victim.dispose();
+  });
+
+  it('redefining a fence\'s handle property changes nothing native code sees', () => {
+    const a = new Fence();
+    const b = new Fence();
+    Object.defineProperty(a, 'handle', { value: 4096 });
+    Object.defineProperty(b, 'handle', { get: () => a.handle });
+    const arr = new FenceArray([a, b]);
+    expect(arr.fences.length).toBe(2);
+    a.signal();
+    expect(arr.isSignaled()).toBe(false); // b is still b
+    b.signal();
+    expect(arr.isSignaled()).toBe(true);
+    for (const f of [a, b, arr]) f.dispose();
+  });
+
+  it('raw binding calls with arbitrary numbers are refused, never dereferenced', () => {
+    const live = new Fence();
+    // Never a live token: no generation 0, a generation this slot has not
+    // reached, fractions, negatives, past 2^53.
+    const values = [0, 1, 4096, live.handle + 2 ** 26 * 1000, 2 ** 52, -1, NaN, Infinity, 1.5, 2 ** 53, -0];
+    for (const v of values) {
+      expectDmaBufError(() => binding.fenceSignal(v), 'EBADF');
+      expectDmaBufError(() => binding.fenceStatus(v), 'EBADF');
+    }
+    binding.fencePutMany(Float64Array.from(values), values.length); // skipped, not freed
+    expect(live.status).toBe(0);
+    live.dispose();
+  });
+
+  it('a disposed fence\'s token is dead even if a copy was kept', async () => {
+    const f = new Fence();
+    const token = f.handle;
+    f.dispose();
+    await Promise.resolve(); // dispose() batches its puts until a microtask
+    const g = new Fence(); // may reuse the slot: the generation differs
+    expectDmaBufError(() => binding.fenceSignal(token), 'EBADF');
+    expect(g.status).toBe(0);
+    g.dispose();
+  });
+});
+
+describe('argument and receiver errors', () => {
+  it('sparse arrays are TypeErrors naming the hole', () => {
+    expectArgError(() => new FenceArray(new Array(2)), TypeError, 'ERR_INVALID_ARG_TYPE');
+    // eslint-disable-next-line no-sparse-arrays
+    expectArgError(() => dedup([, new Fence()] as Fence[]), TypeError, 'ERR_INVALID_ARG_TYPE');
+    expectArgError(() => merge(...(new Array(1) as Fence[])), TypeError, 'ERR_INVALID_ARG_TYPE');
+    expectArgError(() => Fence.waitAnySync(new Array(1)), TypeError, 'ERR_INVALID_ARG_TYPE');
+  });
+
+  it('Fence methods called on the wrong receiver are TypeErrors', () => {
+    const r = new Resv();
+    const fake = Object.create(Fence.prototype) as Fence;
+    for (const self of [r, {}, fake, null]) {
+      expectArgError(() => Fence.prototype.signal.call(self), TypeError, 'ERR_INVALID_ARG_TYPE');
+      expectArgError(() => Fence.prototype.dispose.call(self), TypeError, 'ERR_INVALID_ARG_TYPE');
+      expectArgError(
+        () => Object.getOwnPropertyDescriptor(Fence.prototype, 'status')!.get!.call(self),
+        TypeError,
+        'ERR_INVALID_ARG_TYPE',
+      );
+    }
+    r.dispose();
+  });
+
+  it('a typed importHandle of the wrong kind does not consume the handle', () => {
+    const f = new Fence();
+    const h = f.exportHandle();
+    expectDmaBufError(() => FenceArray.importHandle(h), 'EINVAL');
+    expectDmaBufError(() => FenceChain.importHandle(h), 'EINVAL');
+    const g = Fence.importHandle(h); // the retry with the right type works
+    expect(g.is(f)).toBe(true);
+    expectDmaBufError(() => Fence.importHandle(h), 'EINVAL'); // once
+    f.dispose();
+    g.dispose();
+  });
+
+  it('native failures are DmaBufErrors with code, errno and syscall', () => {
+    const f = new Fence();
+    f.dispose();
+    const e = expectDmaBufError(() => f.signal(), 'EBADF');
+    expect(e.errno).toBe(-9);
+    try {
+      binding.fenceRemoveCallback(new Fence().handle, 12345);
+    } catch (err) {
+      expect(err).toBeInstanceOf(DmaBufError);
+    }
+  });
+});
+
+describe('reservation locks', () => {
+  it("exportVfioBuffer: map() under the caller's own resv lock is EDEADLK, not a hang", () => {
+    const b = exportVfioBuffer(4096);
+    b.resv.lock();
+    expectDmaBufError(() => b.map(), 'EDEADLK');
+    b.resv.unlock();
+    expect(b.map().byteLength).toBe(4096);
+    b.close();
+  });
+
+  it('a locked Resv that is garbage-collected releases its lock (with a warning)', async () => {
+    const shared = new Resv();
+    const h = shared.exportHandle();
+    const warns = binding.warnCount();
+    (() => {
+      const mine = Resv.importHandle(h);
+      mine.lock();
+      expect(shared.locked).toBe(true);
+    })();
+    await collect();
+    await sleep(10);
+    await collect();
+    expect(shared.locked).toBe(false);
+    expect(binding.warnCount()).toBeGreaterThan(warns);
+    shared.lock(); // would block for ever if the lock had leaked
+    shared.unlock();
+    shared.dispose();
+  });
+});
+
+describe('exported handles', () => {
+  it('a handle posted by a worker that then exits can still be imported', async () => {
+    const w = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const { Fence } = require(workerData.dist);
+       const f = new Fence();
+       parentPort.postMessage(f.exportHandle());
+       f.dispose();`,
+      { eval: true, workerData: { dist } },
+    );
+    const h = await new Promise<bigint>((r) => w.once('message', r));
+    await new Promise((r) => w.once('exit', r));
+    const f = Fence.importHandle(h);
+    expect(f.status).toBe(0);
+    f.signal();
+    f.dispose();
+  });
+});
+
+describe('buffers that are never closed', () => {
+  it('external memory accounting lets GC close forgotten buffers before fds run out', () => {
+    // 3000 forgotten 4 KiB buffers under a 256-fd limit: only GC can close them.
+    const script = `
+      const { openHeap } = require(${JSON.stringify(dist)});
+      const heap = openHeap('system', { backend: 'emulated' });
+      (async () => {
+        for (let i = 0; i < 3000; i++) {
+          heap.alloc(4096);
+          if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+        }
+        console.log('ok');
+      })().catch((e) => { console.log('failed', e.code, e.message); process.exit(1); });`;
+    const r = spawnSync('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" -e "$0"`, script], {
+      encoding: 'utf8',
+      timeout: 60000,
+    });
+    expect(r.stdout.trim(), r.stderr).toBe('ok');
+  });
+});
