@@ -18,6 +18,8 @@ export class Ops {
     this.dm = fz.dm;
     this.surface = new Surface(fz);
     this.iterables = [];
+    this.ids = new WeakMap();
+    this.nextId = 1;
     this.table = this.buildTable().filter((o) => !o.tag || fz.allow(o.tag));
   }
 
@@ -31,6 +33,19 @@ export class Ops {
 
   fence() {
     return this.fz.pick('Fence');
+  }
+  /** A short description of an object for the trace: class and identity. */
+  desc(o) {
+    if (!o || typeof o !== 'object') return describeValue(o);
+    let id = this.ids.get(o);
+    if (id === undefined) this.ids.set(o, (id = this.nextId++));
+    let extra = '';
+    try {
+      if (o instanceof this.dm.Fence) extra = o.disposed ? ' disposed' : ` ${o.describe().trim()}`;
+    } catch {
+      extra = ' ?';
+    }
+    return `${describeValue(o)}#${id}${extra}`;
   }
   fences(max = 4) {
     const out = [];
@@ -97,11 +112,13 @@ export class Ops {
           [2, () => ({ issuer: fz.pick('Issuer') })],
           [1, () => fz.values.options(0)],
         ])();
+        fz.note(`init ${describeValue(init)} ${init ? Object.keys(init).join(',') : ''}`);
         this.reg(new dm.Fence(init));
       }),
       op('new FenceLock', 1, () => this.reg(new dm.FenceLock())),
       op('signal', 6, () => {
         const f = this.fence();
+        fz.note(`on ${this.desc(f)}`);
         if (r().chance(0.2)) f?.signal(r().chance(0.5) ? fz.values.bigint() : 12345n);
         else f?.signal();
       }),
@@ -182,7 +199,9 @@ export class Ops {
       op('new FenceChain', 3, () => {
         const prev = r().chance(0.3) ? null : fz.pick('FenceChain') ?? this.fence() ?? null;
         const f = this.fence();
-        if (f) this.reg(new dm.FenceChain(prev, f, r().chance(0.8) ? r().int(20) : fz.values.any(1)));
+        const sn = r().chance(0.8) ? r().int(20) : fz.values.any(1);
+        fz.note(`prev ${this.desc(prev)} fence ${this.desc(f)} seqno ${describeValue(sn)}`);
+        if (f) this.reg(new dm.FenceChain(prev, f, sn));
       }),
       op('unwrap', 2, () => {
         const f = this.fence();
@@ -418,6 +437,12 @@ export class Ops {
       op('issuer', 4, () => this.issuerOp(), 'issuer'),
       // --- workers
       op('worker', 2, () => this.spawnWorker(), 'worker'),
+      op('worker storm', 1, () => {
+        // Workers ended at random points: during require, mid-call, with pending waits.
+        if (fz.stats.workers > 12) return;
+        const n = r().range(2, 5);
+        for (let i = 0; i < n; i++) this.spawnWorker(r().pick(['require', 'calls', 'waits', 'calls']), true);
+      }, 'worker'),
       op('terminate worker', 1, () => {
         const w = this.r.pick(this.fz.workers.filter((x) => !x.exited) ?? []);
         if (w) this.track(w.worker.terminate(), 'terminate');
@@ -437,7 +462,9 @@ export class Ops {
       }),
       op('gc', 2, () => globalThis.gc?.(), 'gc'),
       op('drop references', 1, () => {
-        for (const pool of fz.pools.values()) if (pool.length && r().chance(0.3)) pool.splice(r().int(pool.length), 1);
+        for (const [k, pool] of fz.pools) {
+          if (pool.length && r().chance(0.3)) fz.note(`dropped ${k} ${this.desc(pool.splice(r().int(pool.length), 1)[0])}`);
+        }
       }, 'gc'),
       op('sleep', 3, () => sleep(r().int(4))),
       op('tick', 3, () => new Promise((res) => (r().chance(0.5) ? setImmediate(res) : queueMicrotask(res)))),
@@ -497,7 +524,9 @@ export class Ops {
     if (!iss || r.chance(0.15)) {
       iss = this.reg(r.chance(0.4) ? new dm.Issuer({ driverName: 'fz-drv', timelineName: r.pick(['fz-tl', 'x'.repeat(255)]) }) : dm.Issuer.load(this.modulePath()));
     }
-    switch (r.int(9)) {
+    const k = r.int(9);
+    fz.note(`issuer ${safeGet(iss, 'kind')} ${safeGet(iss, 'name')} case ${k}`);
+    switch (k) {
       case 0: case 1: case 2: {
         const f = this.reg(iss.createFence(r.chance(0.8) ? undefined : fz.values.options(1)));
         if (r.chance(0.5)) this.track(f.wait(this.waitOpts()), 'issuer fence wait');
@@ -519,11 +548,11 @@ export class Ops {
     }
   }
 
-  spawnWorker() {
+  spawnWorker(forceMode, storm = false) {
     const fz = this.fz;
     const r = this.r;
-    if (fz.workers.filter((w) => !w.exited).length >= 3) return;
-    const mode = r.pick(['require', 'calls', 'waits', 'signal', 'waitSync', 'lock', 'platform']);
+    if (fz.workers.filter((w) => !w.exited).length >= (storm ? 8 : 3)) return;
+    const mode = forceMode ?? r.pick(['require', 'calls', 'waits', 'signal', 'waitSync', 'lock', 'platform']);
     const fences = [];
     const resvs = [];
     const platforms = [];
@@ -532,9 +561,12 @@ export class Ops {
       const f = this.fence();
       if (f) try { fences.push(f.exportHandle()); } catch (e) { fz.judge(e); }
     }
+    let lockAfter = null;
     if (mode === 'lock') {
       const x = fz.pick('Resv');
       if (x) try { resvs.push(x.exportHandle()); } catch (e) { fz.judge(e); }
+      // Once the worker is gone, the lock must be free again (issue 9 #5).
+      if (x && r.chance(0.6)) lockAfter = x;
     }
     if (mode === 'platform') {
       const p = fz.pick('Platform');
@@ -548,8 +580,8 @@ export class Ops {
     const rec = { worker, mode, exited: false, label: `${fz.stats.workers++}:${mode}` };
     fz.workers.push(rec);
     fz.note(`worker ${rec.label} fences=${fences.length}`);
-    const when = r.weighted([[3, 'now'], [3, 'delay'], [3, 'ready'], [2, 'never']]);
-    const delay = r.int(15);
+    const when = storm ? r.pick(['now', 'delay', 'delay', 'ready']) : r.weighted([[3, 'now'], [3, 'delay'], [3, 'ready'], [2, 'never']]);
+    const delay = r.int(storm ? 40 : 15);
     const stop = () => {
       if (!rec.exited) this.track(worker.terminate(), 'terminate');
     };
@@ -560,6 +592,19 @@ export class Ops {
     worker.on('error', (e) => fz.judge(e, `worker ${rec.label} error`));
     worker.on('exit', () => {
       rec.exited = true;
+      if (lockAfter) {
+        setImmediate(() => {
+          try {
+            fz.note(`lock after worker ${rec.label} exited`);
+            if (!lockAfter.disposed && !lockAfter.held) {
+              lockAfter.lock();
+              lockAfter.unlock();
+            }
+          } catch (e) {
+            fz.judge(e, `lock after worker ${rec.label} exited`);
+          }
+        });
+      }
     });
     if (when === 'now') stop();
     else if (when === 'delay') setTimeout(stop, delay);

@@ -61,7 +61,7 @@ async function replay() {
   const cpu0 = childrenCpuSeconds();
   for (const e of corpus) {
     let bad = null;
-    for (let i = 0; i < repeat && !bad; i++) {
+    for (let i = 0; i < Math.max(repeat, e.repeat ?? 1) && !bad; i++) {
       const r = await runSeed(e.seed, { ...common, ops: e.ops ?? ops, without: e.without ?? [] });
       if (r.infra) {
         console.error(`cannot load the package: ${r.reason}`);

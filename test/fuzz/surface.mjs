@@ -46,6 +46,12 @@ export function discover(dm) {
 }
 
 function kindName(v) {
+  if (v && typeof v === 'object' && !types.isProxy(v) && Object.getOwnPropertyDescriptor(v, 'handle')) {
+    return `${kindName2(v)}{own handle: ${String(Object.getOwnPropertyDescriptor(v, 'handle').value)}}`;
+  }
+  return kindName2(v);
+}
+function kindName2(v) {
   if (v === null) return 'null';
   if (typeof v === 'bigint') return `${v}n`.slice(0, 24);
   if (typeof v === 'number') return Object.is(v, -0) ? '-0' : String(v);

@@ -283,7 +283,7 @@ export class Values {
     switch (r.int(4)) {
       case 0: return () => {};
       case 1: return () => { throw new Deliberate('callback'); };
-      case 2: return class Foo {};
+      case 2: return class FuzzClass {}; // called without new: a TypeError naming FuzzClass
       default: return fz.reentrantCallback('value-callback');
     }
   }
