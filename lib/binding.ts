@@ -35,6 +35,7 @@ export interface NativeBinding {
   deferredPending(): number;
 
   liveFences(): number;
+  diagFailCallbackAlloc(nth: number, times: number): void;
 
   fenceCreate(context?: bigint, seqno?: bigint | number, seqno64?: boolean, lock?: External): Handle;
   fenceCreateMany(slots: Float64Array): void;

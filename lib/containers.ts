@@ -4,7 +4,7 @@
 // own reference.
 import { binding as rawBinding, type Handle } from './binding';
 import { drain } from './dispatch';
-import { DmaBufError, invalidArgType, toU64 } from './errors';
+import { DmaBufError, invalidArgType, outOfRange, toU64 } from './errors';
 import { Fence, adoptFence as adoptAs, adoptNext, handleOf, importFenceHandle, isAdopting, isFence, kindClasses } from './fence';
 
 /** The addon functions this file uses (native/addon/containers_binding.cc). */
@@ -12,7 +12,7 @@ interface ContainersBinding {
   fenceKind(h: Handle): number;
   fenceGetError(h: Handle): number;
   fenceStatus(h: Handle): number;
-  fenceArrayCreate(hs: Handle[], context: bigint, seqno: bigint): Handle;
+  fenceArrayCreate(hs: Handle[], context: bigint, seqno: bigint, signalOnAny: boolean): Handle;
   fenceArrayMembers(h: Handle): Handle[] | null;
   fenceMatchContext(h: Handle, context: bigint): boolean;
   fenceChainCreate(prev: Handle, fence: Handle, seqno: bigint): Handle;
@@ -68,13 +68,16 @@ function enomem(what: string): DmaBufError {
 export interface FenceArrayInit {
   /** Context of the array; default: a new one (Fence.allocContext()). */
   context?: bigint;
-  /** Seqno of the array; default 1n. */
+  /** Seqno of the array: 32 bits, as the kernel's `unsigned seqno`; default 1. */
   seqno?: bigint | number;
+  /** Signal once any member has signalled instead of all (signal_on_any); default false. */
+  signalOnAny?: boolean;
 }
 
 /**
  * dma_fence_array: one fence that signals once every member has (first member
- * error wins). Members must be plain fences: arrays are flat.
+ * error wins), or once any has with `signalOnAny`. Members must be plain
+ * fences: arrays are flat.
  */
 export class FenceArray extends Fence {
   constructor(fences: Fence[], init?: FenceArrayInit) {
@@ -95,11 +98,15 @@ export class FenceArray extends Fence {
     if (init !== undefined && (typeof init !== 'object' || init === null || Array.isArray(init))) {
       throw invalidArgType('init', 'of type object', init);
     }
-    const { context, seqno } = (init ?? {}) as FenceArrayInit;
+    const { context, seqno, signalOnAny } = (init ?? {}) as FenceArrayInit;
     if (context !== undefined && typeof context !== 'bigint') throw invalidArgType('init.context', 'of type bigint', context);
+    if (signalOnAny !== undefined && typeof signalOnAny !== 'boolean') {
+      throw invalidArgType('init.signalOnAny', 'of type boolean', signalOnAny);
+    }
     const ctx = context === undefined ? Fence.allocContext() : toU64('init.context', context);
     const sn = seqno === undefined ? 1n : toU64('init.seqno', seqno);
-    const h = binding.fenceArrayCreate(hs, ctx, sn);
+    if (sn > 0xffffffffn) throw outOfRange('init.seqno', '>= 0 and <= 4294967295 (an array seqno is 32 bits)', seqno);
+    const h = binding.fenceArrayCreate(hs, ctx, sn, signalOnAny === true);
     if (!h) throw enomem('dma_fence_array_create');
     return h;
   }

@@ -560,7 +560,9 @@ export class Fence implements Disposable {
 
   /** "<ctx>:<seqno> <timeline> <driver> [un]signalled" (dma_fence_describe). */
   describe(): string {
-    return binding.fenceDescribe(handleOf(this));
+    const r = binding.fenceDescribe(handleOf(this));
+    drain(); // like the kernel's, it polls (and may signal) the fence
+    return r;
   }
 
   /**

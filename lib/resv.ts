@@ -384,6 +384,7 @@ export class Resv implements Disposable {
   describe(): string {
     const r = binding.resvDescribe(this.handle);
     if (typeof r === 'number') this.#check(r, 'dma_resv_describe');
+    drain(); // describe polls (and may signal) each fence
     return r as string;
   }
 

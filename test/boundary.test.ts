@@ -282,3 +282,62 @@ describe('buffers that are never closed', () => {
     expect(r.stdout.trim(), r.stderr).toBe('ok');
   });
 });
+
+describe('callback registration that fails', () => {
+  it('ENOMEM while registering rejects wait() and throws from addCallback, never "already signalled"', async () => {
+    const f = new Fence();
+    binding.diagFailCallbackAlloc(1, 2);
+    try {
+      let caught: unknown;
+      await f.wait({ timeout: 1000 }).catch((e: unknown) => (caught = e));
+      expect(caught).toBeInstanceOf(DmaBufError);
+      expect((caught as DmaBufError).code).toBe('ENOMEM');
+      expect((caught as DmaBufError).syscall).toBe('dma_fence_add_callback');
+      expectDmaBufError(() => f.addCallback(() => {}), 'ENOMEM');
+    } finally {
+      binding.diagFailCallbackAlloc(0, 0);
+    }
+    expect(f.signaled).toBe(false);
+    const p = f.wait();
+    f.signal();
+    expect(await p).toBe(true);
+    f.dispose();
+  });
+});
+
+describe('fence arrays as in Linux 7.1', () => {
+  it('signalOnAny signals with the first member; the seqno is 32 bits', () => {
+    const a = new Fence();
+    const b = new Fence();
+    const any = new FenceArray([a, b], { signalOnAny: true, seqno: 0xffffffff });
+    expect(any.seqno).toBe(0xffffffffn);
+    const all = new FenceArray([a, b]);
+    b.signal();
+    expect(any.isSignaled()).toBe(true);
+    expect(all.isSignaled()).toBe(false);
+    expectArgError(() => new FenceArray([a], { seqno: 2 ** 32 }), RangeError, 'ERR_OUT_OF_RANGE');
+    expectArgError(() => new FenceArray([a], { signalOnAny: 1 as never }), TypeError, 'ERR_INVALID_ARG_TYPE');
+    for (const f of [a, b, any, all]) f.dispose();
+  });
+
+  it("describe() polls like the kernel's: a finished array reads signalled", () => {
+    const a = new Fence();
+    const arr = new FenceArray([a]);
+    a.signal();
+    expect(arr.signaled).toBe(false); // nobody enabled signalling on the array
+    expect(arr.describe()).toMatch(/ signalled\n$/);
+    expect(arr.signaled).toBe(true);
+    a.dispose();
+    arr.dispose();
+  });
+
+  it('the shared stub is older than any fence made after the module loaded', () => {
+    const f = new Fence();
+    f.signal();
+    const m = merge(f, Fence.stub());
+    expect(m!.timestamp!).toBe(f.timestamp!);
+    expect(Fence.stub().timestamp! < f.timestamp!).toBe(true);
+    f.dispose();
+    m!.dispose();
+  });
+});

@@ -54,15 +54,18 @@ Napi::Value FenceGetError(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fence_get_error(FenceArg(info, 0)));
 }
 
-// fenceArrayCreate(handles[], context: bigint, seqno: bigint) -> handle, or 0 on OOM
+// fenceArrayCreate(handles[], context: bigint, seqno: bigint (u32), signalOnAny) -> handle, or 0 on OOM
 Napi::Value FenceArrayCreate(const Napi::CallbackInfo& info) {
   std::vector<Fence*> list = FenceList(info, 0);
   const uint64_t ctx = U64Arg(info, 1);
   const uint64_t seqno = U64Arg(info, 2);
+  if (seqno > UINT32_MAX) throw Napi::RangeError::New(info.Env(), "dmabuf: an array's seqno is 32 bits");
+  const bool signal_on_any = info[3].ToBoolean();
   auto** fences = static_cast<Fence**>(std::malloc(sizeof(Fence*) * (list.size() ? list.size() : 1)));
   if (!fences) return Napi::Number::New(info.Env(), 0);
   for (size_t k = 0; k < list.size(); ++k) fences[k] = fence_get(list[k]);
-  FenceArray* a = fence_array_create(static_cast<int>(list.size()), fences, ctx, seqno);
+  FenceArray* a = fence_array_create(static_cast<int>(list.size()), fences, ctx,
+                                     static_cast<unsigned>(seqno), signal_on_any);
   if (!a) {
     for (size_t k = 0; k < list.size(); ++k) fence_put(fences[k]);
     std::free(fences);

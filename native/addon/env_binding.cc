@@ -1,5 +1,6 @@
 // Environment-wide functions: callback dispatch setup, loop keep-alive, and
 // diagnostics (warnings, deferred frees) used by tests.
+#include <algorithm>
 #include <cerrno>
 
 #include "bindings.h"
@@ -52,6 +53,17 @@ Napi::Value LiveFences(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(EnvState::Get(info.Env())->LiveFences()));
 }
 
+// diagFailCallbackAlloc(nth, times): the nth next fence-callback registration
+// (and `times` after it) fails with ENOMEM; (0, 0) disarms.
+Napi::Value DiagFailCallbackAlloc(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber() || !info[1].IsNumber()) throw BadArg(info.Env(), "diagFailCallbackAlloc(nth, times)");
+  FaultSpec spec;
+  spec.nth = static_cast<uint64_t>(std::max(0.0, info[0].As<Napi::Number>().DoubleValue()));
+  spec.times = static_cast<uint64_t>(std::max(0.0, info[1].As<Napi::Number>().DoubleValue()));
+  EnvState::CallbackAllocFault().configure(spec);
+  return info.Env().Undefined();
+}
+
 Napi::Value WarnCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(warn_count()));
 }
@@ -73,6 +85,7 @@ void RegisterEnv(Napi::Env env, Napi::Object exports) {
   exports.Set("envDrain", Napi::Function::New(env, EnvDrain, "envDrain"));
   exports.Set("envKeepAlive", Napi::Function::New(env, EnvKeepAlive, "envKeepAlive"));
   exports.Set("liveFences", Napi::Function::New(env, LiveFences, "liveFences"));
+  exports.Set("diagFailCallbackAlloc", Napi::Function::New(env, DiagFailCallbackAlloc, "diagFailCallbackAlloc"));
   exports.Set("warnCount", Napi::Function::New(env, WarnCount, "warnCount"));
   exports.Set("rcuBarrier", Napi::Function::New(env, RcuBarrier, "rcuBarrier"));
   exports.Set("deferredPending", Napi::Function::New(env, DeferredPending, "deferredPending"));

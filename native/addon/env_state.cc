@@ -83,7 +83,13 @@ bool EnvState::PutFence(double token) {
   return true;
 }
 
+FaultPoint& EnvState::CallbackAllocFault() {
+  static FaultPoint point;
+  return point;
+}
+
 int EnvState::Add(Fence* f, uint32_t id, double* token) {
+  if (int err = CallbackAllocFault().check(-ENOMEM)) return err;
   auto* cb = new (std::nothrow) JsCallback;
   if (!cb) return -ENOMEM;
   try {

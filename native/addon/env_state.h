@@ -19,6 +19,7 @@
 #include <mutex>
 #include <vector>
 
+#include "fault_inject.h"
 #include "fence.h"
 #include "handle_table.h"
 #include "interrupt.h"
@@ -70,6 +71,9 @@ class EnvState {
   // Registers `id` on `f`. Returns 0 with *token set, -ENOENT if `f` is
   // already signalled, or -ENOMEM.
   int Add(Fence* f, uint32_t id, double* token);
+  // Fails registrations on demand (tests of the ENOMEM path): armed through
+  // the diagFailCallbackAlloc binding.
+  static FaultPoint& CallbackAllocFault();
   // Removes a registration: 1 if removed before it fired, 0 if it has fired
   // (or was never live), -EINVAL if the token belongs to another fence.
   int Remove(Fence* f, double token);

@@ -129,13 +129,15 @@ FenceArray* fence_array_alloc(int num_fences) {
 }
 
 void fence_array_init(FenceArray* array, int num_fences, Fence** fences, uint64_t context,
-                      uint64_t seqno) {
+                      unsigned seqno, bool signal_on_any) {
   if (num_fences <= 0 || !fences) warn("fence_array_init: empty array");
   array->num_fences = num_fences > 0 ? static_cast<unsigned>(num_fences) : 0;
   // 32-bit seqno semantics (fence_init, not init64), inline lock.
   fence_init(&array->base, &fence_array_ops, nullptr, context, seqno);
   init_irq_work(&array->work, array_signal_work);
-  array->num_pending.store(static_cast<int>(array->num_fences), std::memory_order_relaxed);
+  // signal_on_any: the first member to signal brings the count to zero.
+  array->num_pending.store(signal_on_any ? 1 : static_cast<int>(array->num_fences),
+                           std::memory_order_relaxed);
   array->fences = fences;
   array->base.error = kPendingError;
   // Arrays must be flat: containers inside would break unwrap and dedup.
@@ -146,14 +148,14 @@ void fence_array_init(FenceArray* array, int num_fences, Fence** fences, uint64_
 }
 
 FenceArray* fence_array_create(int num_fences, Fence** fences, uint64_t context,
-                               uint64_t seqno) {
+                               unsigned seqno, bool signal_on_any) {
   if (num_fences < 0 || (num_fences > 0 && !fences)) {
     warn("fence_array_create: invalid fences (%d, %p)", num_fences, static_cast<void*>(fences));
     return nullptr;
   }
   FenceArray* array = fence_array_alloc(num_fences);
   if (!array) return nullptr;
-  fence_array_init(array, num_fences, fences, context, seqno);
+  fence_array_init(array, num_fences, fences, context, seqno, signal_on_any);
   return array;
 }
 

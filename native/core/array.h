@@ -1,5 +1,5 @@
-// dma_fence_array (7.1 + the May-2026 four-argument API): one fence that signals
-// once every member has. Arrays are flat (no containers inside), use the inline
+// dma_fence_array (Linux 7.1): one fence that signals once every member has
+// (or, with signal_on_any, once any member has). Arrays are flat (no containers inside), use the inline
 // lock and 32-bit seqno semantics, and never detach their ops (they have
 // `release`).
 #pragma once
@@ -57,11 +57,13 @@ FenceArray* fence_array_alloc(int num_fences);
  * fence_array_init() - initialise @array over @fences
  * @fences: malloc'd array of @num_fences referenced fences; ownership of the
  *          array and of every reference passes to @array
+ * @seqno: 32 bits, as the kernel's `unsigned seqno`
+ * @signal_on_any: signal once any member has signalled, not all of them
  *
  * Warns for an empty array and for members that are containers.
  */
 void fence_array_init(FenceArray* array, int num_fences, Fence** fences, uint64_t context,
-                      uint64_t seqno);
+                      unsigned seqno, bool signal_on_any = false);
 
 /**
  * fence_array_create() - allocate and initialise an array
@@ -70,7 +72,7 @@ void fence_array_init(FenceArray* array, int num_fences, Fence** fences, uint64_
  * negative count), in which case @fences and its references stay the caller's.
  */
 FenceArray* fence_array_create(int num_fences, Fence** fences, uint64_t context,
-                               uint64_t seqno);
+                               unsigned seqno, bool signal_on_any = false);
 
 /**
  * fence_match_context() - whether @f (or, for an array, every member) is on @context

@@ -43,16 +43,20 @@ void fence_set_deadline(Fence* f, int64_t deadline_ns) {
   if (fn && !fence_is_signaled(f)) fn(f, deadline_ns);
 }
 
-Fence* fence_get_stub() {
-  // Created on first use and never freed, like the kernel's boot-time stub.
-  static Fence* stub = [] {
-    Fence* f = fence_alloc();
-    if (!f) abort();
-    init_signaled_stub(f, monotonic_ns());
-    return f;
-  }();
-  return fence_get(stub);
-}
+namespace {
+// The shared stub: static storage, initialised and signalled once when the
+// library loads (the kernel's subsys_initcall dma_fence_init_stub), so its
+// timestamp is the subsystem's start, earlier than any fence made later.
+// Zeroed static storage, as calloc'd fences start out (Fence has no default
+// constructor: its lock is a union member).
+alignas(Fence) unsigned char g_stub_mem[sizeof(Fence)];
+Fence* const g_stub = reinterpret_cast<Fence*>(g_stub_mem);
+struct StubInit {
+  StubInit() { init_signaled_stub(g_stub, monotonic_ns()); }
+} g_stub_init;
+}  // namespace
+
+Fence* fence_get_stub() { return fence_get(g_stub); }
 
 Fence* fence_allocate_private_stub(int64_t timestamp_ns) {
   Fence* f = fence_alloc();
@@ -63,7 +67,9 @@ Fence* fence_allocate_private_stub(int64_t timestamp_ns) {
 
 std::string fence_describe(Fence* f) {
   rcu::ReadGuard rcu;
-  const bool signaled = fence_test_signaled_flag(f);
+  // dma_fence_is_signaled, as the kernel's describe: it polls the issuer's
+  // `signaled` op (and signals the fence if that says so).
+  const bool signaled = fence_is_signaled(f);
   char buf[256];
   snprintf(buf, sizeof buf, "%" PRIu64 ":%" PRIu64 " %s %s %ssignalled\n", f->context, f->seqno,
            signaled ? "" : fence_timeline_name(f), signaled ? "" : fence_driver_name(f),
