@@ -59,10 +59,10 @@ log=$dir/vitest-asan.log
 
 # detect_leaks=0: V8 and Node leak by design at exit. abort_on_error: a report
 # ends the process with SIGABRT, which vitest and spawnSync see as a crash.
-# log_path: one file per process, so a report from a child whose stderr a test
-# captured is still seen.
-asan_opts="detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_odr_violation=0"
-asan_opts="$asan_opts:allocator_may_return_null=1:log_path=$reports/report"
+# handle_abort: an abort (an uncaught C++ exception, a Node FATAL ERROR) is
+# reported with its stack like a crash. log_path: one file per process, so a
+# report from a child whose stderr a test captured is still seen.
+asan_opts="detect_leaks=0:abort_on_error=1:halt_on_error=1:handle_abort=1:log_path=$reports/report"
 ubsan_opts="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$reports/report"
 
 start=$(date +%s)
@@ -70,7 +70,7 @@ set +e
 LD_PRELOAD="${runtimes# }${LD_PRELOAD:+ $LD_PRELOAD}" \
   ASAN_OPTIONS="$asan_opts${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
   UBSAN_OPTIONS="$ubsan_opts${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
-  DMABUF_ADDON_PATH="$addon" DMABUF_UNDER_ASAN=1 \
+  DMABUF_ADDON_PATH="$addon" \
   npx vitest run "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
