@@ -56,6 +56,7 @@
         "native/core/sw_sync.cc",
         "native/core/sync_file.cc",
         "native/core/unwrap.cc",
+        "native/core/user_fence.cc",
         "native/core/vfio_dmabuf.cc",
         "native/core/warn.cc",
         "native/core/ww_mutex.cc",

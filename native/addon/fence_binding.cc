@@ -14,48 +14,14 @@
 #include "export_registry.h"
 #include "fence.h"
 #include "handles.h"
+#include "user_fence.h"
 #include "monotonic.h"
 
 namespace dmabuf::addon {
 namespace {
 
-// --- fences created from JS ---------------------------------------------------
-
-const char* js_driver_name(Fence*) { return "dmabuf"; }
-const char* js_timeline_name(Fence*) { return "js"; }
-// Inline-lock fences: names only, so they detach at signal like the kernel's.
-const FenceOps kJsOps = {js_driver_name, js_timeline_name};
-
-// A FenceLock shared by fences: it must outlive the last of them, so each
-// fence on it holds a reference, dropped after its grace period.
-struct SharedLock {
-  SpinLock lock;
-  std::atomic<uint32_t> refs{1};
-};
-void lock_put(SharedLock* l) {
-  if (l->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete l;
-}
-
-struct LockedJsFence {
-  Fence base;
-  SharedLock* owner;
-};
-void free_locked_fences(rcu::DeferredFree* n) {
-  while (n) {
-    rcu::DeferredFree* next = n->next;
-    auto* lf = reinterpret_cast<LockedJsFence*>(container_of(n, &Fence::rcu));
-    lock_put(lf->owner);
-    std::free(lf);
-    n = next;
-  }
-}
-// External-lock fences need `release` to drop their lock reference, which
-// (exactly as in the kernel) keeps their ops attached after signalling.
-void locked_release(Fence* f) { rcu::defer_free(&f->rcu, free_locked_fences); }
-const FenceOps kJsLockedOps = {js_driver_name, js_timeline_name, nullptr, nullptr,
-                               nullptr,        locked_release};
-
-using LockHolder = Holder<SharedLock, lock_put, 0x4c4f434b>;  // "LOCK"
+void lock_put(FenceLock* l) { fence_lock_put(l); }
+using LockHolder = Holder<FenceLock, lock_put, 0x4c4f434b>;  // "LOCK"
 
 Fence* FenceArg(const Napi::CallbackInfo& info, size_t i) {
   Fence* f = FenceFromHandle(info[i]);
@@ -90,23 +56,12 @@ Napi::Value FenceCreate(const Napi::CallbackInfo& info) {
                        ? static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value())
                        : 0;
   const bool seqno64 = info.Length() > 2 && info[2].ToBoolean();
-  SharedLock* lock = info.Length() > 3 && !info[3].IsUndefined() ? LockHolder::From(info[3]) : nullptr;
+  FenceLock* lock = info.Length() > 3 && !info[3].IsUndefined() ? LockHolder::From(info[3]) : nullptr;
   if (!ok) throw Napi::RangeError::New(env, "dmabuf: value out of the u64 range");
   if (info.Length() > 3 && !info[3].IsUndefined() && !lock) throw BadHandle(env, "FenceLock");
   EnvState* s = EnvState::Get(env);
-  Fence* f;
-  if (lock) {
-    auto* lf = static_cast<LockedJsFence*>(std::calloc(1, sizeof(LockedJsFence)));
-    if (!lf) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "out of memory");
-    lock->refs.fetch_add(1, std::memory_order_relaxed);
-    lf->owner = lock;
-    f = &lf->base;
-    (seqno64 ? fence_init64 : fence_init)(f, &kJsLockedOps, &lock->lock, ctx, seqno);
-  } else {
-    f = fence_alloc();
-    if (!f) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "out of memory");
-    (seqno64 ? fence_init64 : fence_init)(f, &kJsOps, nullptr, ctx, seqno);
-  }
+  Fence* f = user_fence_create(lock, ctx, seqno, seqno64);
+  if (!f) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "out of memory");
   const double token = s->AdoptFence(f);
   if (token == 0) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "too many fences held by this environment");
   return Napi::Number::New(env, token);
@@ -126,9 +81,8 @@ Napi::Value FenceCreateMany(const Napi::CallbackInfo& info) {
   Napi::Float64Array slots = SlotsArg(info);
   EnvState* s = EnvState::Get(env);
   for (size_t i = 0; i < slots.ElementLength(); ++i) {
-    Fence* f = fence_alloc();
+    Fence* f = user_fence_create(nullptr, 0, 0, false);
     if (!f) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "out of memory");
-    fence_init(f, &kJsOps, nullptr, 0, 0);
     const double token = s->AdoptFence(f);
     if (token == 0) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "too many fences held by this environment");
     slots[i] = token;
@@ -237,11 +191,7 @@ Napi::Value FenceSetError(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
   const double e = NumArg(info, 1);
   if (!(e <= -1 && e >= -4095)) throw Napi::RangeError::New(info.Env(), "dmabuf: error must be -4095..-1");
-  const int err = static_cast<int>(e);
-  SpinGuard g(fence_spinlock(f));
-  if (fence_test_signaled_flag(f)) return Napi::Number::New(info.Env(), -EBUSY);
-  fence_set_error(f, err);
-  return Napi::Number::New(info.Env(), 0);
+  return Napi::Number::New(info.Env(), fence_set_error_unless_signaled(f, static_cast<int>(e)));
 }
 Napi::Value FenceEnableSignaling(const Napi::CallbackInfo& info) {
   fence_enable_sw_signaling(FenceArg(info, 0));
@@ -365,7 +315,9 @@ Napi::Value FenceSame(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value LockCreate(const Napi::CallbackInfo& info) {
-  return LockHolder::Wrap(info.Env(), new SharedLock);
+  FenceLock* l = fence_lock_create();
+  if (!l) throw ErrnoError(info.Env(), -ENOMEM, nullptr, "out of memory");
+  return LockHolder::Wrap(info.Env(), l);
 }
 Napi::Value LockDispose(const Napi::CallbackInfo& info) {
   LockHolder::Dispose(info[0]);

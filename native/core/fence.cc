@@ -237,6 +237,14 @@ void fence_set_error(Fence* f, int error) {
   __atomic_store_n(&f->error, error, __ATOMIC_RELAXED);
 }
 
+int fence_set_error_unless_signaled(Fence* f, int error) {
+  if (error >= 0 || error < -4095) return -EINVAL;
+  SpinGuard g(fence_spinlock(f));
+  if (fence_test_signaled_flag(f)) return -EBUSY;
+  fence_set_error(f, error);
+  return 0;
+}
+
 namespace {
 // The issuer's `signaled` op, read inside an RCU section (ops may be detached).
 bool poll_signaled_op(Fence* f) {

@@ -180,6 +180,10 @@ bool fence_check_and_signal(Fence* f);
 
 // Warns if signalled or outside [-4095, -1]; stores the value regardless.
 void fence_set_error(Fence* f, int error);
+// For callers that cannot know whether the fence has signalled (JS): under the
+// fence lock, -EBUSY if it has (nothing stored), else stores @error and
+// returns 0. -EINVAL for an error outside [-4095, -1].
+int fence_set_error_unless_signaled(Fence* f, int error);
 // 0 pending, 1 signalled, negative errno signalled with error. May poll.
 int fence_get_status_locked(Fence* f);
 int fence_get_status(Fence* f);
