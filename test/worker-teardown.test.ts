@@ -86,7 +86,7 @@ describe('worker teardown', () => {
   }, 20000);
 
   it('process.exit() during activity on the main thread and in workers', async () => {
-    for (let i = 0; i < 6; i++) await expectClean('exit', baseSeed + 100 + i, 10000);
+    for (let i = 0; i < 4; i++) await expectClean('exit', baseSeed + 100 + i, 10000);
   }, 60000);
 
   it('hundreds of workers of every kind, terminated at random points', async () => {
