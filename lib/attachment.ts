@@ -6,14 +6,15 @@
 import { binding as rawBinding, type External } from './binding';
 import { reserveRepeating, unreserve } from './dispatch';
 import { DmaBufError, invalidArgType } from './errors';
-import { check, toBool, toChoice, toOpts } from './heap_util';
+import { toBool, toChoice, toOpts } from './heap_util';
 
+/** The addon functions this file uses (native/addon/attach_binding.cc); failures throw DmaBufError. */
 interface AttachBinding {
-  bufAttach(b: External, device: string, pinned: boolean, peer2peer: boolean, notifyId: number): External | number;
-  attDetach(a: External): number;
-  attMap(a: External, dir: number): [number, [bigint, number][], boolean] | number;
-  attUnmap(a: External, mapId: number): number;
-  attInfo(a: External): AttachmentStats | number;
+  bufAttach(b: External, device: string, pinned: boolean, peer2peer: boolean, notifyId: number): External;
+  attDetach(a: External): void;
+  attMap(a: External, dir: number): [number, [bigint, number][], boolean];
+  attUnmap(a: External, mapId: number): void;
+  attInfo(a: External): AttachmentStats;
   attDispose(a: External): void;
 }
 const binding = rawBinding as unknown as AttachBinding;
@@ -78,10 +79,6 @@ export function parseAttachOptions(opts: unknown): ParsedAttach {
   return { pinned, peer2peer, device, moveNotify: o.moveNotify as ParsedAttach['moveNotify'] };
 }
 
-function deadlock(op: string): DmaBufError {
-  return new DmaBufError('EDEADLK', "this thread holds the buffer's reservation lock (resv.lock()): unlock it first", op);
-}
-
 const kAttach = Symbol('dmabuf.attachment');
 // An attachment collected without detach(): its native handle's finalizer
 // detaches; this forgets its move_notify registration.
@@ -97,16 +94,26 @@ export function createAttachment(buf: External, o: ParsedAttach): Attachment {
         if (a && !a.detached) fn(a);
       })
     : 0;
-  const r = binding.bufAttach(buf, o.device, o.pinned, o.peer2peer, id);
-  if (typeof r === 'number') {
+  let r: External;
+  try {
+    r = binding.bufAttach(buf, o.device, o.pinned, o.peer2peer, id);
+  } catch (e) {
     if (id) unreserve(id);
-    if (r === -35) throw deadlock('dma_buf_attach');
-    check(r, 'dma_buf_attach', o.pinned ? 'pinned attach refused by the exporter' : 'attach refused by the exporter');
+    throw e;
   }
-  const a = new Attachment(kAttach, r as External, o, id);
+  const a = new Attachment(kAttach, r, o, id);
   target = new WeakRef(a);
   if (id) unreserveOnGc.register(a, id, a);
   return a;
+}
+
+// Brand check: the handle is read from the private slot of a real Attachment;
+// anything else is a TypeError (ERR_INVALID_ARG_TYPE), never an EBADF.
+let attSlot!: (v: unknown) => External | null;
+function attHandle(v: unknown, op: string): External {
+  const h = attSlot(v);
+  if (!h) throw new DmaBufError('EBADF', 'the attachment is detached', op);
+  return h;
 }
 
 /** A device's attachment to an emulated dma-buf (struct dma_buf_attachment). */
@@ -120,6 +127,12 @@ export class Attachment implements Disposable {
   #a: External | null;
   #notifyId: number;
   #maps = new Map<SgTable, number>();
+  static {
+    attSlot = (v) => {
+      if (typeof v !== 'object' || v === null || !(#a in v)) throw invalidArgType('this', 'an instance of Attachment', v);
+      return (v as Attachment).#a;
+    };
+  }
 
   /** @internal use DmaBuf.attach() */
   constructor(token: symbol, a: External, o: ParsedAttach, notifyId: number) {
@@ -132,24 +145,19 @@ export class Attachment implements Disposable {
     this.dynamic = o.pinned || o.peer2peer || o.moveNotify !== undefined;
   }
 
-  #handle(op: string): External {
-    if (!this.#a) throw new DmaBufError('EBADF', 'the attachment is detached', op);
-    return this.#a;
-  }
-
   /** Whether detach() has run. */
   get detached(): boolean {
-    return this.#a === null;
+    return attSlot(this) === null;
   }
 
   /** The attachment's counters. */
   stats(): AttachmentStats {
-    return check(binding.attInfo(this.#handle('dma_buf_attachment')), 'dma_buf_attachment', 'the attachment is detached');
+    return binding.attInfo(attHandle(this, 'dma_buf_attachment'));
   }
 
   /** move_notify calls received so far. */
   get moves(): number {
-    return this.stats().moves;
+    return Attachment.prototype.stats.call(this).moves;
   }
 
   /**
@@ -157,9 +165,9 @@ export class Attachment implements Disposable {
    * or without the buffer's resv held by this thread. A revoked buffer: ENODEV.
    */
   map(dir: DmaDirection = 'bidirectional'): SgTable {
+    attSlot(this);
     const d = DIRECTIONS.indexOf(toChoice('dir', dir, DIRECTIONS, 'bidirectional'));
-    const r = binding.attMap(this.#handle('dma_buf_map_attachment'), d);
-    const [mapId, entries, ccShared] = check(r, 'dma_buf_map_attachment', 'mapping the attachment');
+    const [mapId, entries, ccShared] = binding.attMap(attHandle(this, 'dma_buf_map_attachment'), d);
     const sgt: SgTable = Object.freeze({
       entries: Object.freeze(entries.map(([phys, length]) => Object.freeze({ phys, length }))),
       ccShared,
@@ -171,14 +179,15 @@ export class Attachment implements Disposable {
 
   /** dma_buf_unmap_attachment for a table map() returned (EINVAL for anything else). */
   unmap(sgt: SgTable): void {
+    attSlot(this);
     if (typeof sgt !== 'object' || sgt === null) throw invalidArgType('sgt', 'an SgTable from map()', sgt);
-    const h = this.#handle('dma_buf_unmap_attachment');
+    const h = attHandle(this, 'dma_buf_unmap_attachment');
     const id = this.#maps.get(sgt);
     if (id === undefined) {
       throw new DmaBufError('EINVAL', 'not a live mapping of this attachment', 'dma_buf_unmap_attachment');
     }
     this.#maps.delete(sgt);
-    check(binding.attUnmap(h, id), 'dma_buf_unmap_attachment', 'unmapping the attachment');
+    binding.attUnmap(h, id);
   }
 
   /**
@@ -186,9 +195,9 @@ export class Attachment implements Disposable {
    * EDEADLK while this thread holds the buffer's resv.
    */
   detach(): void {
-    const a = this.#a;
+    const a = attSlot(this);
     if (!a) return;
-    if (binding.attDetach(a) === -35) throw deadlock('dma_buf_detach');
+    binding.attDetach(a); // EDEADLK while this thread holds the buffer's resv
     this.#a = null;
     this.#maps.clear();
     if (this.#notifyId) {
@@ -198,9 +207,9 @@ export class Attachment implements Disposable {
     binding.attDispose(a);
   }
   dispose(): void {
-    this.detach();
+    Attachment.prototype.detach.call(this);
   }
   [Symbol.dispose](): void {
-    this.detach();
+    Attachment.prototype.detach.call(this);
   }
 }

@@ -7,25 +7,25 @@ import { binding as rawBinding, type External } from './binding';
 import { drain } from './dispatch';
 import { DmaBufError, invalidArgType, invalidArgValue, toU64 } from './errors';
 import type { HeapBackend } from './heap';
-import { check, type KErr } from './heap_util';
 import { resvFromHandle, type Resv } from './resv';
-import { SyncFile, wrapSyncFile } from './sync_file';
+import { isSyncFile, syncFileHandle, wrapSyncFile, type SyncFile } from './sync_file';
 
+/** The addon functions this file uses (heap_binding.cc, dma_buf_binding.cc); failures throw DmaBufError. */
 interface DmaBufBinding {
   bufFd(b: External): number;
-  bufSize(b: External): bigint | number | KErr;
-  bufFdinfo(b: External): [string, string][] | number | KErr;
-  bufSetName(b: External, name: string): number | KErr;
-  bufSync(b: External, flags: bigint): number | KErr;
-  bufMap(b: External): ArrayBuffer | number | KErr;
+  bufSize(b: External): bigint;
+  bufFdinfo(b: External): [string, string][];
+  bufSetName(b: External, name: string): void;
+  bufSync(b: External, flags: bigint): void;
+  bufMap(b: External): ArrayBuffer;
   bufUnmap(b: External, ab?: ArrayBuffer): void;
-  bufClose(b: External, ab?: ArrayBuffer): number;
+  bufClose(b: External, ab?: ArrayBuffer): void;
   bufDispose(b: External): void;
-  bufResv(b: External): External | number;
-  bufExportSyncFile(b: External, flags: number): External | number | KErr;
-  bufImportSyncFile(b: External, sf: External, flags: number): number | KErr;
-  bufSetRevoked(b: External, revoked: boolean): number;
-  bufRevoked(b: External): number;
+  bufResv(b: External): External;
+  bufExportSyncFile(b: External, flags: number): External;
+  bufImportSyncFile(b: External, sf: External, flags: number): void;
+  bufSetRevoked(b: External, revoked: boolean): void;
+  bufRevoked(b: External): boolean;
   bufRevocable(b: External): boolean;
 }
 const binding = rawBinding as unknown as DmaBufBinding;
@@ -39,8 +39,6 @@ export const DMA_BUF_SYNC_END = 4n;
 export type CpuAccessDir = 'read' | 'write' | 'readwrite';
 /** Which implicit fences a sync_file export/import is about: 'read' (the writers), 'write' (everyone). */
 export type SyncFileDir = 'read' | 'write' | 'readwrite';
-
-const EDEADLK = -35;
 
 function toDir(name: string, v: unknown): bigint {
   if (typeof v !== 'string') throw invalidArgType(name, 'of type string', v);
@@ -56,15 +54,22 @@ function toDir(name: string, v: unknown): bigint {
   }
 }
 
-function lockedByCaller(op: string): DmaBufError {
-  return new DmaBufError('EDEADLK', "this thread holds the buffer's reservation lock (resv.lock()): unlock it first", op);
-}
-
 const kBuf = Symbol('dmabuf.buf');
 
 /** @internal Wraps a native buffer handle (Heap.alloc, exportVfioBuffer). */
 export function wrapDmaBuf(b: External, backend: HeapBackend): DmaBuf {
   return new DmaBuf(kBuf, b, backend);
+}
+
+// Brand check: the handle is read from the private slot of a real DmaBuf;
+// anything else is a TypeError (ERR_INVALID_ARG_TYPE), never an EBADF.
+let isDmaBuf!: (v: unknown) => v is DmaBuf;
+let bufSlot!: (v: unknown) => External | null;
+/** The open buffer's handle: TypeError for a wrong receiver, EBADF (naming `op`) once closed. */
+function bufHandle(v: unknown, op: string): External {
+  const b = bufSlot(v);
+  if (!b) throw new DmaBufError('EBADF', 'dma-buf is closed', op);
+  return b;
 }
 
 /** A dma-buf: its fd, CPU mapping, CPU-access brackets, name, fdinfo and implicit sync. */
@@ -73,6 +78,13 @@ export class DmaBuf implements Disposable {
   #b: External | null;
   #ab: ArrayBuffer | null = null;
   #resv: Resv | null = null;
+  static {
+    isDmaBuf = (v): v is DmaBuf => typeof v === 'object' && v !== null && #b in v;
+    bufSlot = (v) => {
+      if (!isDmaBuf(v)) throw invalidArgType('this', 'an instance of DmaBuf', v);
+      return v.#b;
+    };
+  }
 
   /** @internal use Heap.alloc() */
   constructor(token: symbol, b: External, backend: HeapBackend) {
@@ -81,49 +93,44 @@ export class DmaBuf implements Disposable {
     this.backend = backend;
   }
 
-  #handle(op: string): External {
-    if (!this.#b) throw new DmaBufError('EBADF', 'dma-buf is closed', op);
-    return this.#b;
-  }
-
   /** Whether close() has run. */
   get closed(): boolean {
-    return this.#b === null;
+    return bufSlot(this) === null;
   }
 
   /** The buffer size in bytes (a multiple of the page size). */
   get size(): number {
-    const s = check(binding.bufSize(this.#handle('lseek')), 'lseek', 'buffer size');
-    return Number(s as bigint);
+    return Number(binding.bufSize(bufHandle(this, 'lseek')));
   }
 
   /** The dma-buf file descriptor (owned by this object; close() closes it). */
   get fd(): number {
-    return check(binding.bufFd(this.#handle('fd')), 'fd', 'dma-buf is closed');
+    return binding.bufFd(bufHandle(this, 'fd'));
   }
 
   /** /proc/self/fdinfo/<fd> as key → value (first value of a repeated key). */
   fdinfo(): Record<string, string> {
-    const entries = check(binding.bufFdinfo(this.#handle('fdinfo')), 'fdinfo', 'reading fdinfo');
+    const entries = binding.bufFdinfo(bufHandle(this, 'fdinfo'));
     const out: Record<string, string> = {};
-    for (const [k, v] of entries as [string, string][]) if (!(k in out)) out[k] = v;
+    for (const [k, v] of entries) if (!(k in out)) out[k] = v;
     return out;
   }
 
   /** The exporter's name (exp_name): the heap's name for heap buffers. */
   get exporterName(): string {
-    return this.fdinfo().exp_name ?? '';
+    return DmaBuf.prototype.fdinfo.call(this).exp_name ?? '';
   }
 
   /** The name set with setName(), or null if none. */
   get name(): string | null {
-    return this.fdinfo().name ?? null;
+    return DmaBuf.prototype.fdinfo.call(this).name ?? null;
   }
 
   /** DMA_BUF_SET_NAME: 32 bytes or more (UTF-8) is EINVAL, like the kernel. */
   setName(name: string): void {
+    const h = bufHandle(this, 'DMA_BUF_SET_NAME');
     if (typeof name !== 'string') throw invalidArgType('name', 'of type string', name);
-    check(binding.bufSetName(this.#handle('DMA_BUF_SET_NAME'), name), 'DMA_BUF_SET_NAME', `naming the buffer '${name}'`);
+    binding.bufSetName(h, name);
   }
 
   /**
@@ -132,16 +139,14 @@ export class DmaBuf implements Disposable {
    * (byteLength 0), so it can never read the memory again.
    */
   map(): ArrayBuffer {
-    const h = this.#handle('mmap');
-    if (this.#ab) return this.#ab;
-    const ab = check(binding.bufMap(h), 'mmap', 'mapping the buffer') as ArrayBuffer;
-    this.#ab = ab;
-    return ab;
+    const h = bufHandle(this, 'mmap');
+    this.#ab ??= binding.bufMap(h);
+    return this.#ab;
   }
 
   /** munmap: detaches the ArrayBuffer from map(). No-op when not mapped. */
   unmap(): void {
-    const h = this.#handle('munmap');
+    const h = bufHandle(this, 'munmap');
     if (!this.#ab) return;
     const ab = this.#ab;
     this.#ab = null;
@@ -150,20 +155,23 @@ export class DmaBuf implements Disposable {
 
   /** DMA_BUF_IOCTL_SYNC with DMA_BUF_SYNC_START | dir (waits for the implicit fences). */
   beginCpuAccess(dir: CpuAccessDir): void {
+    bufSlot(this);
     const d = toDir('dir', dir);
-    this.sync(DMA_BUF_SYNC_START | d);
+    DmaBuf.prototype.sync.call(this, DMA_BUF_SYNC_START | d);
   }
 
   /** DMA_BUF_IOCTL_SYNC with DMA_BUF_SYNC_END | dir. */
   endCpuAccess(dir: CpuAccessDir): void {
+    bufSlot(this);
     const d = toDir('dir', dir);
-    this.sync(DMA_BUF_SYNC_END | d);
+    DmaBuf.prototype.sync.call(this, DMA_BUF_SYNC_END | d);
   }
 
   /** DMA_BUF_IOCTL_SYNC with raw flags (the kernel's checks: bits outside 7 or no direction → EINVAL). */
   sync(flags: bigint | number): void {
+    bufSlot(this);
     const f = toU64('flags', flags);
-    check(binding.bufSync(this.#handle('DMA_BUF_IOCTL_SYNC'), f), 'DMA_BUF_IOCTL_SYNC', `sync flags ${f}`);
+    binding.bufSync(bufHandle(this, 'DMA_BUF_IOCTL_SYNC'), f);
   }
 
   /**
@@ -173,7 +181,8 @@ export class DmaBuf implements Disposable {
    * buffers: EOPNOTSUPP (use exportSyncFile()/importSyncFile()).
    */
   get resv(): Resv {
-    const h = this.#handle('dma_buf_resv');
+    const h = bufHandle(this, 'dma_buf_resv');
+    // The native side refuses kernel buffers too; this answers for the object's backend.
     if (this.backend === 'kernel') {
       throw new DmaBufError(
         'EOPNOTSUPP',
@@ -181,9 +190,7 @@ export class DmaBuf implements Disposable {
         'dma_buf_resv',
       );
     }
-    if (!this.#resv || this.#resv.disposed) {
-      this.#resv = resvFromHandle(check(binding.bufResv(h), 'dma_buf_resv', 'dma-buf is closed'));
-    }
+    if (!this.#resv || this.#resv.disposed) this.#resv = resvFromHandle(binding.bufResv(h));
     return this.#resv;
   }
 
@@ -192,11 +199,13 @@ export class DmaBuf implements Disposable {
    * buffers; kernel buffers: EOPNOTSUPP, attachments are kernel-internal).
    * The exporter's errors come back: a revocable exporter refuses pinned and
    * static importers (EOPNOTSUPP), importers without peer2peer (EOPNOTSUPP),
-   * and everyone while revoked (ENODEV).
+   * and everyone while revoked (ENODEV); EDEADLK while this thread holds the
+   * buffer's resv.
    */
   attach(opts?: AttachOptions): Attachment {
+    bufSlot(this);
     const o = parseAttachOptions(opts);
-    const h = this.#handle('dma_buf_attach');
+    const h = bufHandle(this, 'dma_buf_attach');
     if (this.backend === 'kernel') {
       throw new DmaBufError('EOPNOTSUPP', 'attachments of a kernel dma-buf are made by kernel drivers, not from userspace', 'dma_buf_attach');
     }
@@ -210,36 +219,34 @@ export class DmaBuf implements Disposable {
    * pending. Emulated kernels before 6.0: ENOTTY.
    */
   exportSyncFile(dir: SyncFileDir): SyncFile {
+    bufSlot(this);
     const flags = Number(toDir('dir', dir));
-    const h = this.#handle('DMA_BUF_IOCTL_EXPORT_SYNC_FILE');
-    const r = binding.bufExportSyncFile(h, flags);
-    const sf = check(r, 'DMA_BUF_IOCTL_EXPORT_SYNC_FILE', `exporting the implicit fences for ${dir}`);
-    return wrapSyncFile(sf as External, this.backend);
+    const h = bufHandle(this, 'DMA_BUF_IOCTL_EXPORT_SYNC_FILE');
+    return wrapSyncFile(binding.bufExportSyncFile(h, flags), this.backend);
   }
 
   /**
    * DMA_BUF_IOCTL_IMPORT_SYNC_FILE: adds the sync_file's fences (unwrapped) as
    * implicit fences -- write fences for 'write'/'readwrite', read fences for
-   * 'read'. The sync_file must have this buffer's backend (EINVAL otherwise).
+   * 'read'. The sync_file must have this buffer's backend (EINVAL otherwise);
+   * EDEADLK while this thread holds the buffer's resv.
    */
   importSyncFile(s: SyncFile, dir: SyncFileDir): void {
-    if (!(s instanceof SyncFile)) throw invalidArgType('s', 'an instance of SyncFile', s);
+    bufSlot(this);
+    if (!isSyncFile(s)) throw invalidArgType('s', 'an instance of SyncFile', s);
     const flags = Number(toDir('dir', dir));
     const op = 'DMA_BUF_IOCTL_IMPORT_SYNC_FILE';
-    const h = this.#handle(op);
+    const h = bufHandle(this, op);
+    const sh = syncFileHandle(s);
     if (s.backend !== this.backend) {
       throw new DmaBufError('EINVAL', `cannot import a ${s.backend} sync_file into a ${this.backend} dma-buf`, op);
     }
-    const r = binding.bufImportSyncFile(h, s.handle, flags);
-    if (r === EDEADLK) throw lockedByCaller(op);
-    check(r, op, `importing a sync_file for ${dir}`);
+    binding.bufImportSyncFile(h, sh, flags);
   }
 
   /** Whether a revocable exporter has revoked the buffer (false for every other buffer). */
   get revoked(): boolean {
-    const r = binding.bufRevoked(this.#handle('vfio_dmabuf_revoked'));
-    if (r === EDEADLK) throw lockedByCaller('vfio_dmabuf_revoked');
-    return check(r, 'vfio_dmabuf_revoked', 'dma-buf is closed') === 1;
+    return binding.bufRevoked(bufHandle(this, 'vfio_dmabuf_revoked'));
   }
 
   /**
@@ -250,31 +257,31 @@ export class DmaBuf implements Disposable {
    * Other buffers: EINVAL (kernel backend: EOPNOTSUPP).
    */
   revoke(): void {
-    this.#setRevoked(true);
+    const h = bufHandle(this, 'vfio_pci_dma_buf_move(revoke)');
+    this.#setRevoked(h, true);
   }
 
   /** Undoes revoke() (VFIO: memory enabled again); importers get moveNotify again. */
   restore(): void {
-    this.#setRevoked(false);
+    const h = bufHandle(this, 'vfio_pci_dma_buf_move(restore)');
+    this.#setRevoked(h, false);
   }
 
-  #setRevoked(revoked: boolean): void {
-    const op = revoked ? 'vfio_pci_dma_buf_move(revoke)' : 'vfio_pci_dma_buf_move(restore)';
-    const h = this.#handle(op);
+  #setRevoked(h: External, revoked: boolean): void {
     // Revocation zaps CPU mappings (PROT_NONE): detach the ArrayBuffer first,
     // so JavaScript can never touch the range. Buffers that cannot be revoked
     // keep theirs (checked natively, without the lock, before anything changes).
     if (revoked && this.#ab && binding.bufRevocable(h)) this.unmap();
-    const r = binding.bufSetRevoked(h, revoked);
-    drain(); // move_notify callbacks queued on this thread
-    if (r === EDEADLK) throw lockedByCaller(op);
-    if (r === -22) throw new DmaBufError('EINVAL', 'not a revocable exporter (exportVfioBuffer() makes one)', op);
-    check(r, op, 'revoking the buffer');
+    try {
+      binding.bufSetRevoked(h, revoked);
+    } finally {
+      drain(); // move_notify callbacks queued on this thread
+    }
   }
 
   /** Closes the fd: unmaps (detaching the ArrayBuffer) and disposes `resv` first. Idempotent. */
   close(): void {
-    const b = this.#b;
+    const b = bufSlot(this);
     if (!b) return;
     const ab = this.#ab;
     this.#ab = null;
@@ -285,9 +292,10 @@ export class DmaBuf implements Disposable {
     binding.bufDispose(b);
   }
   dispose(): void {
-    this.close();
+    DmaBuf.prototype.close.call(this);
   }
   [Symbol.dispose](): void {
-    this.close();
+    DmaBuf.prototype.close.call(this);
   }
 }
+

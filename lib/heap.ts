@@ -6,24 +6,24 @@
 import { binding as rawBinding, type External } from './binding';
 import { wrapDmaBuf, type DmaBuf } from './dma_buf';
 import { DmaBufError, invalidArgType, outOfRange, toU64 } from './errors';
-import { check, isKErr, toChoice, toOpts, type KErr } from './heap_util';
+import { toChoice, toOpts } from './heap_util';
 
+/** The addon functions this file uses (native/addon/heap_binding.cc); failures throw DmaBufError. */
 interface HeapBinding {
-  heapList(kernel: boolean, platform?: External): RawHeapInfo[] | KErr;
-  heapOpen(name: string, kernel: boolean, platform?: External): External | number | KErr;
+  heapList(kernel: boolean, platform?: External): RawHeapInfo[];
+  heapOpen(name: string, kernel: boolean, platform?: External): External;
   heapDispose(h: External): void;
-  heapAlloc(h: External, len: bigint, fdFlags: number, heapFlags: bigint): External | number | KErr;
+  heapAlloc(h: External, len: bigint, fdFlags: number, heapFlags: bigint): External;
 }
 const binding = rawBinding as unknown as HeapBinding;
 
 /** @internal The raw heap list of a platform (platform.ts). */
 export function rawHeapList(platform: External): RawHeapInfo[] {
-  return check(binding.heapList(false, platform), 'dma_heap_list', 'listing heaps');
+  return binding.heapList(false, platform);
 }
 /** @internal Opens an emulated heap of a platform (platform.ts). */
 export function openPlatformHeap(name: string, platform: External): Heap {
-  const h = check(binding.heapOpen(name, false, platform), 'open', `no heap named '${name}'`);
-  return new Heap(kHeap, h as External, name, 'emulated');
+  return new Heap(kHeap, binding.heapOpen(name, false, platform), name, 'emulated');
 }
 
 /** @internal */
@@ -68,12 +68,12 @@ export function listHeaps(opts?: { backend?: 'emulated' | 'kernel' | 'all' }): H
   const backend = toChoice('opts.backend', o.backend, ['emulated', 'kernel', 'all'] as const, 'emulated');
   const out: HeapInfo[] = [];
   if (backend !== 'kernel') {
-    for (const h of check(binding.heapList(false), 'dma_heap_list', 'listing heaps')) {
+    for (const h of binding.heapList(false)) {
       out.push({ ...h, backend: 'emulated' });
     }
   }
   if (backend !== 'emulated') {
-    for (const h of check(binding.heapList(true), 'opendir', 'listing /dev/dma_heap')) {
+    for (const h of binding.heapList(true)) {
       out.push({ name: h.name, backend: 'kernel', path: h.path ?? '' });
     }
   }
@@ -91,13 +91,15 @@ export function openHeap(name: string, opts?: { backend?: 'emulated' | 'kernel' 
   if (typeof name !== 'string') throw invalidArgType('name', 'of type string', name);
   const o = toOpts('opts', opts);
   const backend = toChoice('opts.backend', o.backend, ['emulated', 'kernel', 'auto'] as const, 'emulated');
-  if (backend === 'kernel' || backend === 'auto') {
-    const r = binding.heapOpen(name, true);
-    if (!(typeof r === 'number' || isKErr(r))) return new Heap(kHeap, r as External, name, 'kernel');
-    if (backend === 'kernel') check(r, 'open', `opening /dev/dma_heap/${name}`);
+  if (backend === 'kernel') return new Heap(kHeap, binding.heapOpen(name, true), name, 'kernel');
+  if (backend === 'auto') {
+    try {
+      return new Heap(kHeap, binding.heapOpen(name, true), name, 'kernel');
+    } catch (e) {
+      if (!(e instanceof DmaBufError)) throw e; // no such kernel heap: the emulated one
+    }
   }
-  const h = check(binding.heapOpen(name, false), 'open', `no heap named '${name}'`);
-  return new Heap(kHeap, h as External, name, 'emulated');
+  return new Heap(kHeap, binding.heapOpen(name, false), name, 'emulated');
 }
 
 export interface AllocOptions {
@@ -107,11 +109,26 @@ export interface AllocOptions {
   heapFlags?: bigint;
 }
 
+// Brand check: the handle is read from the private slot of a real Heap;
+// anything else is a TypeError (ERR_INVALID_ARG_TYPE), never an EBADF.
+let heapSlot!: (v: unknown) => External | null;
+function heapHandle(v: unknown): External {
+  const h = heapSlot(v);
+  if (!h) throw new DmaBufError('EBADF', 'heap is closed', 'ioctl');
+  return h;
+}
+
 /** An open dma-buf heap. */
 export class Heap implements Disposable {
   readonly name: string;
   readonly backend: HeapBackend;
   #h: External | null;
+  static {
+    heapSlot = (v) => {
+      if (typeof v !== 'object' || v === null || !(#h in v)) throw invalidArgType('this', 'an instance of Heap', v);
+      return (v as Heap).#h;
+    };
+  }
 
   /** @internal use openHeap() */
   constructor(token: symbol, h: External, name: string, backend: HeapBackend) {
@@ -121,34 +138,34 @@ export class Heap implements Disposable {
     this.backend = backend;
   }
 
-  #handle(): External {
-    if (!this.#h) throw new DmaBufError('EBADF', 'heap is closed', 'ioctl');
-    return this.#h;
+  /** Whether close() has run. */
+  get closed(): boolean {
+    return heapSlot(this) === null;
   }
 
   /** DMA_HEAP_IOCTL_ALLOC: a new buffer of `len` bytes (rounded up to a page). */
   alloc(len: number | bigint, opts?: AllocOptions): DmaBuf {
+    const h = heapHandle(this);
     const n = toU64('len', len);
     const o = toOpts('opts', opts);
     const fdFlags = toFdFlags('opts.fdFlags', o.fdFlags);
     let heapFlags = 0n;
     if (o.heapFlags !== undefined) heapFlags = toU64('opts.heapFlags', o.heapFlags);
-    const r = binding.heapAlloc(this.#handle(), n, fdFlags, heapFlags);
-    const b = check(r, 'DMA_HEAP_IOCTL_ALLOC', `allocating ${n} bytes from heap '${this.name}'`);
-    return wrapDmaBuf(b as External, this.backend);
+    return wrapDmaBuf(binding.heapAlloc(h, n, fdFlags, heapFlags), this.backend);
   }
 
   /** Closes the heap node. Idempotent; buffers stay valid. */
   close(): void {
-    if (this.#h) {
-      binding.heapDispose(this.#h);
+    const h = heapSlot(this);
+    if (h) {
+      binding.heapDispose(h);
       this.#h = null;
     }
   }
   dispose(): void {
-    this.close();
+    Heap.prototype.close.call(this);
   }
   [Symbol.dispose](): void {
-    this.close();
+    Heap.prototype.close.call(this);
   }
 }

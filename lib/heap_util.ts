@@ -1,16 +1,6 @@
-// Helpers shared by the heap, platform, dma-buf and attachment classes: native
-// results to values or DmaBufErrors, and option-object checks.
-import { DmaBufError, invalidArgType, invalidArgValue } from './errors';
-import { isKErr, type KErr } from './kerror';
-
-export { isKErr, type KErr };
-
-/** Turns a native result into a value or a thrown DmaBufError. */
-export function check<T>(r: T | number | KErr, op: string, what: string): T {
-  if (typeof r === 'number' && r < 0) throw new DmaBufError(r, what, op);
-  if (isKErr(r)) throw new DmaBufError(r[0], r[2] || what, r[1] || op);
-  return r as T;
-}
+// Option-object checks shared by the heap, platform, dma-buf and attachment
+// classes. (Native failures need no unwrapping: the addon throws DmaBufError.)
+import { invalidArgType, invalidArgValue } from './errors';
 
 /** One of `allowed` (undefined: `dflt`); TypeError otherwise. */
 export function toChoice<T extends string>(name: string, v: unknown, allowed: readonly T[], dflt: T): T {

@@ -5,11 +5,30 @@
 // thread of its own and never blocks the event loop.
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { binding, type External, type Handle, type NativeFailure, type NativeIssuerInfo } from './binding';
+import { binding as rawBinding, type External, type Handle, type NativeIssuerInfo } from './binding';
 import { drain, holdLoop, reserve, unreserve } from './dispatch';
 import { flushPuts } from './handles';
 import { DmaBufError, invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs } from './errors';
 import { Fence } from './fence';
+
+/** The addon functions this file uses (native/addon/issuer_binding.cc); failures throw DmaBufError. */
+interface IssuerBinding {
+  issuerLoad(path: string, keepOps: boolean): External;
+  issuerCreateNamed(driverName: string, timelineName: string): External;
+  issuerInfo(h: External): NativeIssuerInfo;
+  issuerState(h: External): number;
+  issuerPinned(h: External): number;
+  issuerCreated(h: External): number;
+  issuerStats(h: External): [number, number, number, number, number, number];
+  issuerCreateFence(h: External, context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle;
+  issuerSetParam(h: External, name: string, value: bigint): void;
+  issuerGetParam(h: External, name: string): bigint;
+  issuerUnload(h: External, timeoutNs: number, id: number): External;
+  /** Throws the unload's failure, if any. */
+  issuerUnloadResult(job: External): void;
+  issuerDispose(h: External): void;
+}
+const binding = rawBinding as unknown as IssuerBinding;
 
 export type IssuerKind = 'module' | 'names';
 /** live: issuing fences; draining: unload started (or timed out), new fences refused; unloaded. */
@@ -64,15 +83,6 @@ const STATES: readonly IssuerState[] = ['live', 'draining', 'unloaded'];
 const EXAMPLES: readonly string[] = ['names', 'ring', 'polled', 'pinned'];
 const DEFAULT_UNLOAD_TIMEOUT_MS = 10000;
 
-function isFailure(r: unknown): r is NativeFailure {
-  return typeof r === 'object' && r !== null && typeof (r as NativeFailure).errno === 'number';
-}
-
-function checked<T>(r: T | NativeFailure, op: string): T {
-  if (isFailure(r)) throw new DmaBufError(r.errno, r.message, op);
-  return r;
-}
-
 function checkOptions<T extends object>(name: string, v: unknown): Partial<T> {
   if (v === undefined) return {};
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidArgType(name, 'of type object', v);
@@ -90,6 +100,15 @@ function checkParamName(name: unknown): string {
  * uncoded TypeError on first use.
  */
 export let isIssuer!: (v: unknown) => v is Issuer;
+/** What never changes about an issuer; TypeError for anything but an Issuer. */
+let infoOf!: (v: unknown) => NativeIssuerInfo;
+/** The handle slot (null once disposed); TypeError for anything but an Issuer. */
+let issuerSlot!: (v: unknown) => External | null;
+function issuerHandle(v: unknown): External {
+  const h = issuerSlot(v);
+  if (!h) throw new DmaBufError('EBADF', 'issuer is disposed');
+  return h;
+}
 
 /** A fence issuer: a loaded module or a names-only issuer. */
 export class Issuer implements Disposable {
@@ -97,6 +116,14 @@ export class Issuer implements Disposable {
   readonly #info: NativeIssuerInfo;
   static {
     isIssuer = (v): v is Issuer => typeof v === 'object' && v !== null && #info in v;
+    infoOf = (v) => {
+      if (!isIssuer(v)) throw invalidArgType('this', 'an instance of Issuer', v);
+      return v.#info;
+    };
+    issuerSlot = (v) => {
+      if (!isIssuer(v)) throw invalidArgType('this', 'an instance of Issuer', v);
+      return v.#h;
+    };
   }
 
   /** A names-only issuer: no module; its fences carry these names until they signal. */
@@ -114,7 +141,7 @@ export class Issuer implements Disposable {
       if (typeof timelineName !== 'string') {
         throw invalidArgType('names.timelineName', 'of type string', timelineName);
       }
-      this.#h = checked(binding.issuerCreateNamed(driverName, timelineName), 'Issuer');
+      this.#h = binding.issuerCreateNamed(driverName, timelineName);
     }
     this.#info = binding.issuerInfo(this.#h);
     Object.freeze(this.#info.params);
@@ -134,8 +161,7 @@ export class Issuer implements Disposable {
     if (keepOps !== undefined && typeof keepOps !== 'boolean') {
       throw invalidArgType('opts.keepOps', 'of type boolean', keepOps);
     }
-    const h = checked(binding.issuerLoad(path, keepOps === true), 'Issuer.load');
-    adoptingIssuer = h;
+    adoptingIssuer = binding.issuerLoad(path, keepOps === true);
     return new Issuer(undefined as unknown as IssuerNames);
   }
 
@@ -163,51 +189,45 @@ export class Issuer implements Disposable {
     return file;
   }
 
-  /** @internal The native handle; throws if disposed. */
-  get handle(): External {
-    if (!this.#h) throw new DmaBufError('EBADF', 'issuer is disposed');
-    return this.#h;
-  }
-
   /** 'module' (loaded with Issuer.load) or 'names'. */
   get kind(): IssuerKind {
-    return this.#info.kind;
+    return infoOf(this).kind;
   }
   /** The module's name (or its file name), or a names issuer's driver name. */
   get name(): string {
-    return this.#info.name;
+    return infoOf(this).name;
   }
   /** The path the module was loaded from; null for names issuers. */
   get path(): string | null {
-    return this.#info.path;
+    return infoOf(this).path;
   }
   /** A names issuer's timeline name; null for modules (each fence asks the module). */
   get timelineName(): string | null {
-    return this.#info.timelineName;
+    return infoOf(this).timelineName;
   }
   /** The module's parameter names (empty for names issuers). */
   get params(): readonly string[] {
-    return this.#info.params;
+    return infoOf(this).params;
   }
   /** Whether the module runs with pre-7.1 semantics (loaded with keepOps, or flagged by itself). */
   get keepOps(): boolean {
-    return this.#info.keepOps;
+    return infoOf(this).keepOps;
   }
 
   get state(): IssuerState {
-    return STATES[binding.issuerState(this.handle)]!;
+    return STATES[binding.issuerState(issuerHandle(this))]!;
   }
   /** Live fences of this module whose ops have release/wait: unload() waits for them. */
   get pinnedFences(): number {
-    return binding.issuerPinned(this.handle);
+    return binding.issuerPinned(issuerHandle(this));
   }
   /** Fences created through this issuer since it was loaded (kept after unload). */
   get fencesCreated(): number {
-    return binding.issuerCreated(this.handle);
+    return binding.issuerCreated(issuerHandle(this));
   }
   /** Phase durations of the unload that completed; null until a module has been unloaded. */
   get lastUnloadStats(): IssuerUnloadStats | null {
-    const h = this.handle;
+    const h = issuerHandle(this);
     if (this.#info.kind !== 'module' || binding.issuerState(h) !== 2) return null;
     const [signalAllNs, drainNs, graceNs, shutdownNs, closeNs, totalNs] = binding.issuerStats(h);
     return { signalAllNs, drainNs, graceNs, shutdownNs, closeNs, totalNs };
@@ -218,17 +238,18 @@ export class Issuer implements Disposable {
    * (same validation). ENODEV once unload() has started.
    */
   createFence(init?: IssuerFenceInit): Fence {
+    issuerSlot(this);
     return new Fence({ ...checkOptions<IssuerFenceInit>('init', init), issuer: this });
   }
 
   /** @internal For `new Fence({ issuer })`: arguments already validated. */
   newFenceHandle(context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle {
-    return checked(binding.issuerCreateFence(this.handle, context, seqno, seqno64), 'Issuer.createFence');
+    return binding.issuerCreateFence(issuerHandle(this), context, seqno, seqno64);
   }
 
   /** Sets a module parameter (an int64). ENOENT: no such parameter; ENODEV: unloading. */
   setParam(name: string, value: number | bigint): void {
-    const h = this.handle;
+    const h = issuerHandle(this);
     checkParamName(name);
     let v: bigint;
     if (typeof value === 'bigint') {
@@ -239,16 +260,18 @@ export class Issuer implements Disposable {
     } else {
       throw invalidArgType('value', 'of type number or bigint', value);
     }
-    const r = binding.issuerSetParam(h, name, v);
-    drain(); // a parameter may signal fences right here (the polled example's `advance`)
-    if (r !== undefined) throw new DmaBufError(r.errno, r.message, 'Issuer.setParam');
+    try {
+      binding.issuerSetParam(h, name, v);
+    } finally {
+      drain(); // a parameter may signal fences right here (the polled example's `advance`)
+    }
   }
 
   /** Reads a module parameter. ENOENT: no such parameter; ENODEV: unloading. */
   getParam(name: string): bigint {
-    const h = this.handle;
+    const h = issuerHandle(this);
     checkParamName(name);
-    return checked(binding.issuerGetParam(h, name), 'Issuer.getParam');
+    return binding.issuerGetParam(h, name);
   }
 
   /**
@@ -263,7 +286,7 @@ export class Issuer implements Disposable {
    */
   unload(opts?: UnloadOptions): Promise<void> {
     try {
-      const h = this.handle;
+      const h = issuerHandle(this);
       const { timeout } = checkOptions<UnloadOptions>('opts', opts);
       const timeoutNs = timeout === undefined ? DEFAULT_UNLOAD_TIMEOUT_MS * 1e6 : toTimeoutNs('opts.timeout', timeout);
       // dispose() batches its puts: fences disposed so far must not pin the module.
@@ -272,17 +295,20 @@ export class Issuer implements Disposable {
         let job: External | undefined;
         const id = reserve(() => {
           holdLoop(false);
-          const r = binding.issuerUnloadResult(job!);
-          if (r === undefined) resolve();
-          else reject(new DmaBufError(r.errno, r.message, 'Issuer.unload'));
+          try {
+            binding.issuerUnloadResult(job!);
+            resolve();
+          } catch (e) {
+            reject(e);
+          }
         });
-        const started = binding.issuerUnload(h, timeoutNs, id);
-        if (isFailure(started)) {
+        try {
+          job = binding.issuerUnload(h, timeoutNs, id);
+        } catch (e) {
           unreserve(id);
-          reject(new DmaBufError(started.errno, started.message, 'Issuer.unload'));
+          reject(e);
           return;
         }
-        job = started;
         holdLoop(true);
       });
     } catch (e) {
@@ -292,7 +318,7 @@ export class Issuer implements Disposable {
 
   /** Whether dispose() has been called. */
   get disposed(): boolean {
-    return this.#h === null;
+    return issuerSlot(this) === null;
   }
 
   /**
@@ -301,11 +327,12 @@ export class Issuer implements Disposable {
    * unload(), even with no Issuer object left. Fences keep working. Idempotent.
    */
   dispose(): void {
-    if (this.#h) binding.issuerDispose(this.#h);
+    const h = issuerSlot(this);
+    if (h) binding.issuerDispose(h);
     this.#h = null;
   }
 
   [Symbol.dispose](): void {
-    this.dispose();
+    Issuer.prototype.dispose.call(this);
   }
 }

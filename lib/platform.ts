@@ -6,17 +6,18 @@ import { binding as rawBinding, type External } from './binding';
 import { wrapDmaBuf, type DmaBuf } from './dma_buf';
 import { DmaBufError, errnoNumber, invalidArgType, invalidArgValue, outOfRange, toU64 } from './errors';
 import { openPlatformHeap, rawHeapList, toFdFlags, type Heap, type HeapInfo } from './heap';
-import { check, toOpts } from './heap_util';
+import { toOpts } from './heap_util';
 
+/** The addon functions this file uses (native/addon/platform_binding.cc); failures throw DmaBufError. */
 interface PlatformBinding {
-  platformCreate(kernelVersion: string, arch: string, memEncrypt: boolean, cmaBytes: bigint, ramBytes: bigint): External | number;
+  platformCreate(kernelVersion: string, arch: string, memEncrypt: boolean, cmaBytes: bigint, ramBytes: bigint): External;
   platformDispose(p: External): void;
-  platformSetFault(p: External | undefined, site: string, nth: bigint, times: bigint, error: number): number;
+  platformSetFault(p: External | undefined, site: string, nth: bigint, times: bigint, error: number): void;
   platformExport(p: External): bigint;
-  platformImport(h: bigint): External | undefined;
+  platformImport(h: bigint): External;
   platformStats(p: External): PlatformStats;
   platformLeaked(p: External): [bigint, number][];
-  vfioExport(p: External | undefined, size: bigint, openFlags: number): External | number;
+  vfioExport(p: External | undefined, size: bigint, openFlags: number): External;
   memCryptInit(dispatch: (id: number, decrypt: boolean, addr: bigint, numPages: number) => number): External;
   platformSetMemCryptHooks(p: External, env: External, id: number, decrypt: boolean, encrypt: boolean): void;
   platformClearMemCryptHooks(p: External, env: External, id: number): boolean;
@@ -155,6 +156,15 @@ function insideHook(op: string): DmaBufError {
 
 const kPlatform = Symbol('dmabuf.platform');
 
+// Brand check: the handle is read from the private slot of a real Platform;
+// anything else is a TypeError (ERR_INVALID_ARG_TYPE), never an EBADF.
+let platSlot!: (v: unknown) => External | null;
+function platHandle(v: unknown): External {
+  const p = platSlot(v);
+  if (!p) throw new DmaBufError('EBADF', 'platform is disposed', 'platform');
+  return p;
+}
+
 /**
  * An emulated machine with its own heaps: kernel version, architecture, memory
  * encryption (system_cc_shared appears only with memEncrypt on an arch whose
@@ -163,6 +173,12 @@ const kPlatform = Symbol('dmabuf.platform');
 export class Platform implements Disposable {
   #p: External | null;
   #hookId = 0;
+  static {
+    platSlot = (v) => {
+      if (typeof v !== 'object' || v === null || !(#p in v)) throw invalidArgType('this', 'an instance of Platform', v);
+      return (v as Platform).#p;
+    };
+  }
 
   /** @internal use createPlatform() */
   constructor(token: symbol, p: External) {
@@ -170,31 +186,30 @@ export class Platform implements Disposable {
     this.#p = p;
   }
 
-  #handle(): External {
-    if (!this.#p) throw new DmaBufError('EBADF', 'platform is disposed', 'platform');
-    return this.#p;
-  }
-
-  /** Adopts a handle from exportHandle() (once), typically in another worker. */
+  /** Adopts a handle from exportHandle() (once), typically in another worker. EINVAL for an unknown one. */
   static importHandle(h: bigint): Platform {
     if (typeof h !== 'bigint') throw invalidArgType('h', 'of type bigint', h);
-    const ext = binding.platformImport(toU64('h', h));
-    if (!ext) throw new DmaBufError('EINVAL', 'unknown Platform handle (never exported, or already imported)');
-    return new Platform(kPlatform, ext);
+    return new Platform(kPlatform, binding.platformImport(toU64('h', h)));
+  }
+
+  /** Whether dispose() has run. */
+  get disposed(): boolean {
+    return platSlot(this) === null;
   }
 
   /** A new reference another worker can adopt with Platform.importHandle() (once). */
   exportHandle(): bigint {
-    return binding.platformExport(this.#handle());
+    return binding.platformExport(platHandle(this));
   }
 
   listHeaps(): HeapInfo[] {
-    return rawHeapList(this.#handle()).map((h) => ({ ...h, backend: 'emulated' as const }));
+    return rawHeapList(platHandle(this)).map((h) => ({ ...h, backend: 'emulated' as const }));
   }
 
   openHeap(name: string): Heap {
+    const p = platHandle(this);
     if (typeof name !== 'string') throw invalidArgType('name', 'of type string', name);
-    return openPlatformHeap(name, this.#handle());
+    return openPlatformHeap(name, p);
   }
 
   /**
@@ -204,11 +219,13 @@ export class Platform implements Disposable {
    * needs peer2peer importers, and only MAP_SHARED CPU mappings.
    */
   exportVfioBuffer(size: number | bigint, opts?: VfioExportOptions): DmaBuf {
-    return vfioExport(size, opts, () => this.#handle());
+    platSlot(this);
+    return vfioExport(size, opts, () => platHandle(this));
   }
 
   /** Arms a fault point: 'alloc_pages', 'cma_alloc', 'set_memory_decrypted', 'set_memory_encrypted', 'fatal_signal_pending', 'dma_buf_export', 'dma_buf_fd'. */
   setFault(site: string, opts: FaultOptions): void {
+    platSlot(this);
     if (typeof site !== 'string') throw invalidArgType('site', 'of type string', site);
     const o = toOpts('opts', opts);
     const nth = toU64('opts.nth', o.nth);
@@ -224,7 +241,7 @@ export class Platform implements Disposable {
     } else if (o.error !== undefined) {
       throw invalidArgType('opts.error', 'of type string or number', o.error);
     }
-    check(binding.platformSetFault(this.#handle(), site, nth, times, error), 'fault_inject', `arming fault '${site}'`);
+    binding.platformSetFault(platHandle(this), site, nth, times, error);
   }
 
   /**
@@ -240,12 +257,13 @@ export class Platform implements Disposable {
    * hook throws EDEADLK.
    */
   setMemCryptHooks(hooks: MemCryptHooks | null): void {
+    platSlot(this);
     if (hooks !== null && (typeof hooks !== 'object' || Array.isArray(hooks))) {
       throw invalidArgType('hooks', 'of type object or null', hooks);
     }
     const decrypt = toHook('hooks.decrypt', hooks?.decrypt);
     const encrypt = toHook('hooks.encrypt', hooks?.encrypt);
-    const p = this.#handle();
+    const p = platHandle(this);
     if (hookDepth > 0) throw insideHook('set_mem_crypt_hooks');
     const old = this.#hookId;
     let id = 0;
@@ -261,28 +279,29 @@ export class Platform implements Disposable {
 
   /** Page allocator and page-conversion counters. */
   stats(): PlatformStats {
-    return binding.platformStats(this.#handle());
+    return binding.platformStats(platHandle(this));
   }
 
   /** Blocks leaked because re-encryption failed, oldest first (never freed, never reused). */
   leaked(): LeakedBlock[] {
-    return binding.platformLeaked(this.#handle()).map(([addr, numPages]) => ({ addr, numPages }));
+    return binding.platformLeaked(platHandle(this)).map(([addr, numPages]) => ({ addr, numPages }));
   }
 
   /** Drops this object's reference (buffers and heaps keep the platform) and removes hooks it set. */
   dispose(): void {
-    if (!this.#p) return;
+    const p = platSlot(this);
+    if (!p) return;
     if (this.#hookId) {
       if (hookDepth > 0) throw insideHook('platform dispose');
-      binding.platformClearMemCryptHooks(this.#p, env(), this.#hookId);
+      binding.platformClearMemCryptHooks(p, env(), this.#hookId);
       hookTable.delete(this.#hookId);
       this.#hookId = 0;
     }
-    binding.platformDispose(this.#p);
+    binding.platformDispose(p);
     this.#p = null;
   }
   [Symbol.dispose](): void {
-    this.dispose();
+    Platform.prototype.dispose.call(this);
   }
 }
 
@@ -290,8 +309,7 @@ function vfioExport(size: unknown, opts: unknown, platform: () => External | und
   const n = toU64('size', size);
   const o = toOpts('opts', opts);
   const fdFlags = toFdFlags('opts.fdFlags', o.fdFlags);
-  const r = binding.vfioExport(platform(), n, fdFlags);
-  return wrapDmaBuf(check(r, 'VFIO_DEVICE_FEATURE_DMA_BUF', `exporting a ${n}-byte BAR range`) as External, 'emulated');
+  return wrapDmaBuf(binding.vfioExport(platform(), n, fdFlags), 'emulated');
 }
 
 /** Platform.exportVfioBuffer() on the default emulated platform. */
@@ -315,9 +333,5 @@ export function createPlatform(opts?: PlatformOptions): Platform {
   }
   const cma = o.cmaSize === undefined ? 0n : toU64('opts.cmaSize', o.cmaSize);
   const ram = o.ramSize === undefined ? 0n : toU64('opts.ramSize', o.ramSize);
-  const p = binding.platformCreate(kv, arch, o.memEncrypt === true, cma, ram);
-  if (typeof p === 'number') {
-    throw new DmaBufError(p, `bad platform configuration (kernel '${kv}', arch '${arch}', cma ${cma}, ram ${ram})`, 'platform_create');
-  }
-  return new Platform(kPlatform, p);
+  return new Platform(kPlatform, binding.platformCreate(kv, arch, o.memEncrypt === true, cma, ram));
 }

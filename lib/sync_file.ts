@@ -10,7 +10,6 @@ import { drain } from './dispatch';
 import { DmaBufError, abortError, invalidArgType, outOfRange, toTimeoutNs, toU64 } from './errors';
 import { Fence, handleOf, isFence, type WaitOptions } from './fence';
 import { adoptFence } from './containers';
-import { isKErr, kcheck, type KErr } from './kerror';
 
 export type SyncBackend = 'emulated' | 'kernel';
 
@@ -35,43 +34,39 @@ export interface SyncFileInfo {
 }
 
 
-interface KernelBinding {
-  sfCreate(f: Handle): External | number;
-  sfMerge(name: string, a: External, b: External): External | number;
+/** The addon functions this file uses (native/addon/sync_file_binding.cc); failures throw DmaBufError. */
+interface SyncFileBinding {
+  sfCreate(f: Handle): External;
+  sfMerge(name: string, a: External, b: External): External;
   sfFence(sf: External): Handle;
-  sfInfo(sf: External): SyncFileInfo | number;
-  sfSetDeadline(sf: External, ns: bigint): number;
+  sfInfo(sf: External): SyncFileInfo;
+  sfSetDeadline(sf: External, ns: bigint): void;
   sfPoll(sf: External): boolean;
   sfDispose(sf: External): void;
-  tlCreate(name?: string): External | number;
-  tlCreateFence(tl: External, value: number, name: string): External | number;
-  tlInc(tl: External, n: number): number;
-  tlGetDeadline(tl: External, sf: External): bigint | number;
+  tlCreate(name?: string): External;
+  tlCreateFence(tl: External, value: number, name: string): External;
+  tlInc(tl: External, n: number): void;
+  tlGetDeadline(tl: External, sf: External): bigint;
   tlClose(tl: External): void;
-  ksfFromFd(fd: number, dup: boolean): External | KErr;
+  ksfFromFd(fd: number, dup: boolean): External;
   ksfFd(sf: External): number;
   ksfClose(sf: External): void;
-  ksfMerge(name: string, a: External, b: External): External | KErr;
-  ksfInfo(sf: External): SyncFileInfo | KErr;
-  ksfIsSignaled(sf: External): boolean | KErr;
-  ksfSetDeadline(sf: External, ns: bigint): undefined | KErr;
-  ksfFence(sf: External): Handle | KErr;
-  ksfPoll(sf: External, cb: (revents: number) => void): External | KErr;
+  ksfMerge(name: string, a: External, b: External): External;
+  ksfInfo(sf: External): SyncFileInfo;
+  ksfIsSignaled(sf: External): boolean;
+  ksfSetDeadline(sf: External, ns: bigint): void;
+  ksfFence(sf: External): Handle;
+  /** cb(revents) once readable, or cb(status, error) if uv_poll fails. */
+  ksfPoll(sf: External, cb: (revents: number, err?: DmaBufError) => void): External;
   ksfPollCancel(token: External): void;
-  kswOpen(path?: string): External | KErr;
-  kswCreateFence(tl: External, value: number, name: string): External | KErr;
-  kswInc(tl: External, n: number): undefined | KErr;
-  kswGetDeadline(tl: External, sf: External): bigint | KErr;
+  kswOpen(path?: string): External;
+  kswCreateFence(tl: External, value: number, name: string): External;
+  kswInc(tl: External, n: number): void;
+  kswGetDeadline(tl: External, sf: External): bigint;
   kswClose(tl: External): void;
   kswAvailable(): boolean;
 }
-const nb = binding as unknown as KernelBinding;
-
-/** Throws a DmaBufError for an emulated ioctl's negative errno. */
-function check<T>(r: T | number, syscall: string, what: string): T {
-  if (typeof r === 'number' && r < 0) throw new DmaBufError(r, what, syscall);
-  return r as T;
-}
+const nb = binding as unknown as SyncFileBinding;
 
 function checkName(name: unknown, arg: string): string {
   if (typeof name !== 'string') throw invalidArgType(arg, 'of type string', name);
@@ -101,7 +96,26 @@ const kCreate = Symbol('dmabuf.syncFile');
 
 /** A JS waiter on a kernel sync_file's shared uv_poll. */
 interface PollWaiter {
-  done(revents: number): void;
+  done(revents: number, err?: Error): void;
+}
+
+// Brand checks: handles are read from the private slot of a real instance;
+// anything else is a TypeError (ERR_INVALID_ARG_TYPE), never an EBADF.
+/** @internal Whether `v` is a real SyncFile. */
+export let isSyncFile!: (v: unknown) => v is SyncFile;
+let sfSlot!: (v: unknown) => External | null;
+/** @internal A SyncFile's native handle: TypeError for anything else, EBADF once closed. */
+export function syncFileHandle(v: unknown): External {
+  const h = sfSlot(v);
+  if (!h) throw new DmaBufError('EBADF', 'sync_file is closed');
+  return h;
+}
+let isTimeline!: (v: unknown) => v is SwSyncTimeline;
+let tlSlot!: (v: unknown) => External | null;
+function timelineHandle(v: unknown): External {
+  const h = tlSlot(v);
+  if (!h) throw new DmaBufError('EBADF', 'sw_sync timeline is closed');
+  return h;
 }
 
 /**
@@ -117,6 +131,13 @@ export class SyncFile implements Disposable {
   // per fd), shared by every pending wait().
   #poll: External | null = null;
   #waiters = new Set<PollWaiter>();
+  static {
+    isSyncFile = (v): v is SyncFile => typeof v === 'object' && v !== null && #h in v;
+    sfSlot = (v) => {
+      if (!isSyncFile(v)) throw invalidArgType('this', 'an instance of SyncFile', v);
+      return v.#h;
+    };
+  }
 
   /** @internal */
   constructor(key: typeof kCreate, h: External, backend: SyncBackend) {
@@ -128,8 +149,7 @@ export class SyncFile implements Disposable {
   /** A new (emulated) sync_file holding a reference to `f` (sync_file_create). */
   static create(f: Fence): SyncFile {
     if (!isFence(f)) throw invalidArgType('f', 'an instance of Fence', f);
-    const h = check(nb.sfCreate(handleOf(f)), 'sync_file_create', 'cannot create a sync_file');
-    return new SyncFile(kCreate, h, 'emulated');
+    return new SyncFile(kCreate, nb.sfCreate(handleOf(f)), 'emulated');
   }
 
   /**
@@ -143,7 +163,7 @@ export class SyncFile implements Disposable {
     if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange('fd', 'a non-negative 32-bit integer', fd);
     const dup = opts?.dup ?? true;
     if (typeof dup !== 'boolean') throw invalidArgType('opts.dup', 'of type boolean', dup);
-    return new SyncFile(kCreate, kcheck(nb.ksfFromFd(fd, dup)), 'kernel');
+    return new SyncFile(kCreate, nb.ksfFromFd(fd, dup), 'kernel');
   }
 
   /**
@@ -152,25 +172,20 @@ export class SyncFile implements Disposable {
    */
   static merge(name: string, a: SyncFile, b: SyncFile): SyncFile {
     checkName(name, 'name');
-    if (!(a instanceof SyncFile)) throw invalidArgType('a', 'an instance of SyncFile', a);
-    if (!(b instanceof SyncFile)) throw invalidArgType('b', 'an instance of SyncFile', b);
+    if (!isSyncFile(a)) throw invalidArgType('a', 'an instance of SyncFile', a);
+    if (!isSyncFile(b)) throw invalidArgType('b', 'an instance of SyncFile', b);
+    const ha = syncFileHandle(a);
+    const hb = syncFileHandle(b);
     if (a.backend !== b.backend) {
       throw new DmaBufError('EINVAL', `cannot merge a ${a.backend} sync_file with a ${b.backend} one`, 'SYNC_IOC_MERGE');
     }
-    if (a.backend === 'kernel') return new SyncFile(kCreate, kcheck(nb.ksfMerge(name, a.handle, b.handle)), 'kernel');
-    const h = check(nb.sfMerge(name, a.handle, b.handle), 'SYNC_IOC_MERGE', 'merge failed');
-    return new SyncFile(kCreate, h, 'emulated');
-  }
-
-  /** @internal The native handle; EBADF once closed. */
-  get handle(): External {
-    if (!this.#h) throw new DmaBufError('EBADF', 'sync_file is closed');
-    return this.#h;
+    if (a.backend === 'kernel') return new SyncFile(kCreate, nb.ksfMerge(name, ha, hb), 'kernel');
+    return new SyncFile(kCreate, nb.sfMerge(name, ha, hb), 'emulated');
   }
 
   /** The kernel fd (valid until close()); -1 for an emulated sync_file. */
   get fd(): number {
-    const h = this.handle;
+    const h = syncFileHandle(this);
     return this.backend === 'kernel' ? nb.ksfFd(h) : -1;
   }
 
@@ -181,9 +196,9 @@ export class SyncFile implements Disposable {
    * The same Fence object on every read; close() disposes it.
    */
   get fence(): Fence {
-    const h = this.handle;
+    const h = syncFileHandle(this);
     if (!this.#fence) {
-      const fh = this.backend === 'kernel' ? kcheck(nb.ksfFence(h)) : nb.sfFence(h);
+      const fh = this.backend === 'kernel' ? nb.ksfFence(h) : nb.sfFence(h);
       this.#fence = adoptFence(fh);
     }
     return this.#fence;
@@ -191,14 +206,13 @@ export class SyncFile implements Disposable {
 
   /** SYNC_IOC_FILE_INFO: the name, status and every leaf fence. */
   info(): SyncFileInfo {
-    const h = this.handle;
-    if (this.backend === 'kernel') return kcheck(nb.ksfInfo(h));
-    return check(nb.sfInfo(h), 'SYNC_IOC_FILE_INFO', 'cannot read sync_file info');
+    const h = syncFileHandle(this);
+    return this.backend === 'kernel' ? nb.ksfInfo(h) : nb.sfInfo(h);
   }
 
   /** 1 signalled, 0 active, < 0 signalled with that errno. */
   get status(): number {
-    return this.info().status;
+    return SyncFile.prototype.info.call(this).status;
   }
 
   /**
@@ -206,8 +220,8 @@ export class SyncFile implements Disposable {
    * Like poll(2) on the fd, the first call enables signalling on the fence.
    */
   isSignaled(): boolean {
-    const h = this.handle;
-    if (this.backend === 'kernel') return kcheck(nb.ksfIsSignaled(h));
+    const h = syncFileHandle(this);
+    if (this.backend === 'kernel') return nb.ksfIsSignaled(h);
     const r = nb.sfPoll(h); // arms the callback, as poll(2) on the fd does
     drain();
     return r;
@@ -218,10 +232,10 @@ export class SyncFile implements Disposable {
    * for kernel sync_files; older kernels: ENOTTY).
    */
   setDeadline(deadlineNs: bigint | number): void {
+    const h = syncFileHandle(this);
     const ns = toU64('deadlineNs', deadlineNs);
-    const h = this.handle;
-    if (this.backend === 'kernel') kcheck(nb.ksfSetDeadline(h, ns));
-    else check(nb.sfSetDeadline(h, ns), 'SYNC_IOC_SET_DEADLINE', 'cannot set the deadline');
+    if (this.backend === 'kernel') nb.ksfSetDeadline(h, ns);
+    else nb.sfSetDeadline(h, ns);
   }
 
   /**
@@ -231,14 +245,14 @@ export class SyncFile implements Disposable {
    */
   wait(opts?: WaitOptions): Promise<boolean> {
     try {
-      const h = this.handle;
+      const h = syncFileHandle(this);
       if (this.backend === 'emulated') {
         // The emulated sync_file is readable exactly when its fence signals.
         return this.fence.wait(opts);
       }
       const { timeoutMs, signal } = checkWait(opts);
       if (signal?.aborted) return Promise.reject(abortError(signal.reason));
-      if (kcheck(nb.ksfIsSignaled(h))) return Promise.resolve(true);
+      if (nb.ksfIsSignaled(h)) return Promise.resolve(true);
       if (timeoutMs === 0) return Promise.resolve(false);
       return new Promise<boolean>((resolve, reject) => {
         let timer: ReturnType<typeof setTimeout> | undefined;
@@ -253,16 +267,15 @@ export class SyncFile implements Disposable {
           if (this.#waiters.size === 0) this.#stopPoll();
         };
         const w: PollWaiter = {
-          done: (revents) => {
+          done: (revents, err) => {
             finish();
-            if (revents === -9) reject(new DmaBufError('EBADF', 'sync_file was closed while waiting'));
-            else if (revents < 0) reject(new DmaBufError(revents, 'uv_poll failed on the sync_file fd', 'uv_poll'));
+            if (err) reject(err);
             else resolve(true);
           },
         };
         this.#waiters.add(w);
         try {
-          this.#startPoll();
+          this.#startPoll(h);
         } catch (e) {
           this.#waiters.delete(w);
           reject(e);
@@ -281,14 +294,12 @@ export class SyncFile implements Disposable {
     }
   }
 
-  #startPoll(): void {
+  #startPoll(h: External): void {
     if (this.#poll) return;
-    this.#poll = kcheck(
-      nb.ksfPoll(this.handle, (revents) => {
-        this.#poll = null; // the native side closed it before calling us
-        for (const w of [...this.#waiters]) w.done(revents);
-      }),
-    );
+    this.#poll = nb.ksfPoll(h, (revents, err) => {
+      this.#poll = null; // the native side closed it before calling us
+      for (const w of [...this.#waiters]) w.done(revents, err);
+    });
   }
 
   #stopPoll(): void {
@@ -299,9 +310,10 @@ export class SyncFile implements Disposable {
 
   /** Closes the sync_file (the fd for the kernel backend); pending waits reject with EBADF. Idempotent. */
   close(): void {
-    const h = this.#h;
+    const h = sfSlot(this);
     if (!h) return;
-    for (const w of [...this.#waiters]) w.done(-9);
+    const closed = new DmaBufError('EBADF', 'sync_file was closed while waiting');
+    for (const w of [...this.#waiters]) w.done(-9, closed);
     this.#stopPoll();
     this.#h = null;
     this.#fence?.dispose();
@@ -311,11 +323,11 @@ export class SyncFile implements Disposable {
   }
 
   dispose(): void {
-    this.close();
+    SyncFile.prototype.close.call(this);
   }
 
   [Symbol.dispose](): void {
-    this.close();
+    SyncFile.prototype.close.call(this);
   }
 }
 
@@ -342,6 +354,13 @@ const SW_SYNC_PATH = '/sys/kernel/debug/sync/sw_sync';
 export class SwSyncTimeline implements Disposable {
   #h: External | null;
   readonly backend: SyncBackend;
+  static {
+    isTimeline = (v): v is SwSyncTimeline => typeof v === 'object' && v !== null && #h in v;
+    tlSlot = (v) => {
+      if (!isTimeline(v)) throw invalidArgType('this', 'an instance of SwSyncTimeline', v);
+      return v.#h;
+    };
+  }
 
   constructor(opts?: SwSyncTimelineOptions) {
     if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
@@ -353,22 +372,25 @@ export class SwSyncTimeline implements Disposable {
     }
     if (opts?.name !== undefined) checkName(opts.name, 'opts.name');
     if (opts?.path !== undefined) checkName(opts.path, 'opts.path');
-    if (want !== 'emulated') {
-      const r = nb.kswOpen(opts?.path ?? SW_SYNC_PATH);
-      if (!isKErr(r)) {
-        this.#h = r;
+    if (want === 'kernel') {
+      this.#h = nb.kswOpen(opts?.path ?? SW_SYNC_PATH);
+      this.backend = 'kernel';
+      return;
+    }
+    if (want === 'auto') {
+      let h: External | null = null;
+      try {
+        h = nb.kswOpen(opts?.path ?? SW_SYNC_PATH);
+      } catch (e) {
+        if (!(e instanceof DmaBufError)) throw e; // no kernel timeline: the emulated one
+      }
+      if (h) {
+        this.#h = h;
         this.backend = 'kernel';
         return;
       }
-      if (want === 'kernel') {
-        const [errno, op, msg] = r;
-        const path = opts?.path ?? SW_SYNC_PATH;
-        // The native message names the path already (with why, when it knows).
-        const text = !msg ? `${path}: cannot open` : msg.startsWith(path) ? msg : `${path}: ${msg}`;
-        throw new DmaBufError(errno, text, op);
-      }
     }
-    this.#h = check(nb.tlCreate(opts?.name), 'sw_sync_debugfs_open', 'cannot create a timeline');
+    this.#h = nb.tlCreate(opts?.name);
     this.backend = 'emulated';
   }
 
@@ -377,10 +399,9 @@ export class SwSyncTimeline implements Disposable {
     return nb.kswAvailable();
   }
 
-  /** @internal */
-  get handle(): External {
-    if (!this.#h) throw new DmaBufError('EBADF', 'sw_sync timeline is closed');
-    return this.#h;
+  /** Whether close() has run. */
+  get closed(): boolean {
+    return tlSlot(this) === null;
   }
 
   /**
@@ -389,19 +410,19 @@ export class SwSyncTimeline implements Disposable {
    * same value is reused. `name` is passed on and ignored, as by the kernel.
    */
   createFence(value: number, name = ''): SyncFile {
+    const h = timelineHandle(this);
     const v = toU32('value', value);
     checkName(name, 'name');
-    const h = this.handle;
-    if (this.backend === 'kernel') return new SyncFile(kCreate, kcheck(nb.kswCreateFence(h, v, name)), 'kernel');
-    return new SyncFile(kCreate, check(nb.tlCreateFence(h, v, name), 'SW_SYNC_IOC_CREATE_FENCE', 'cannot create a fence'), 'emulated');
+    if (this.backend === 'kernel') return new SyncFile(kCreate, nb.kswCreateFence(h, v, name), 'kernel');
+    return new SyncFile(kCreate, nb.tlCreateFence(h, v, name), 'emulated');
   }
 
   /** SW_SYNC_IOC_INC: advance by `n` (default 1), signalling reached points in order. */
   inc(n = 1): void {
+    const h = timelineHandle(this);
     const v = toU32('n', n);
-    const h = this.handle;
-    if (this.backend === 'kernel') kcheck(nb.kswInc(h, v));
-    else check(nb.tlInc(h, v), 'SW_SYNC_IOC_INC', 'cannot advance the timeline');
+    if (this.backend === 'kernel') nb.kswInc(h, v);
+    else nb.tlInc(h, v);
     drain(); // callbacks of points signalled on this thread
   }
 
@@ -410,18 +431,19 @@ export class SwSyncTimeline implements Disposable {
    * the point of `f`. No deadline: ENOENT; not a point of a sw_sync timeline: EINVAL.
    */
   getDeadline(f: SyncFile): bigint {
-    if (!(f instanceof SyncFile)) throw invalidArgType('f', 'an instance of SyncFile', f);
-    const h = this.handle;
+    const h = timelineHandle(this);
+    if (!isSyncFile(f)) throw invalidArgType('f', 'an instance of SyncFile', f);
+    const fh = syncFileHandle(f);
     if (f.backend !== this.backend) {
       throw new DmaBufError('EINVAL', `a ${f.backend} sync_file is not a point of a ${this.backend} timeline`, 'SW_SYNC_GET_DEADLINE');
     }
-    if (this.backend === 'kernel') return kcheck(nb.kswGetDeadline(h, f.handle));
-    return check(nb.tlGetDeadline(h, f.handle), 'SW_SYNC_GET_DEADLINE', 'cannot read the deadline');
+    if (this.backend === 'kernel') return nb.kswGetDeadline(h, fh);
+    return nb.tlGetDeadline(h, fh);
   }
 
   /** Closes the timeline: points still pending signal with ENOENT. Idempotent. */
   close(): void {
-    const h = this.#h;
+    const h = tlSlot(this);
     if (!h) return;
     this.#h = null;
     if (this.backend === 'kernel') nb.kswClose(h);
@@ -429,7 +451,12 @@ export class SwSyncTimeline implements Disposable {
     drain();
   }
 
+  /** Same as close(). */
+  dispose(): void {
+    SwSyncTimeline.prototype.close.call(this);
+  }
+
   [Symbol.dispose](): void {
-    this.close();
+    SwSyncTimeline.prototype.close.call(this);
   }
 }

@@ -10,18 +10,17 @@ import * as fs from 'node:fs';
 import { binding as rawBinding, type External } from './binding';
 import { DmaBufError, invalidArgType, invalidArgValue, outOfRange, toU64 } from './errors';
 import { wrapDmaBuf, type DmaBuf } from './dma_buf';
-import { kcheck, type KErr } from './kerror';
 
-
+/** The addon functions this file uses (native/addon/udmabuf_binding.cc); failures throw DmaBufError. */
 interface UdmabufBinding {
-  memfdCreate(name: string, size: bigint, seals: number): External | KErr;
+  memfdCreate(name: string, size: bigint, seals: number): External;
   memfdFd(h: External): number;
-  memfdSize(h: External): bigint | KErr;
-  memfdSeals(h: External): number | KErr;
-  memfdAddSeals(h: External, seals: number): undefined | KErr;
+  memfdSize(h: External): bigint;
+  memfdSeals(h: External): number;
+  memfdAddSeals(h: External, seals: number): void;
   memfdClose(h: External): void;
-  udmabufCreate(memfd: number, offset: bigint, size: bigint, flags: number): External | KErr;
-  udmabufCreateList(fds: number[], offsets: bigint[], sizes: bigint[], flags: number): External | KErr;
+  udmabufCreate(memfd: number, offset: bigint, size: bigint, flags: number): External;
+  udmabufCreateList(fds: number[], offsets: bigint[], sizes: bigint[], flags: number): External;
 }
 const nb = rawBinding as unknown as UdmabufBinding;
 
@@ -79,6 +78,16 @@ export interface MemfdOptions {
   seals?: readonly MemfdSeal[];
 }
 
+// Brand check: the handle is read from the private slot of a real Memfd;
+// anything else is a TypeError (ERR_INVALID_ARG_TYPE), never an EBADF.
+let isMemfd!: (v: unknown) => v is Memfd;
+let memfdSlot!: (v: unknown) => External | null;
+function memfdHandle(v: unknown, op: string): External {
+  const h = memfdSlot(v);
+  if (!h) throw new DmaBufError('EBADF', 'memfd is closed', op);
+  return h;
+}
+
 /**
  * A sealable memfd: memfd_create(MFD_ALLOW_SEALING | MFD_CLOEXEC), ftruncate
  * to its size, F_ADD_SEALS. Read and write it with `fs.readSync` /
@@ -87,6 +96,13 @@ export interface MemfdOptions {
 export class Memfd implements Disposable {
   readonly name: string;
   #h: External | null;
+  static {
+    isMemfd = (v): v is Memfd => typeof v === 'object' && v !== null && #h in v;
+    memfdSlot = (v) => {
+      if (!isMemfd(v)) throw invalidArgType('this', 'an instance of Memfd', v);
+      return v.#h;
+    };
+  }
 
   /** @internal use createMemfd() */
   constructor(token: symbol, h: External, name: string) {
@@ -95,50 +111,46 @@ export class Memfd implements Disposable {
     this.name = name;
   }
 
-  #handle(op: string): External {
-    if (!this.#h) throw new DmaBufError('EBADF', 'memfd is closed', op);
-    return this.#h;
-  }
-
   /** Whether close() has run. */
   get closed(): boolean {
-    return this.#h === null;
+    return memfdSlot(this) === null;
   }
 
   /** The file descriptor (owned by this object; close() closes it). */
   get fd(): number {
-    return nb.memfdFd(this.#handle('fd'));
+    return nb.memfdFd(memfdHandle(this, 'fd'));
   }
 
   /** The file size in bytes (fstat). */
   get size(): number {
-    return Number(kcheck(nb.memfdSize(this.#handle('fstat'))));
+    return Number(nb.memfdSize(memfdHandle(this, 'fstat')));
   }
 
   /** The seals in place (F_GET_SEALS). */
   get seals(): MemfdSeal[] {
-    const mask = kcheck(nb.memfdSeals(this.#handle('fcntl(F_GET_SEALS)')));
+    const mask = nb.memfdSeals(memfdHandle(this, 'fcntl(F_GET_SEALS)'));
     return SEAL_BITS.filter(([, bit]) => mask & bit).map(([n]) => n);
   }
 
   /** F_ADD_SEALS. After 'seal' no more can be added (EPERM). */
   addSeals(seals: readonly MemfdSeal[]): void {
+    memfdSlot(this);
     const mask = toSeals('seals', seals);
-    kcheck(nb.memfdAddSeals(this.#handle('fcntl(F_ADD_SEALS)'), mask));
+    nb.memfdAddSeals(memfdHandle(this, 'fcntl(F_ADD_SEALS)'), mask);
   }
 
   /** Closes the fd. Idempotent. A udmabuf made from it keeps its pages. */
   close(): void {
-    const h = this.#h;
+    const h = memfdSlot(this);
     if (!h) return;
     this.#h = null;
     nb.memfdClose(h);
   }
   dispose(): void {
-    this.close();
+    Memfd.prototype.close.call(this);
   }
   [Symbol.dispose](): void {
-    this.close();
+    Memfd.prototype.close.call(this);
   }
 }
 
@@ -152,7 +164,7 @@ export function createMemfd(size: number | bigint, opts?: MemfdOptions): Memfd {
     name = o.name;
   }
   const seals = o.seals === undefined ? 0x2 : toSeals('opts.seals', o.seals);
-  return new Memfd(kMemfd, kcheck(nb.memfdCreate(name, n, seals)), name);
+  return new Memfd(kMemfd, nb.memfdCreate(name, n, seals), name);
 }
 
 export interface UdmabufOptions {
@@ -173,7 +185,7 @@ export interface UdmabufRange {
 
 function toRange(name: string, memfd: unknown, offset: unknown, size: unknown): [number, bigint, bigint] {
   const off = offset === undefined ? 0n : toU64(`${name}.offset`, offset);
-  if (memfd instanceof Memfd) {
+  if (isMemfd(memfd)) {
     const fd = memfd.fd; // EBADF once closed
     if (size !== undefined) return [fd, off, toU64(`${name}.size`, size)];
     const total = BigInt(memfd.size);
@@ -194,7 +206,7 @@ export function udmabufCreate(memfd: Memfd | number, opts?: UdmabufOptions): Dma
   const o = toOpts('opts', opts);
   const [fd, offset, size] = toRange('opts', memfd, o.offset, o.size);
   const flags = toCloexec('opts.cloexec', o.cloexec);
-  return wrapDmaBuf(kcheck(nb.udmabufCreate(fd, offset, size, flags)), 'kernel');
+  return wrapDmaBuf(nb.udmabufCreate(fd, offset, size, flags), 'kernel');
 }
 
 /**
@@ -219,7 +231,7 @@ export function udmabufCreateList(ranges: readonly UdmabufRange[], opts?: { cloe
     offsets.push(off);
     sizes.push(size);
   }
-  return wrapDmaBuf(kcheck(nb.udmabufCreateList(fds, offsets, sizes, flags)), 'kernel');
+  return wrapDmaBuf(nb.udmabufCreateList(fds, offsets, sizes, flags), 'kernel');
 }
 
 /** Whether /dev/udmabuf exists and this process may open it read-write. */

@@ -4,11 +4,12 @@
 // the JS thread (synchronously after the call that revoked, through drain();
 // through the uv_async from any other thread). lib/attachment.ts validates.
 //
-// The buffer's reservation lock serialises all of this. Calls that take it
-// return -EDEADLK when this thread already holds it (DmaBuf.resv.lock()),
-// except map/unmap, which then run under the held lock as a dynamic importer's
-// do in the kernel. A finalizer that finds the lock held by its thread defers
-// the detach to the next unlock on that thread (RunDeferredDetaches).
+// The buffer's reservation lock serialises all of this. The core's calls that
+// take it answer -EDEADLK when this thread already holds it
+// (DmaBuf.resv.lock()); map/unmap use its _any variants, which run under the
+// held lock as a dynamic importer's do in the kernel. A finalizer that finds
+// the lock held by its thread defers the detach to the next unlock on that
+// thread (RunDeferredDetaches). Failures throw DmaBufError.
 #include <pthread.h>
 
 #include <algorithm>
@@ -19,16 +20,20 @@
 
 #include "attachment.h"
 #include "bindings.h"
+#include "boundary.h"
 #include "dma_buf_obj.h"
 #include "dma_buf_resv.h"
 #include "env_state.h"
 #include "handles.h"
-#include "resv.h"
 
 namespace dmabuf::addon {
 namespace {
 
 Napi::Number Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
+
+Napi::Error LockedByCaller(Napi::Env env, const char* op) {
+  return ErrnoError(env, -EDEADLK, op, "this thread holds the buffer's reservation lock (resv.lock()): unlock it first");
+}
 
 // move_notify's target: a JS callback id in the environment that attached.
 struct AttNotify {
@@ -57,27 +62,27 @@ struct AttObj {
   pthread_t thread;            // the attaching JS thread
 };
 
-// Unmaps what JS left mapped, then detaches. The reservation lock must not be
-// held by this thread.
-void att_detach(AttObj* o) {
-  if (!o->a) return;
-  if (!o->maps.empty()) {
-    dma_buf_resv_lock(o->buf);
-    for (const AttMap& m : o->maps) dma_buf_unmap_attachment_locked(o->a, m.sgt, m.dir);
-    dma_buf_resv_unlock(o->buf);
-    o->maps.clear();
+// Unmaps what JS left mapped, then detaches: 0, or -EDEADLK (nothing done)
+// when this thread holds the reservation lock.
+int att_detach(AttObj* o) {
+  if (!o->a) return 0;
+  while (!o->maps.empty()) {
+    const AttMap& m = o->maps.back();
+    if (int err = dma_buf_unmap_attachment(o->a, m.sgt, m.dir)) return err;  // the first one, or none
+    o->maps.pop_back();
   }
-  dma_buf_detach(o->buf, o->a);  // no move_notify after this
+  if (int err = dma_buf_detach(o->buf, o->a)) return err;  // no move_notify after this
   o->a = nullptr;
   if (o->notify) {
     o->notify->env->Unref();
     delete o->notify;
     o->notify = nullptr;
   }
+  return 0;
 }
 
 void att_free(AttObj* o) {
-  att_detach(o);
+  (void)att_detach(o);  // never under this thread's lock: att_put defers those
   dma_buf_obj_put(o->buf);
   delete o;
 }
@@ -86,7 +91,7 @@ std::mutex g_deferred_mu;
 std::vector<AttObj*> g_deferred;
 
 void att_put(AttObj* o) {
-  if (o->a && resv_held(dma_buf_resv(o->buf))) {
+  if (o->a && dma_buf_resv_held(o->buf)) {
     std::lock_guard<std::mutex> g(g_deferred_mu);
     g_deferred.push_back(o);
     return;
@@ -101,20 +106,29 @@ AttObj* AttArg(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// bufAttach(b, device, pinned, peer2peer, notifyId: 0 = none) -> External | -errno
+// bufAttach(b, device, pinned, peer2peer, notifyId: 0 = none) -> External
 Napi::Value BufAttach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  static constexpr const char* kOp = "dma_buf_attach";
   BufObj* b = BufArgAt(info, 0);
+  if (!info[1].IsString() || !info[4].IsNumber()) throw BadArg(env, "bufAttach(buf, device, pinned, peer2peer, notifyId)");
   std::string dev = info[1].As<Napi::String>();
   const bool pinned = info[2].ToBoolean(), p2p = info[3].ToBoolean();
   const uint32_t notify_id = info[4].As<Napi::Number>().Uint32Value();
-  if (b->closed) return Num(env, -EBADF);
-  if (b->kernel) return Num(env, -EOPNOTSUPP);
-  if (resv_held(dma_buf_resv(b->emu))) return Num(env, -EDEADLK);
+  if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
+  if (b->kernel)
+    throw ErrnoError(env, -EOPNOTSUPP, kOp, "attachments of a kernel dma-buf are made by kernel drivers, not from userspace");
   RunDeferredDetaches();
+  // Everything that can throw before the core attaches.
+  auto* o = new AttObj{b->emu, nullptr, nullptr, {}, 1, pthread_self()};
   AttNotify* n = nullptr;
   if (notify_id) {
-    n = new AttNotify{EnvState::Get(env), notify_id};
+    try {
+      n = new AttNotify{EnvState::Get(env), notify_id};
+    } catch (...) {
+      delete o;
+      throw;
+    }
     n->env->Ref();
   }
   Attachment* a = nullptr;
@@ -124,33 +138,36 @@ Napi::Value BufAttach(const Napi::CallbackInfo& info) {
       n->env->Unref();
       delete n;
     }
-    return Num(env, err);
+    delete o;
+    if (err == -EDEADLK) throw LockedByCaller(env, kOp);
+    throw ErrnoError(env, err, kOp, pinned ? "pinned attach refused by the exporter" : "attach refused by the exporter");
   }
   dma_buf_obj_get(b->emu);
-  auto* o = new AttObj{b->emu, a, n, {}, 1, pthread_self()};
+  o->a = a;
+  o->notify = n;
   return AttHolder::Wrap(env, o);
 }
 
-// attDetach(att) -> 0 | -EDEADLK (lock held by this thread); idempotent
+// attDetach(att): EDEADLK while this thread holds the lock; idempotent
 Napi::Value AttDetach(const Napi::CallbackInfo& info) {
-  AttObj* o = AttArg(info);
-  if (o->a && resv_held(dma_buf_resv(o->buf))) return Num(info.Env(), -EDEADLK);
-  att_detach(o);
-  return Num(info.Env(), 0);
+  if (att_detach(AttArg(info)) == -EDEADLK) throw LockedByCaller(info.Env(), "dma_buf_detach");
+  return info.Env().Undefined();
 }
 
-// attMap(att, dir) -> [mapId, [[phys: bigint, length]...], ccShared] | -errno
+// attMap(att, dir) -> [mapId, [[phys: bigint, length]...], ccShared]
 Napi::Value AttMapFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  static constexpr const char* kOp = "dma_buf_map_attachment";
   AttObj* o = AttArg(info);
+  if (!info[1].IsNumber()) throw BadArg(env, "expected a direction number");
   const uint32_t d = info[1].As<Napi::Number>().Uint32Value();
-  if (!o->a) return Num(env, -EBADF);
-  if (d > DMA_FROM_DEVICE) return Num(env, -EINVAL);
+  if (!o->a) throw ErrnoError(env, -EBADF, kOp, "the attachment is detached");
+  if (d > DMA_FROM_DEVICE) throw ErrnoError(env, -EINVAL, kOp, "bad direction");
   const auto dir = static_cast<DmaDataDirection>(d);
+  o->maps.reserve(o->maps.size() + 1);  // no bad_alloc after the mapping is made
   const SgTable* sgt = nullptr;
-  const bool held = resv_held(dma_buf_resv(o->buf));
-  int err = held ? dma_buf_map_attachment_locked(o->a, dir, &sgt) : dma_buf_map_attachment(o->a, dir, &sgt);
-  if (err) return Num(env, err);
+  int err = dma_buf_map_attachment_any(o->a, dir, &sgt);
+  if (err) throw ErrnoError(env, err, kOp, "mapping the attachment");
   const uint32_t id = o->next_map++;
   o->maps.push_back({id, sgt, dir});
   Napi::Array entries = Napi::Array::New(env, sgt->entries.size());
@@ -167,29 +184,27 @@ Napi::Value AttMapFn(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// attUnmap(att, mapId) -> 0 | -EINVAL (not a live mapping of this attachment) | -EBADF
+// attUnmap(att, mapId): EINVAL (not a live mapping of this attachment), EBADF
 Napi::Value AttUnmapFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  static constexpr const char* kOp = "dma_buf_unmap_attachment";
   AttObj* o = AttArg(info);
+  if (!info[1].IsNumber()) throw BadArg(env, "expected a mapping id");
   const uint32_t id = info[1].As<Napi::Number>().Uint32Value();
-  if (!o->a) return Num(env, -EBADF);
+  if (!o->a) throw ErrnoError(env, -EBADF, kOp, "the attachment is detached");
   auto it = std::find_if(o->maps.begin(), o->maps.end(), [&](const AttMap& m) { return m.id == id; });
-  if (it == o->maps.end()) return Num(env, -EINVAL);
+  if (it == o->maps.end()) throw ErrnoError(env, -EINVAL, kOp, "not a live mapping of this attachment");
   const AttMap m = *it;
   o->maps.erase(it);
-  if (resv_held(dma_buf_resv(o->buf))) {
-    dma_buf_unmap_attachment_locked(o->a, m.sgt, m.dir);
-  } else {
-    dma_buf_unmap_attachment(o->a, m.sgt, m.dir);
-  }
-  return Num(env, 0);
+  dma_buf_unmap_attachment_any(o->a, m.sgt, m.dir);
+  return env.Undefined();
 }
 
-// attInfo(att) -> { moves, cpuSyncs, deviceSyncs, mapped } | -EBADF
+// attInfo(att) -> { moves, cpuSyncs, deviceSyncs, mapped }
 Napi::Value AttInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AttObj* o = AttArg(info);
-  if (!o->a) return Num(env, -EBADF);
+  if (!o->a) throw ErrnoError(env, -EBADF, "dma_buf_attachment", "the attachment is detached");
   Napi::Object r = Napi::Object::New(env);
   r.Set("moves", Num(env, static_cast<double>(o->a->moves.load(std::memory_order_relaxed))));
   r.Set("cpuSyncs", Num(env, static_cast<double>(o->a->cpu_syncs.load(std::memory_order_relaxed))));
@@ -211,7 +226,7 @@ void RunDeferredDetaches() {
     std::lock_guard<std::mutex> g(g_deferred_mu);
     if (g_deferred.empty()) return;
     auto keep = std::partition(g_deferred.begin(), g_deferred.end(), [](AttObj* o) {
-      return !pthread_equal(o->thread, pthread_self()) || resv_held(dma_buf_resv(o->buf));
+      return !pthread_equal(o->thread, pthread_self()) || dma_buf_resv_held(o->buf);
     });
     run.assign(keep, g_deferred.end());
     g_deferred.erase(keep, g_deferred.end());
@@ -220,11 +235,10 @@ void RunDeferredDetaches() {
 }
 
 void RegisterAttach(Napi::Env env, Napi::Object exports) {
-  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+  ExportFunctions(env, exports, {
       {"bufAttach", BufAttach}, {"attDetach", AttDetach}, {"attMap", AttMapFn},
       {"attUnmap", AttUnmapFn}, {"attInfo", AttInfo},     {"attDispose", AttDispose},
-  };
-  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  });
 }
 
 }  // namespace dmabuf::addon

@@ -50,8 +50,4 @@ Napi::Value WrapBufResv(Napi::Env env, DmaBuf* buf);
 // buffer's reservation lock (attach_binding.cc); called after unlocking.
 void RunDeferredDetaches();
 
-// [errno, op, message]: how kernel-backend failures reach TypeScript
-// (lib/heap_util.ts and lib/sync_file.ts turn it into a DmaBufError).
-Napi::Value KErrValue(Napi::Env env, const kernel::KError& e);
-
 }  // namespace dmabuf::addon

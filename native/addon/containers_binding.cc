@@ -1,12 +1,15 @@
 // Fence container bindings (dma_fence_array, dma_fence_chain, dma_fence_unwrap):
 // flat functions over fence handles. The TypeScript layer validates every
-// argument (lib/containers.ts); these only convert and call the core.
+// argument (lib/containers.ts); these only convert and call the core, and
+// throw its failures as DmaBufError.
 #include <cerrno>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "array.h"
 #include "bindings.h"
+#include "boundary.h"
 #include "chain.h"
 #include "handles.h"
 #include "unwrap.h"
@@ -54,7 +57,7 @@ Napi::Value FenceGetError(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fence_get_error(FenceArg(info, 0)));
 }
 
-// fenceArrayCreate(handles[], context: bigint, seqno: bigint (u32), signalOnAny) -> handle, or 0 on OOM
+// fenceArrayCreate(handles[], context: bigint, seqno: bigint (u32), signalOnAny) -> handle; ENOMEM
 Napi::Value FenceArrayCreate(const Napi::CallbackInfo& info) {
   std::vector<Fence*> list = FenceList(info, 0);
   const uint64_t ctx = U64Arg(info, 1);
@@ -62,14 +65,14 @@ Napi::Value FenceArrayCreate(const Napi::CallbackInfo& info) {
   if (seqno > UINT32_MAX) throw Napi::RangeError::New(info.Env(), "dmabuf: an array's seqno is 32 bits");
   const bool signal_on_any = info[3].ToBoolean();
   auto** fences = static_cast<Fence**>(std::malloc(sizeof(Fence*) * (list.size() ? list.size() : 1)));
-  if (!fences) return Napi::Number::New(info.Env(), 0);
+  if (!fences) throw ErrnoError(info.Env(), -ENOMEM, "dma_fence_array_create", "out of memory");
   for (size_t k = 0; k < list.size(); ++k) fences[k] = fence_get(list[k]);
   FenceArray* a = fence_array_create(static_cast<int>(list.size()), fences, ctx,
                                      static_cast<unsigned>(seqno), signal_on_any);
   if (!a) {
     for (size_t k = 0; k < list.size(); ++k) fence_put(fences[k]);
     std::free(fences);
-    return Napi::Number::New(info.Env(), 0);
+    throw ErrnoError(info.Env(), -ENOMEM, "dma_fence_array_create", "out of memory");
   }
   return WrapFence(info.Env(), &a->base);
 }
@@ -89,14 +92,14 @@ Napi::Value FenceMatchContext(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), fence_match_context(f, U64Arg(info, 1)));
 }
 
-// fenceChainCreate(prev: handle | 0, fence: handle, seqno: bigint) -> handle, or 0 on OOM
+// fenceChainCreate(prev: handle | 0, fence: handle, seqno: bigint) -> handle; ENOMEM
 Napi::Value FenceChainCreate(const Napi::CallbackInfo& info) {
   Fence* prev = info[0].IsNumber() && info[0].As<Napi::Number>().DoubleValue() == 0 ? nullptr
                                                                                     : FenceArg(info, 0);
   Fence* fence = FenceArg(info, 1);
   const uint64_t seqno = U64Arg(info, 2);
   FenceChain* c = fence_chain_alloc();
-  if (!c) return Napi::Number::New(info.Env(), 0);
+  if (!c) throw ErrnoError(info.Env(), -ENOMEM, "dma_fence_chain_alloc", "out of memory");
   fence_chain_init(c, fence_get(prev), fence_get(fence), seqno);
   return WrapFence(info.Env(), &c->base);
 }
@@ -123,8 +126,8 @@ Napi::Value FenceChainWalk(const Napi::CallbackInfo& info) {
   return next ? WrapFence(info.Env(), next) : Napi::Number::New(info.Env(), 0);
 }
 
-// fenceChainFindSeqno(h, seqno: bigint) -> handle (new reference), 0 (all
-// signalled), or a negative errno
+// fenceChainFindSeqno(h, seqno: bigint) -> handle (new reference), or 0 (all
+// signalled); EINVAL for a point after this node
 Napi::Value FenceChainFindSeqno(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
   const uint64_t seqno = U64Arg(info, 1);
@@ -132,7 +135,8 @@ Napi::Value FenceChainFindSeqno(const Napi::CallbackInfo& info) {
   int r = fence_chain_find_seqno(&cur, seqno);
   if (r < 0) {
     fence_put(cur);
-    return Napi::Number::New(info.Env(), r);
+    throw ErrnoError(info.Env(), r, "dma_fence_chain_find_seqno",
+                     "point " + std::to_string(seqno) + " is after this node (" + std::to_string(f->seqno) + ")");
   }
   return cur ? WrapFence(info.Env(), cur) : Napi::Number::New(info.Env(), 0);
 }
@@ -148,12 +152,13 @@ Napi::Value FenceUnwrapAll(const Napi::CallbackInfo& info) {
   return WrapAll(info.Env(), out);
 }
 
-// fenceMerge(handles[]) -> handle (new reference), or 0 on OOM
+// fenceMerge(handles[]) -> handle (new reference); ENOMEM
 Napi::Value FenceMerge(const Napi::CallbackInfo& info) {
   std::vector<Fence*> list = FenceList(info, 0);
   std::vector<FenceUnwrap> cursors(list.size());
   Fence* r = fence_unwrap_merge_array(static_cast<unsigned>(list.size()), list.data(), cursors.data());
-  return r ? WrapFence(info.Env(), r) : Napi::Number::New(info.Env(), 0);
+  if (!r) throw ErrnoError(info.Env(), -ENOMEM, "dma_fence_unwrap_merge", "out of memory");
+  return WrapFence(info.Env(), r);
 }
 
 // fenceDedup(handles[]) -> handles[]: the latest per context, ascending context
@@ -173,7 +178,7 @@ Napi::Value FenceDup(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterContainers(Napi::Env env, Napi::Object exports) {
-  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+  ExportFunctions(env, exports, {
       {"fenceKind", FenceKind},
       {"fenceGetError", FenceGetError},
       {"fenceArrayCreate", FenceArrayCreate},
@@ -187,8 +192,7 @@ void RegisterContainers(Napi::Env env, Napi::Object exports) {
       {"fenceMerge", FenceMerge},
       {"fenceDedup", FenceDedup},
       {"fenceDup", FenceDup},
-  };
-  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  });
 }
 
 }  // namespace dmabuf::addon

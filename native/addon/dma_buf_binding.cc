@@ -1,96 +1,129 @@
 // A dma-buf's implicit sync for JavaScript: its reservation object (emulated
 // buffers only: userspace never reaches the kernel's), EXPORT/IMPORT_SYNC_FILE
 // on both backends, and revocation of a revocable (VFIO-like) exporter.
-// lib/dma_buf.ts validates; these return values, negative errnos, or the
-// kernel backend's [errno, op, message].
+// lib/dma_buf.ts validates; these return values and throw failures as
+// DmaBufError (the core's errno, or the kernel backend's KError).
 //
-// Calls that would take the buffer's reservation lock return -EDEADLK when the
-// calling thread already holds it (through DmaBuf.resv.lock()): the ww_mutex
-// is not recursive, and the thread would wait for itself.
+// The core answers -EDEADLK for calls that would take the buffer's
+// reservation lock while the calling thread holds it (through
+// DmaBuf.resv.lock()): the ww_mutex is not recursive.
 #include <cerrno>
+#include <string>
 
 #include "bindings.h"
+#include "boundary.h"
 #include "dma_buf.h"
 #include "dma_buf_ioctl.h"
 #include "dma_buf_obj.h"
-#include "dma_buf_resv.h"
 #include "handles.h"
 #include "kernel/dma_buf.h"
-#include "resv.h"
 #include "vfio_dmabuf.h"
 
 namespace dmabuf::addon {
 namespace {
 
-Napi::Number Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
+uint32_t U32Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw BadArg(info.Env(), "expected a number");
+  return info[i].As<Napi::Number>().Uint32Value();
+}
+// DMA_BUF_SYNC_READ / _WRITE / _RW as the TypeScript API spells them.
+const char* DirName(uint32_t flags) {
+  switch (flags & kDmaBufSyncRw) {
+    case kDmaBufSyncRead: return "read";
+    case kDmaBufSyncWrite: return "write";
+    default: return "readwrite";
+  }
+}
+Napi::Error LockedByCaller(Napi::Env env, int err, const char* op) {
+  return ErrnoError(env, err, op, "this thread holds the buffer's reservation lock (resv.lock()): unlock it first");
+}
 
-// bufResv(b) -> Resv External | -EBADF | -EOPNOTSUPP (kernel backend)
+// bufResv(b) -> Resv External. EBADF closed; EOPNOTSUPP for a kernel buffer.
 Napi::Value BufResv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BufObj* b = BufArgAt(info, 0);
-  if (b->closed) return Num(env, -EBADF);
-  if (b->kernel) return Num(env, -EOPNOTSUPP);
+  if (b->closed) throw ErrnoError(env, -EBADF, "dma_buf_resv", "dma-buf is closed");
+  if (b->kernel)
+    throw ErrnoError(env, -EOPNOTSUPP, "dma_buf_resv",
+                     "a kernel dma-buf's reservation object is not reachable from userspace: use "
+                     "exportSyncFile()/importSyncFile()");
   return WrapBufResv(env, b->emu);
 }
 
-// bufExportSyncFile(b, flags) -> SyncFile External (emulated or kernel) | -errno | KError
+// bufExportSyncFile(b, flags) -> SyncFile External (emulated or kernel)
 Napi::Value BufExportSyncFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  static constexpr const char* kOp = "DMA_BUF_IOCTL_EXPORT_SYNC_FILE";
   BufObj* b = BufArgAt(info, 0);
-  const uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
-  if (b->closed) return Num(env, -EBADF);
+  const uint32_t flags = U32Arg(info, 1);
+  if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
   if (b->kernel) {
     auto r = kernel::dma_buf_export_sync(b->kfd, flags);
-    if (!r) return KErrValue(env, r.error());
+    if (!r) throw KernelError(env, r.error());
     return WrapKernelSyncFile(env, std::move(r.value()));
   }
   // Through the ioctl entry point: ENOTTY on emulated kernels before 6.0.
   DmaBufSyncFileArg arg{flags, nullptr};
   long r = dma_buf_ioctl(b->emu, kDmaBufIoctlExportSyncFile, &arg);
-  if (r < 0) return Num(env, static_cast<double>(r));
+  if (r < 0)
+    throw ErrnoError(env, static_cast<int>(r), kOp, std::string("exporting the implicit fences for ") + DirName(flags));
   return WrapSyncFile(env, arg.fd);
 }
 
-// bufImportSyncFile(b, syncFile, flags) -> 0 | -errno | KError. The sync_file
-// handle must be of the buffer's backend (lib/dma_buf.ts checks).
+// bufImportSyncFile(b, syncFile, flags). The sync_file handle must be of the
+// buffer's backend (lib/dma_buf.ts checks; anything else is EBADF here).
 Napi::Value BufImportSyncFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  static constexpr const char* kOp = "DMA_BUF_IOCTL_IMPORT_SYNC_FILE";
   BufObj* b = BufArgAt(info, 0);
-  const uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
+  const uint32_t flags = U32Arg(info, 2);
   if (b->kernel) {
     const int sfd = KernelSyncFileFd(info[1]);
     if (sfd < 0) throw BadHandle(env, "kernel sync_file handle");
-    if (b->closed) return Num(env, -EBADF);
+    if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
     auto r = kernel::dma_buf_import_sync(b->kfd, flags, sfd);
-    if (!r) return KErrValue(env, r.error());
-    return Num(env, 0);
+    if (!r) throw KernelError(env, r.error());
+    return env.Undefined();
   }
   SyncFile* sf = SyncFileFromHandle(info[1]);
   if (!sf) throw BadHandle(env, "sync_file handle");
-  if (b->closed) return Num(env, -EBADF);
-  if (resv_held(dma_buf_resv(b->emu))) return Num(env, -EDEADLK);
+  if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
   DmaBufSyncFileArg arg{flags, sf};
-  return Num(env, static_cast<double>(dma_buf_ioctl(b->emu, kDmaBufIoctlImportSyncFile, &arg)));
+  const long r = dma_buf_ioctl(b->emu, kDmaBufIoctlImportSyncFile, &arg);
+  if (r == -EDEADLK) throw LockedByCaller(env, -EDEADLK, kOp);
+  if (r < 0)
+    throw ErrnoError(env, static_cast<int>(r), kOp, std::string("importing a sync_file for ") + DirName(flags));
+  return env.Undefined();
 }
 
-// bufSetRevoked(b, revoked) -> 0 | -EINVAL (not revocable) | -EBADF | -EDEADLK | -EOPNOTSUPP
+// bufSetRevoked(b, revoked): EINVAL (not revocable), EBADF, EDEADLK (the
+// caller holds the lock), EOPNOTSUPP (kernel buffer)
 Napi::Value BufSetRevoked(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BufObj* b = BufArgAt(info, 0);
-  if (b->closed) return Num(env, -EBADF);
-  if (b->kernel) return Num(env, -EOPNOTSUPP);
-  if (resv_held(dma_buf_resv(b->emu))) return Num(env, -EDEADLK);
-  return Num(env, vfio_dmabuf_set_revoked(b->emu, info[1].ToBoolean()));
+  const bool revoked = info[1].ToBoolean();
+  const char* op = revoked ? "vfio_pci_dma_buf_move(revoke)" : "vfio_pci_dma_buf_move(restore)";
+  if (b->closed) throw ErrnoError(env, -EBADF, op, "dma-buf is closed");
+  if (b->kernel) throw ErrnoError(env, -EOPNOTSUPP, op, "a kernel dma-buf cannot be revoked from userspace");
+  const int r = vfio_dmabuf_set_revoked(b->emu, revoked);
+  if (r == -EDEADLK) throw LockedByCaller(env, r, op);
+  if (r == -EINVAL) throw ErrnoError(env, r, op, "not a revocable exporter (exportVfioBuffer() makes one)");
+  if (r < 0) throw ErrnoError(env, r, op, "revoking the buffer");
+  return env.Undefined();
 }
 
-// bufRevoked(b) -> 1 | 0 (also for anything not revocable) | -EBADF | -EDEADLK
+// bufRevoked(b) -> whether revoked (false for anything not revocable); EBADF,
+// EDEADLK (the query takes the lock the caller holds)
 Napi::Value BufRevoked(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  static constexpr const char* kOp = "vfio_dmabuf_revoked";
   BufObj* b = BufArgAt(info, 0);
-  if (b->closed) return Num(env, -EBADF);
-  if (b->kernel) return Num(env, 0);
-  if (resv_held(dma_buf_resv(b->emu))) return Num(env, -EDEADLK);  // the query takes the lock
-  return Num(env, vfio_dmabuf_is_revoked(b->emu) ? 1 : 0);
+  if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
+  if (b->kernel) return Napi::Boolean::New(env, false);
+  const int r = vfio_dmabuf_revoked(b->emu);
+  if (r == -EDEADLK) throw LockedByCaller(env, r, kOp);
+  if (r < 0) throw ErrnoError(env, r, kOp, "reading the revocation state");
+  return Napi::Boolean::New(env, r == 1);
 }
 
 // bufRevocable(b) -> whether the buffer comes from a revocable exporter
@@ -101,15 +134,14 @@ Napi::Value BufRevocable(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterDmaBuf(Napi::Env env, Napi::Object exports) {
-  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+  ExportFunctions(env, exports, {
       {"bufResv", BufResv},
       {"bufExportSyncFile", BufExportSyncFile},
       {"bufImportSyncFile", BufImportSyncFile},
       {"bufSetRevoked", BufSetRevoked},
       {"bufRevoked", BufRevoked},
       {"bufRevocable", BufRevocable},
-  };
-  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  });
 }
 
 }  // namespace dmabuf::addon

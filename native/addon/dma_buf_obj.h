@@ -1,6 +1,6 @@
 // What the heap, platform, dma-buf and attachment bindings share: the JS
-// handle kinds over an emulated platform and over a buffer (either backend),
-// and the kernel-failure array. One definition here so every file agrees on
+// handle kinds over an emulated platform and over a buffer (either backend).
+// One definition here so every file agrees on
 // the Holder types (a handle made in one file is checked in another).
 #pragma once
 
@@ -11,7 +11,6 @@
 
 #include "dma_buf.h"
 #include "handles.h"
-#include "kernel/kerror.h"
 #include "mapping.h"
 #include "platform.h"
 

@@ -1,7 +1,8 @@
 // dma-buf heap and buffer bindings, emulated (native/core) and real kernel
 // (native/kernel). Holder Externals over a heap and over a buffer; flat
-// functions that return values or negative errnos. lib/heap.ts validates.
-// Kernel failures come back as [errno, op, message] so the message survives.
+// functions that return values and throw failures as DmaBufError (the core's
+// errno, or the kernel backend's KError with its op and message).
+// lib/heap.ts and lib/dma_buf.ts validate.
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "boundary.h"
 #include "dma_buf.h"
 #include "dma_buf_obj.h"
 #include "handles.h"
@@ -91,14 +93,6 @@ void buf_put(BufObj* b) {
 
 void plat_put(Platform* p) { platform_put(p); }
 
-Napi::Value KErrValue(Napi::Env env, const kernel::KError& e) {
-  Napi::Array a = Napi::Array::New(env, 3);
-  a.Set(0u, Napi::Number::New(env, e.err));
-  a.Set(1u, Napi::String::New(env, e.op));
-  a.Set(2u, Napi::String::New(env, e.msg));
-  return a;
-}
-
 Platform* PlatArgAt(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return platform_default();
   Platform* p = PlatHolder::From(info[i]);
@@ -113,8 +107,14 @@ BufObj* BufArgAt(const Napi::CallbackInfo& info, size_t i) {
 }
 
 Napi::Value WrapEmuBuf(Napi::Env env, DmaBuf* buf, bool revocable) {
+  BufObj* b;
+  try {
+    b = new BufObj{};
+  } catch (...) {
+    (void)dma_buf_close(buf);  // the adopted fd reference
+    throw;
+  }
   dma_buf_obj_get(buf);
-  auto* b = new BufObj{};
   b->kernel = false;
   b->emu = buf;
   b->revocable = revocable;
@@ -131,15 +131,38 @@ HeapObj* HeapArg(const Napi::CallbackInfo& info) {
   return h;
 }
 BufObj* BufArg(const Napi::CallbackInfo& info) { return BufArgAt(info, 0); }
+// The buffer behind info[0], open: EBADF (naming `op`) once closed.
+BufObj* OpenBufArg(const Napi::CallbackInfo& info, const char* op) {
+  BufObj* b = BufArgAt(info, 0);
+  if (b->closed) throw ErrnoError(info.Env(), -EBADF, op, "dma-buf is closed");
+  return b;
+}
+std::string StrArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) throw BadArg(info.Env(), "expected a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "expected a bigint");
+  bool ok = true;
+  const uint64_t v = BigIntU64(info[i], &ok);
+  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
+  return v;
+}
+// Detaches a mapping's ArrayBuffer (JS can never read the range again).
+void DetachArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() > i && info[i].IsArrayBuffer() && napi_detach_arraybuffer(info.Env(), info[i]) != napi_ok)
+    throw ErrnoError(info.Env(), -EINVAL, "munmap", "cannot detach the mapping's ArrayBuffer");
+}
 
-// heapList(kernel) -> [{name, kind, contiguous, cpuAccess, ccShared}] | KError
+// heapList(kernel, platform?) -> [{name, kind, contiguous, cpuAccess, ccShared}]
+// (kernel: [{name, path}])
 Napi::Value HeapList(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env);
   uint32_t i = 0;
   if (info[0].ToBoolean()) {
     auto r = kernel::list_heaps();
-    if (!r) return KErrValue(env, r.error());
+    if (!r) throw KernelError(env, r.error());
     for (const auto& h : r.value()) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("name", h.name);
@@ -160,20 +183,20 @@ Napi::Value HeapList(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// heapOpen(name, kernel) -> External | -errno | KError
+// heapOpen(name, kernel, platform?) -> External; ENOENT for no such heap
 Napi::Value HeapOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string name = info[0].As<Napi::String>();
+  std::string name = StrArg(info, 0);
   if (info[1].ToBoolean()) {
     auto r = kernel::open_heap(name);
-    if (!r) return KErrValue(env, r.error());
+    if (!r) throw KernelError(env, r.error());
     auto* h = new HeapObj{true, nullptr, nullptr, std::move(r.value())};
     return HeapHolder::Wrap(env, h);
   }
   Platform* p = PlatArg(info, 2);
   dmabuf::Heap* heap = nullptr;
   int e = dma_heap_open(p, name.c_str(), &heap);
-  if (e) return Napi::Number::New(env, e);
+  if (e) throw ErrnoError(env, e, "open", "no heap named '" + name + "'");
   auto* h = new HeapObj{false, platform_get(p), heap, {}};
   return HeapHolder::Wrap(env, h);
 }
@@ -183,18 +206,17 @@ Napi::Value HeapDispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// heapAlloc(h, len: bigint, fdFlags: number, heapFlags: bigint) -> External | -errno | KError
+// heapAlloc(h, len: bigint, fdFlags: number, heapFlags: bigint) -> External
 Napi::Value HeapAlloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HeapObj* h = HeapArg(info);
-  bool ok1 = true, ok2 = true;
-  uint64_t len = BigIntU64(info[1], &ok1);
+  uint64_t len = U64Arg(info, 1);
+  if (!info[2].IsNumber()) throw BadArg(env, "expected fd flags");
   uint32_t fd_flags = info[2].As<Napi::Number>().Uint32Value();
-  uint64_t heap_flags = BigIntU64(info[3], &ok2);
-  if (!ok1 || !ok2) throw Napi::TypeError::New(env, "dmabuf: heapAlloc expects bigints");
+  uint64_t heap_flags = U64Arg(info, 3);
   if (h->kernel) {
     auto r = kernel::heap_alloc(h->k.fd.get(), len, fd_flags, heap_flags);
-    if (!r) return KErrValue(env, r.error());
+    if (!r) throw KernelError(env, r.error());
     auto* b = new BufObj{};
     b->kernel = true;
     b->kfd = r.value().release();
@@ -202,42 +224,41 @@ Napi::Value HeapAlloc(const Napi::CallbackInfo& info) {
   }
   DmaBuf* buf = nullptr;
   int e = dma_heap_alloc(h->emu, len, fd_flags, heap_flags, &buf);
-  if (e) return Napi::Number::New(env, e);
+  if (e)
+    throw ErrnoError(env, e, "DMA_HEAP_IOCTL_ALLOC",
+                     "allocating " + std::to_string(len) + " bytes from heap '" + h->emu->name + "'");
   return WrapEmuBuf(env, buf);
 }
 
-// bufFd(b) -> fd | -EBADF
+// bufFd(b) -> fd
 Napi::Value BufFd(const Napi::CallbackInfo& info) {
-  BufObj* b = BufArg(info);
-  if (b->closed) return Napi::Number::New(info.Env(), -EBADF);
+  BufObj* b = OpenBufArg(info, "fd");
   return Napi::Number::New(info.Env(), b->kernel ? b->kfd : b->emu->user_fd.load());
 }
 
-// bufSize(b) -> bigint | -errno | KError
+// bufSize(b) -> bigint
 Napi::Value BufSize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  BufObj* b = BufArg(info);
-  if (b->closed) return Napi::Number::New(env, -EBADF);
+  BufObj* b = OpenBufArg(info, "lseek");
   if (!b->kernel) return Napi::BigInt::New(env, b->emu->size);
   auto r = kernel::dma_buf_size(b->kfd);
-  if (!r) return KErrValue(env, r.error());
+  if (!r) throw KernelError(env, r.error());
   return Napi::BigInt::New(env, r.value());
 }
 
-// bufFdinfo(b) -> [[key, value]...] | -errno | KError
+// bufFdinfo(b) -> [[key, value]...]
 Napi::Value BufFdinfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  BufObj* b = BufArg(info);
-  if (b->closed) return Napi::Number::New(env, -EBADF);
+  BufObj* b = OpenBufArg(info, "fdinfo");
   kernel::FdInfo fi;
   if (b->kernel) {
     auto r = kernel::dma_buf_fdinfo(b->kfd);
-    if (!r) return KErrValue(env, r.error());
+    if (!r) throw KernelError(env, r.error());
     fi = std::move(r.value());
   } else {
     std::string text;
     int e = dma_buf_fdinfo(b->emu, &text);
-    if (e) return Napi::Number::New(env, e);
+    if (e) throw ErrnoError(env, e, "fdinfo", "reading fdinfo");
     fi = kernel::parse_fdinfo(text);
   }
   Napi::Array out = Napi::Array::New(env, fi.entries.size());
@@ -251,65 +272,65 @@ Napi::Value BufFdinfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// bufSetName(b, name) -> 0 | -errno | KError
+// bufSetName(b, name)
 Napi::Value BufSetName(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  BufObj* b = BufArg(info);
-  if (b->closed) return Napi::Number::New(env, -EBADF);
-  std::string name = info[1].As<Napi::String>();
+  BufObj* b = OpenBufArg(info, "DMA_BUF_SET_NAME");
+  std::string name = StrArg(info, 1);
   if (b->kernel) {
     auto r = kernel::dma_buf_set_name(b->kfd, name);
-    if (!r) return KErrValue(env, r.error());
-    return Napi::Number::New(env, 0);
+    if (!r) throw KernelError(env, r.error());
+    return env.Undefined();
   }
   // Like the ioctl's strndup_user of DMA_BUF_NAME_LEN: the string with its NUL.
-  return Napi::Number::New(env, dma_buf_set_name(b->emu, name.c_str(), name.size() + 1));
+  if (int e = dma_buf_set_name(b->emu, name.c_str(), name.size() + 1))
+    throw ErrnoError(env, e, "DMA_BUF_SET_NAME", "naming the buffer '" + name + "'");
+  return env.Undefined();
 }
 
-// bufSync(b, flags: bigint) -> 0 | -errno | KError
+// bufSync(b, flags: bigint)
 Napi::Value BufSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  BufObj* b = BufArg(info);
-  if (b->closed) return Napi::Number::New(env, -EBADF);
-  bool ok = true;
-  uint64_t flags = BigIntU64(info[1], &ok);
-  if (!ok) throw Napi::TypeError::New(env, "dmabuf: bufSync expects a bigint");
+  BufObj* b = OpenBufArg(info, "DMA_BUF_IOCTL_SYNC");
+  const uint64_t flags = U64Arg(info, 1);
   if (b->kernel) {
     auto r = kernel::dma_buf_cpu_sync(b->kfd, flags);
-    if (!r) return KErrValue(env, r.error());
-    return Napi::Number::New(env, 0);
+    if (!r) throw KernelError(env, r.error());
+    return env.Undefined();
   }
-  return Napi::Number::New(env, dma_buf_cpu_sync(b->emu, flags));
+  if (int e = dma_buf_cpu_sync(b->emu, flags))
+    throw ErrnoError(env, e, "DMA_BUF_IOCTL_SYNC", "sync flags " + std::to_string(flags));
+  return env.Undefined();
 }
 
 void FinalizeEmuMap(napi_env, void*, void* hint) { mapping_put(static_cast<Mapping*>(hint)); }
 void FinalizeKMap(napi_env, void*, void* hint) { kmap_put(static_cast<KMap*>(hint)); }
 
 // bufMap(b) -> ArrayBuffer (external, over a new shared RW mapping of the whole
-// buffer) | -errno | KError. lib/heap.ts maps at most once per buffer.
+// buffer). lib/dma_buf.ts maps at most once per buffer (EBUSY otherwise).
 Napi::Value BufMap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  BufObj* b = BufArg(info);
-  if (b->closed) return Napi::Number::New(env, -EBADF);
-  if (b->emap || b->kmap) return Napi::Number::New(env, -EBUSY);
+  BufObj* b = OpenBufArg(info, "mmap");
+  if (b->emap || b->kmap) throw ErrnoError(env, -EBUSY, "mmap", "the buffer is mapped already");
   void* addr;
   size_t len;
   napi_finalize fin;
   void* hint;
   if (b->kernel) {
     auto sz = kernel::dma_buf_size(b->kfd);
-    if (!sz) return KErrValue(env, sz.error());
+    if (!sz) throw KernelError(env, sz.error());
     auto r = kernel::dma_buf_mmap(b->kfd, sz.value());
-    if (!r) return KErrValue(env, r.error());
+    if (!r) throw KernelError(env, r.error());
+    auto* km = new KMap{r.value().data(), r.value().size()};  // before release(): bad_alloc unmaps
     len = r.value().size();
     addr = r.value().release();
-    b->kmap = new KMap{addr, len};
+    b->kmap = km;
     fin = FinalizeKMap;
     hint = b->kmap;
   } else {
     Mapping* m = nullptr;
     int e = dma_buf_mmap(b->emu, 0, b->emu->size, PROT_READ | PROT_WRITE, MAP_SHARED, &m);
-    if (e) return Napi::Number::New(env, e);
+    if (e) throw ErrnoError(env, e, "mmap", "mapping the buffer");
     mapping_get(m);  // the ArrayBuffer's reference
     b->emap = m;
     addr = m->addr;
@@ -322,7 +343,7 @@ Napi::Value BufMap(const Napi::CallbackInfo& info) {
   if (s != napi_ok) {
     fin(env, nullptr, hint);
     buf_unmap(b);
-    return Napi::Number::New(env, -ENOMEM);
+    throw ErrnoError(env, -ENOMEM, "mmap", "cannot make an ArrayBuffer over the mapping");
   }
   return Napi::Value(env, ab);
 }
@@ -332,23 +353,18 @@ Napi::Value BufMap(const Napi::CallbackInfo& info) {
 Napi::Value BufUnmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BufObj* b = BufArg(info);
-  if (info.Length() > 1 && info[1].IsArrayBuffer()) {
-    napi_status s = napi_detach_arraybuffer(env, info[1]);
-    if (s != napi_ok) throw Napi::Error::New(env, "dmabuf: cannot detach the mapping's ArrayBuffer");
-  }
+  DetachArg(info, 1);
   buf_unmap(b);
   return env.Undefined();
 }
 
-// bufClose(b, ab?) -> 0 | -EBADF
+// bufClose(b, ab?): close(2) of the fd; like close(2)'s errors, buf_close's
+// are not reported (the fd is gone either way).
 Napi::Value BufClose(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   BufObj* b = BufArg(info);
-  if (info.Length() > 1 && info[1].IsArrayBuffer()) {
-    napi_status s = napi_detach_arraybuffer(env, info[1]);
-    if (s != napi_ok) throw Napi::Error::New(env, "dmabuf: cannot detach the mapping's ArrayBuffer");
-  }
-  return Napi::Number::New(env, buf_close(b));
+  DetachArg(info, 1);
+  (void)buf_close(b);
+  return info.Env().Undefined();
 }
 
 Napi::Value BufDispose(const Napi::CallbackInfo& info) {
@@ -361,7 +377,13 @@ Napi::Value BufDispose(const Napi::CallbackInfo& info) {
 // A dma-buf fd of another kernel exporter (udmabuf_binding.cc) as a DmaBuf
 // handle; adopts `fd`.
 Napi::Value WrapKernelDmaBuf(Napi::Env env, int fd) {
-  auto* b = new BufObj{};
+  BufObj* b;
+  try {
+    b = new BufObj{};
+  } catch (...) {
+    (void)kernel::close_fd(fd);
+    throw;
+  }
   b->kernel = true;
   b->kfd = fd;
   auto size = kernel::dma_buf_size(fd);
@@ -369,14 +391,21 @@ Napi::Value WrapKernelDmaBuf(Napi::Env env, int fd) {
 }
 
 void RegisterHeap(Napi::Env env, Napi::Object exports) {
-  const std::pair<const char*, Napi::Function::Callback> fns[] = {
-      {"heapList", HeapList},     {"heapOpen", HeapOpen},     {"heapDispose", HeapDispose},
-      {"heapAlloc", HeapAlloc},   {"bufFd", BufFd},
-      {"bufSize", BufSize},       {"bufFdinfo", BufFdinfo},   {"bufSetName", BufSetName},
-      {"bufSync", BufSync},       {"bufMap", BufMap},         {"bufUnmap", BufUnmap},
-      {"bufClose", BufClose},     {"bufDispose", BufDispose},
-  };
-  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  ExportFunctions(env, exports, {
+      {"heapList", HeapList},
+      {"heapOpen", HeapOpen},
+      {"heapDispose", HeapDispose},
+      {"heapAlloc", HeapAlloc},
+      {"bufFd", BufFd},
+      {"bufSize", BufSize},
+      {"bufFdinfo", BufFdinfo},
+      {"bufSetName", BufSetName},
+      {"bufSync", BufSync},
+      {"bufMap", BufMap},
+      {"bufUnmap", BufUnmap},
+      {"bufClose", BufClose},
+      {"bufDispose", BufDispose},
+  });
 }
 
 }  // namespace dmabuf::addon

@@ -1,6 +1,6 @@
 // Issuer bindings: flat functions over issuer handles (Holder Externals). The
-// TypeScript layer validates every argument; failures come back as values
-// ({ errno, message }) that lib/issuer.ts turns into DmaBufError.
+// TypeScript layer validates every argument; failures throw DmaBufError with
+// the issuer's errno and message, the operation as `syscall`.
 //
 // unload() blocks for at least a grace period and possibly until pinned fences
 // are dropped, so it runs on a thread of its own (not the libuv pool: Node waits
@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "boundary.h"
 #include "env_state.h"
 #include "handles.h"
 #include "issuer.h"
@@ -103,11 +104,22 @@ void AtExit() {
 }
 std::once_flag g_atexit_once;
 
-Napi::Value Failure(Napi::Env env, int rc, const std::string& message) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("errno", Napi::Number::New(env, rc));
-  o.Set("message", Napi::String::New(env, message));
-  return o;
+// An issuer failure: its errno, with the core's message (what failed and why).
+Napi::Error Failure(Napi::Env env, int rc, const char* op, const std::string& message) {
+  return ErrnoError(env, rc, op, message.empty() ? std::string(op) + " failed" : message);
+}
+std::string StrArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) throw BadArg(info.Env(), "expected a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+// Wraps an issuer reference (adopted; dropped if the wrapper cannot be made).
+Napi::Value WrapIssuer(Napi::Env env, Issuer* iss) {
+  try {
+    return IssuerHolder::Wrap(env, iss);
+  } catch (...) {
+    iss->put();
+    throw;
+  }
 }
 
 Issuer* IssuerArg(const Napi::CallbackInfo& info, size_t i) {
@@ -118,28 +130,29 @@ Issuer* IssuerArg(const Napi::CallbackInfo& info, size_t i) {
 
 // --- functions ------------------------------------------------------------------------
 
-// issuerLoad(path: string, keepOps: boolean) -> handle | failure
+// issuerLoad(path: string, keepOps: boolean) -> handle
 Napi::Value IssuerLoad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const std::string path = StrArg(info, 0);
   IssuerLoadOptions opts;
   opts.keep_ops = info[1].ToBoolean();
   Issuer* iss = nullptr;
   std::string err;
-  const int rc = Issuer::load(info[0].As<Napi::String>().Utf8Value(), opts, &iss, &err);
-  if (rc != 0) return Failure(env, rc, err);
+  const int rc = Issuer::load(path, opts, &iss, &err);
+  if (rc != 0) throw Failure(env, rc, "Issuer.load", err);
   std::call_once(g_atexit_once, [] { std::atexit(AtExit); });
-  return IssuerHolder::Wrap(env, iss);
+  return WrapIssuer(env, iss);
 }
 
-// issuerCreateNamed(driverName: string, timelineName: string) -> handle | failure
+// issuerCreateNamed(driverName: string, timelineName: string) -> handle
 Napi::Value IssuerCreateNamed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const std::string driver = StrArg(info, 0), timeline = StrArg(info, 1);
   Issuer* iss = nullptr;
   std::string err;
-  const int rc = Issuer::create_named(info[0].As<Napi::String>().Utf8Value(),
-                                      info[1].As<Napi::String>().Utf8Value(), &iss, &err);
-  if (rc != 0) return Failure(env, rc, err);
-  return IssuerHolder::Wrap(env, iss);
+  const int rc = Issuer::create_named(driver, timeline, &iss, &err);
+  if (rc != 0) throw Failure(env, rc, "Issuer", err);
+  return WrapIssuer(env, iss);
 }
 
 // issuerInfo(h) -> { kind, name, path, timelineName, params, keepOps }: what never changes.
@@ -180,7 +193,7 @@ Napi::Value IssuerStats(const Napi::CallbackInfo& info) {
   return a;
 }
 
-// issuerCreateFence(h, context?: bigint, seqno?: bigint, seqno64: boolean) -> fence | failure
+// issuerCreateFence(h, context?: bigint, seqno?: bigint, seqno64: boolean) -> fence
 Napi::Value IssuerCreateFence(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Issuer* iss = IssuerArg(info, 0);
@@ -193,30 +206,35 @@ Napi::Value IssuerCreateFence(const Napi::CallbackInfo& info) {
   Fence* f = nullptr;
   std::string err;
   const int rc = iss->create_fence(args, &f, &err);
-  if (rc != 0) return Failure(env, rc, err);
+  if (rc != 0) throw Failure(env, rc, "Issuer.createFence", err);
   return WrapFence(env, f);
 }
 
-// issuerSetParam(h, name: string, value: bigint) -> undefined | failure
+// issuerSetParam(h, name: string, value: bigint)
 Napi::Value IssuerSetParam(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Issuer* iss = IssuerArg(info, 0);
+  const std::string name = StrArg(info, 1);
+  if (!info[2].IsBigInt()) throw BadArg(env, "expected a bigint value");
   bool lossless = true;
   const int64_t value = info[2].As<Napi::BigInt>().Int64Value(&lossless);
   if (!lossless) throw Napi::RangeError::New(env, "dmabuf: value out of the i64 range");
   std::string err;
-  const int rc = iss->set_param(info[1].As<Napi::String>().Utf8Value(), value, &err);
-  return rc != 0 ? Failure(env, rc, err) : env.Undefined();
+  const int rc = iss->set_param(name, value, &err);
+  if (rc != 0) throw Failure(env, rc, "Issuer.setParam", err);
+  return env.Undefined();
 }
 
-// issuerGetParam(h, name: string) -> bigint | failure
+// issuerGetParam(h, name: string) -> bigint
 Napi::Value IssuerGetParam(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Issuer* iss = IssuerArg(info, 0);
+  const std::string name = StrArg(info, 1);
   int64_t value = 0;
   std::string err;
-  const int rc = iss->get_param(info[1].As<Napi::String>().Utf8Value(), &value, &err);
-  return rc != 0 ? Failure(env, rc, err) : Napi::BigInt::New(env, value);
+  const int rc = iss->get_param(name, &value, &err);
+  if (rc != 0) throw Failure(env, rc, "Issuer.getParam", err);
+  return Napi::BigInt::New(env, value);
 }
 
 void RunUnload(UnloadJob* job, EnvState* state, JsCallback* done) {
@@ -226,12 +244,13 @@ void RunUnload(UnloadJob* job, EnvState* state, JsCallback* done) {
   JobPut(job);
 }
 
-// issuerUnload(h, timeoutNs: number (-1: for ever), id: number) -> job handle | failure.
+// issuerUnload(h, timeoutNs: number (-1: for ever), id: number) -> job handle.
 // When the unload has finished, the dispatcher receives `id`; then
 // issuerUnloadResult(job) has the outcome.
 Napi::Value IssuerUnload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Issuer* iss = IssuerArg(info, 0);
+  if (!info[1].IsNumber() || !info[2].IsNumber()) throw BadArg(env, "issuerUnload(h, timeoutNs, id)");
   const double t = info[1].As<Napi::Number>().DoubleValue();
   const uint32_t id = info[2].As<Napi::Number>().Uint32Value();
   EnvState* state = EnvState::Get(env);
@@ -241,9 +260,14 @@ Napi::Value IssuerUnload(const Napi::CallbackInfo& info) {
   job->timeout_ns = t < 0 ? kMaxScheduleTimeout : static_cast<int64_t>(t);
   job->refs.fetch_add(1, std::memory_order_relaxed);  // the thread's
   JsCallback* done = state->NewCompletion(id);
-  {
+  try {
     std::lock_guard<std::mutex> l(inflight().mu);
     inflight().issuers.push_back(job->issuer);
+  } catch (...) {  // bad_alloc: nothing started yet
+    state->DiscardCompletion(done);
+    JobPut(job);
+    JobPut(job);
+    throw;
   }
   // The host owns its signals: the thread starts with all of them blocked.
   sigset_t all, old;
@@ -254,6 +278,8 @@ Napi::Value IssuerUnload(const Napi::CallbackInfo& info) {
     std::thread(RunUnload, job, state, done).detach();
   } catch (const std::system_error& e) {
     rc = -(e.code().value() ? e.code().value() : EAGAIN);
+  } catch (const std::bad_alloc&) {
+    rc = -ENOMEM;
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (rc != 0) {
@@ -261,12 +287,12 @@ Napi::Value IssuerUnload(const Napi::CallbackInfo& info) {
     state->DiscardCompletion(done);
     JobPut(job);
     JobPut(job);
-    return Failure(env, rc, "unload: cannot start a thread");
+    throw Failure(env, rc, "Issuer.unload", "unload: cannot start a thread");
   }
   return JobHolder::Wrap(env, job);
 }
 
-// issuerUnloadResult(job) -> undefined | failure (call once the id was delivered)
+// issuerUnloadResult(job): throws the unload's failure (call once the id was delivered)
 Napi::Value IssuerUnloadResult(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   UnloadJob* job = JobHolder::From(info[0]);
@@ -274,7 +300,8 @@ Napi::Value IssuerUnloadResult(const Napi::CallbackInfo& info) {
   const int rc = job->rc;
   std::string message = job->message;
   JobHolder::Dispose(info[0]);
-  return rc != 0 ? Failure(env, rc, message) : env.Undefined();
+  if (rc != 0) throw Failure(env, rc, "Issuer.unload", message);
+  return env.Undefined();
 }
 
 Napi::Value IssuerDispose(const Napi::CallbackInfo& info) {
@@ -290,7 +317,7 @@ Napi::Value IssuerLoadedModules(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterIssuer(Napi::Env env, Napi::Object exports) {
-  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+  ExportFunctions(env, exports, {
       {"issuerLoad", IssuerLoad},
       {"issuerCreateNamed", IssuerCreateNamed},
       {"issuerInfo", IssuerInfo},
@@ -305,8 +332,7 @@ void RegisterIssuer(Napi::Env env, Napi::Object exports) {
       {"issuerUnloadResult", IssuerUnloadResult},
       {"issuerDispose", IssuerDispose},
       {"issuerLoadedModules", IssuerLoadedModules},
-  };
-  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  });
 }
 
 }  // namespace dmabuf::addon

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "boundary.h"
 #include "dma_buf_obj.h"
 #include "export_registry.h"
 #include "env_state.h"
@@ -39,23 +40,50 @@ Platform* PlatHandle(const Napi::CallbackInfo& info, size_t i) {
   return p;
 }
 
-// platformCreate(kernelVersion, arch, memEncrypt, cmaBytes: bigint, ramBytes: bigint) -> External | -errno
+std::string StrArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) throw BadArg(info.Env(), "expected a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "expected a bigint");
+  bool ok = true;
+  const uint64_t v = BigIntU64(info[i], &ok);
+  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
+  return v;
+}
+uint32_t U32Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw BadArg(info.Env(), "expected a number");
+  return info[i].As<Napi::Number>().Uint32Value();
+}
+
+// Wraps a platform reference (adopted; dropped if the wrapper cannot be made).
+Napi::Value WrapPlatform(Napi::Env env, Platform* p) {
+  try {
+    return PlatHolder::Wrap(env, p);
+  } catch (...) {
+    platform_put(p);
+    throw;
+  }
+}
+
+// platformCreate(kernelVersion, arch, memEncrypt, cmaBytes: bigint, ramBytes: bigint) -> External
 Napi::Value PlatformCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   PlatformConfig c;
-  std::string kv = info[0].As<Napi::String>();
-  if (parse_kernel_version(kv.c_str(), &c.kernel)) return Num(env, -EINVAL);
-  std::string arch = info[1].As<Napi::String>();
-  if (arch_from_name(arch.c_str(), &c.arch)) return Num(env, -EINVAL);
+  const std::string kv = StrArg(info, 0);
+  const std::string arch = StrArg(info, 1);
   c.mem_encrypt = info[2].ToBoolean();
-  bool ok = true;
-  c.cma_bytes = BigIntU64(info[3], &ok);
-  c.ram_bytes = BigIntU64(info[4], &ok);
-  if (!ok) throw Napi::TypeError::New(env, "dmabuf: platformCreate expects bigints");
+  c.cma_bytes = U64Arg(info, 3);
+  c.ram_bytes = U64Arg(info, 4);
+  int e = parse_kernel_version(kv.c_str(), &c.kernel) ? -EINVAL : 0;
+  if (!e && arch_from_name(arch.c_str(), &c.arch)) e = -EINVAL;
   Platform* p = nullptr;
-  int e = platform_create(c, &p);
-  if (e) return Num(env, e);
-  return PlatHolder::Wrap(env, p);
+  if (!e) e = platform_create(c, &p);
+  if (e)
+    throw ErrnoError(env, e, "platform_create",
+                     "bad platform configuration (kernel '" + kv + "', arch '" + arch + "', cma " +
+                         std::to_string(c.cma_bytes) + ", ram " + std::to_string(c.ram_bytes) + ")");
+  return WrapPlatform(env, p);
 }
 
 Napi::Value PlatformDispose(const Napi::CallbackInfo& info) {
@@ -63,18 +91,19 @@ Napi::Value PlatformDispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// platformSetFault(p, site, nth: bigint, times: bigint, error) -> 0 | -errno
+// platformSetFault(p, site, nth: bigint, times: bigint, error): EINVAL for an unknown site
 Napi::Value PlatformSetFault(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Platform* p = PlatArgAt(info, 0);
-  std::string site = info[1].As<Napi::String>();
+  const std::string site = StrArg(info, 1);
   FaultSpec spec;
-  bool ok = true;
-  spec.nth = BigIntU64(info[2], &ok);
-  spec.times = BigIntU64(info[3], &ok);
-  if (!ok) throw Napi::TypeError::New(env, "dmabuf: platformSetFault expects bigints");
+  spec.nth = U64Arg(info, 2);
+  spec.times = U64Arg(info, 3);
+  if (!info[4].IsNumber()) throw BadArg(env, "expected an errno number");
   spec.error = info[4].As<Napi::Number>().Int32Value();
-  return Num(env, platform_set_fault(p, site.c_str(), spec));
+  if (int e = platform_set_fault(p, site.c_str(), spec))
+    throw ErrnoError(env, e, "fault_inject", "arming fault '" + site + "'");
+  return env.Undefined();
 }
 
 // --- handles across threads ---
@@ -88,13 +117,16 @@ Napi::Value PlatformExport(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), g_exports.Export(p, EnvState::Get(info.Env())));
 }
 
-// platformImport(bigint) -> External, or undefined if not exported (or already adopted)
+// platformImport(bigint) -> External; EINVAL if never exported (or already adopted)
 Napi::Value PlatformImport(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBigInt()) throw BadArg(env, "expected a bigint handle");
   bool ok = true;
   const uint64_t id = BigIntU64(info[0], &ok);
   Platform* p = nullptr;
-  if (!ok || g_exports.Import(id, &p) != decltype(g_exports)::Result::kOk) return info.Env().Undefined();
-  return PlatHolder::Wrap(info.Env(), p);
+  if (!ok || g_exports.Import(id, &p) != decltype(g_exports)::Result::kOk)
+    throw ErrnoError(env, -EINVAL, nullptr, "unknown Platform handle (never exported, or already imported)");
+  return WrapPlatform(env, p);
 }
 
 // --- counters ---
@@ -136,16 +168,16 @@ Napi::Value PlatformLeaked(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// vfioExport(p?, size: bigint, openFlags) -> External | -errno
+// vfioExport(p?, size: bigint, openFlags) -> External
 Napi::Value VfioExport(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Platform* p = PlatArgAt(info, 0);
-  bool ok = true;
-  const uint64_t size = BigIntU64(info[1], &ok);
-  if (!ok) throw Napi::TypeError::New(env, "dmabuf: vfioExport expects a bigint");
+  const uint64_t size = U64Arg(info, 1);
+  const uint32_t flags = U32Arg(info, 2);
   DmaBuf* buf = nullptr;
-  int e = vfio_dmabuf_export(p, size, info[2].As<Napi::Number>().Uint32Value(), &buf);
-  if (e) return Num(env, e);
+  int e = vfio_dmabuf_export(p, size, flags, &buf);
+  if (e)
+    throw ErrnoError(env, e, "VFIO_DEVICE_FEATURE_DMA_BUF", "exporting a " + std::to_string(size) + "-byte BAR range");
   return WrapEmuBuf(env, buf, true);
 }
 
@@ -242,6 +274,7 @@ void CryptEnvCleanup(void* data) {
 // memCryptInit(dispatch) -> External (this environment's hook state)
 Napi::Value MemCryptInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) throw BadArg(env, "expected the dispatcher function");
   auto* ce = new CryptEnv{env, pthread_self()};
   napi_create_reference(env, info[0], 1, &ce->dispatch);
   napi_add_env_cleanup_hook(env, CryptEnvCleanup, ce);
@@ -260,7 +293,7 @@ CryptEnv* CryptEnvArg(const Napi::CallbackInfo& info, size_t i) {
 Napi::Value PlatformSetMemCryptHooks(const Napi::CallbackInfo& info) {
   Platform* p = PlatHandle(info, 0);
   CryptEnv* ce = CryptEnvArg(info, 1);
-  const uint32_t id = info[2].As<Napi::Number>().Uint32Value();
+  const uint32_t id = U32Arg(info, 2);
   const bool decrypt = info[3].ToBoolean(), encrypt = info[4].ToBoolean();
   CryptHooks* nh = nullptr;
   if (decrypt || encrypt) nh = new CryptHooks{ce, pthread_self(), id, platform_get(p)};
@@ -278,7 +311,7 @@ Napi::Value PlatformSetMemCryptHooks(const Napi::CallbackInfo& info) {
 Napi::Value PlatformClearMemCryptHooks(const Napi::CallbackInfo& info) {
   Platform* p = PlatHandle(info, 0);
   CryptEnv* ce = CryptEnvArg(info, 1);
-  const uint32_t id = info[2].As<Napi::Number>().Uint32Value();
+  const uint32_t id = U32Arg(info, 2);
   CryptHooks* old = nullptr;
   {
     std::lock_guard<std::mutex> g(g_crypt_mu);
@@ -293,7 +326,7 @@ Napi::Value PlatformClearMemCryptHooks(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterPlatform(Napi::Env env, Napi::Object exports) {
-  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+  ExportFunctions(env, exports, {
       {"platformCreate", PlatformCreate},
       {"platformDispose", PlatformDispose},
       {"platformSetFault", PlatformSetFault},
@@ -305,8 +338,7 @@ void RegisterPlatform(Napi::Env env, Napi::Object exports) {
       {"memCryptInit", MemCryptInit},
       {"platformSetMemCryptHooks", PlatformSetMemCryptHooks},
       {"platformClearMemCryptHooks", PlatformClearMemCryptHooks},
-  };
-  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  });
 }
 
 }  // namespace dmabuf::addon

@@ -1,16 +1,19 @@
 // dma_resv and ww_acquire_ctx bindings: Holder Externals over the core objects
-// (a Resv of its own, or a dma-buf's embedded one), flat functions over them. The TypeScript layer (lib/resv.ts) validates usages
-// and arguments; these convert, call the core and return errnos as numbers.
-// Operations that need the lock return -EPERM when the calling thread does not
-// hold it (the kernel's lockdep splat; here the core would only warn, and a
-// write without the lock would race).
+// (a Resv of its own, or a dma-buf's embedded one), flat functions over them.
+// The TypeScript layer (lib/resv.ts) validates usages and arguments; these
+// convert, call the core's checked entry points (resv.h: -EPERM when the
+// calling thread does not hold the lock a writer needs, -EBUSY for a lock
+// that would wait for itself) and throw its errnos as DmaBufErrors.
 #include <cerrno>
 #include <cstdlib>
 #include <mutex>
+#include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "bindings.h"
+#include "boundary.h"
 #include "dma_buf.h"
 #include "dma_buf_resv.h"
 #include "env_state.h"
@@ -64,7 +67,6 @@ void resv_ref_put(ResvRef* ref) {
   resv_put(ref->shared);
   delete ref;
 }
-ResvRef* NewRef(SharedResv* shared) { return new ResvRef{shared}; }
 using ResvHolder = Holder<ResvRef, resv_ref_put, 0x52455356>;  // "RESV"
 
 // An acquire context belongs to one JS object on one thread. One that still
@@ -99,11 +101,23 @@ Fence* FenceArg(const Napi::CallbackInfo& info, size_t i) {
   return f;
 }
 ResvUsage UsageArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw BadArg(info.Env(), "expected a usage number");
   const uint32_t u = info[i].As<Napi::Number>().Uint32Value();
   if (u > RESV_USAGE_BOOKKEEP) throw Napi::RangeError::New(info.Env(), "dmabuf: bad usage");
   return static_cast<ResvUsage>(u);
 }
 Napi::Number Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
+
+// EINTR: the sleep ended because this thread's environment is being torn down
+// (worker.terminate(), process.exit()); no JavaScript runs after it anyway.
+Napi::Error Interrupted(Napi::Env env, const char* op) {
+  return ErrnoError(env, -EINTR, op, "interrupted: the environment is being torn down");
+}
+// A writer's errno: -EPERM is the core's "lock not held by this thread".
+void CheckLocked(Napi::Env env, int err, const char* op) {
+  if (err == -EPERM) throw ErrnoError(env, err, op, "lock the Resv first");
+  if (err < 0) throw ErrnoError(env, err, op, std::string(op) + " failed");
+}
 
 // Resv references parked for another thread (exportHandle / importHandle).
 ExportRegistry<SharedResv, resv_put> g_exports;
@@ -113,7 +127,12 @@ ExportRegistry<SharedResv, resv_put> g_exports;
 Napi::Value ResvCreate(const Napi::CallbackInfo& info) {
   auto* r = new SharedResv;
   resv_init(&r->own);
-  return ResvHolder::Wrap(info.Env(), NewRef(r));
+  auto* ref = new (std::nothrow) ResvRef{r};
+  if (!ref) {
+    resv_put(r);
+    throw ErrnoError(info.Env(), -ENOMEM, "dma_resv_init", "out of memory");
+  }
+  return ResvHolder::Wrap(info.Env(), ref);
 }
 // resvDispose(h): an explicit dispose() drops the lock it took, quietly.
 Napi::Value ResvDispose(const Napi::CallbackInfo& info) {
@@ -127,50 +146,86 @@ Napi::Value ResvExport(const Napi::CallbackInfo& info) {
   r->refs.fetch_add(1, std::memory_order_relaxed);
   return Napi::BigInt::New(info.Env(), g_exports.Export(r, EnvState::Get(info.Env())));
 }
-// resvImport(bigint) -> handle, or undefined if not exported (or already imported)
+// resvImport(bigint) -> handle. EINVAL if it was never exported (or was
+// imported already).
 Napi::Value ResvImport(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBigInt()) throw BadArg(env, "expected a bigint handle");
   bool ok = true;
   const uint64_t id = BigIntU64(info[0], &ok);
   SharedResv* r = nullptr;
-  if (!ok || g_exports.Import(id, &r) != decltype(g_exports)::Result::kOk) return info.Env().Undefined();
-  return ResvHolder::Wrap(info.Env(), NewRef(r));
+  if (!ok || g_exports.Import(id, &r) != decltype(g_exports)::Result::kOk)
+    throw ErrnoError(env, -EINVAL, nullptr, "unknown Resv handle (never exported, or already imported)");
+  auto* ref = new (std::nothrow) ResvRef{r};
+  if (!ref) {
+    resv_put(r);
+    throw ErrnoError(env, -ENOMEM, nullptr, "out of memory");
+  }
+  return ResvHolder::Wrap(env, ref);
 }
 
-// resvLock(h, ctx?) -> 0, -EALREADY, -EDEADLK (back off), or -EBUSY when
-// this thread holds the lock outside @ctx (it would wait for itself forever).
-// The sleep is interruptible: a thread whose environment is being torn down
-// gets -EINTR (interrupt.h) instead of waiting for ever.
+// resvLock(h, ctx?). The core refuses what would hang (resv_lock_checked);
+// the sleep is interruptible: a thread whose environment is being torn down
+// gets EINTR (interrupt.h) instead of waiting for ever.
 Napi::Value ResvLock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   ResvRef* ref = RefArg(info, 0);
-  Resv* r = ref->shared->resv;
   WwAcquireCtx* ctx = CtxArg(info, 1);
-  if (resv_held(r) && (!ctx || resv_locking_ctx(r) != ctx)) return Num(info.Env(), -EBUSY);
-  const int err = resv_lock_interruptible(r, ctx);
-  if (err == 0) ref->shared->lock_ref = ref;
-  return Num(info.Env(), err);
+  const int err = resv_lock_checked(ref->shared->resv, ctx);
+  switch (err) {
+    case 0:
+      ref->shared->lock_ref = ref;
+      return env.Undefined();
+    case -EALREADY:
+      throw ErrnoError(env, err, "dma_resv_lock", "this context already holds the lock");
+    case -EBUSY:  // the core's "held by this thread outside ctx": waiting would deadlock
+      throw ErrnoError(env, -EDEADLK, "dma_resv_lock", "this thread already holds the lock outside this context");
+    case -EINVAL:
+      throw ErrnoError(env, err, "dma_resv_lock", "locking after AcquireContext.done()");
+    case -EINTR:
+      throw Interrupted(env, "dma_resv_lock");
+    default:
+      throw ErrnoError(env, err, "dma_resv_lock", "back off: unlock every lock of the context, then lockSlow()");
+  }
 }
-// resvLockSlow(h, ctx) -> 0 or -EINTR
+// resvLockSlow(h, ctx)
 Napi::Value ResvLockSlow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   ResvRef* ref = RefArg(info, 0);
-  const int err = resv_lock_slow_interruptible(ref->shared->resv, CtxArg(info, 1));
-  if (err == 0) ref->shared->lock_ref = ref;
-  return Num(info.Env(), err);
+  WwAcquireCtx* ctx = CtxArg(info, 1);
+  if (!ctx) throw BadArg(env, "lockSlow() needs an AcquireContext");
+  const int err = resv_lock_slow_checked(ref->shared->resv, ctx);
+  switch (err) {
+    case 0:
+      ref->shared->lock_ref = ref;
+      return env.Undefined();
+    case -EBUSY:
+      throw ErrnoError(env, err, "dma_resv_lock_slow", "lockSlow() needs a context that holds no locks");
+    case -EALREADY:
+      throw ErrnoError(env, err, "dma_resv_lock_slow", "this thread already holds the lock");
+    case -EINTR:
+      throw Interrupted(env, "dma_resv_lock_slow");
+    default:
+      throw ErrnoError(env, err, "dma_resv_lock_slow", "dma_resv_lock_slow failed");
+  }
 }
+// resvTrylock(h) -> whether it took the lock (false while anyone holds it,
+// this thread included)
 Napi::Value ResvTrylock(const Napi::CallbackInfo& info) {
   ResvRef* ref = RefArg(info, 0);
   const bool ok = resv_trylock(ref->shared->resv);
   if (ok) ref->shared->lock_ref = ref;
   return Napi::Boolean::New(info.Env(), ok);
 }
-// resvUnlock(h) -> 0 or -EPERM (not held by this thread)
+// resvUnlock(h): EPERM if this thread does not hold the lock.
 Napi::Value ResvUnlock(const Napi::CallbackInfo& info) {
   SharedResv* shared = RefArg(info, 0)->shared;
-  Resv* r = shared->resv;
-  if (!resv_held(r)) return Num(info.Env(), -EPERM);
-  shared->lock_ref = nullptr;
-  resv_unlock(r);
+  // lock_ref is the holder's bookkeeping: only the holding thread touches it.
+  if (resv_held(shared->resv)) shared->lock_ref = nullptr;
+  if (int err = resv_unlock_checked(shared->resv))
+    throw ErrnoError(info.Env(), err, "dma_resv_unlock", "the lock is not held by this thread");
   RunDeferredDetaches();  // attachments finalized while this thread held a dma-buf's lock
-  return Num(info.Env(), 0);
+  return info.Env().Undefined();
 }
 Napi::Value ResvIsLocked(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), resv_is_locked(ResvArg(info, 0)));
@@ -179,130 +234,142 @@ Napi::Value ResvHeld(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), resv_held(ResvArg(info, 0)));
 }
 
-// resvReserve(h, n) -> 0, -EPERM, -EINVAL, -ENOMEM
+// resvReserve(h, n): EPERM (lock not held), EINVAL, ENOMEM
 Napi::Value ResvReserve(const Napi::CallbackInfo& info) {
   Resv* r = ResvArg(info, 0);
-  if (!resv_held(r)) return Num(info.Env(), -EPERM);
-  return Num(info.Env(), resv_reserve_fences(r, info[1].As<Napi::Number>().Uint32Value()));
+  if (!info[1].IsNumber()) throw BadArg(info.Env(), "expected a count");
+  CheckLocked(info.Env(), resv_reserve_fences_checked(r, info[1].As<Napi::Number>().Uint32Value()),
+              "dma_resv_reserve_fences");
+  return info.Env().Undefined();
 }
-// resvAddFence(h, fence, usage) -> 0 or -EPERM
+// resvAddFence(h, fence, usage): EPERM (lock not held), EINVAL (a container)
 Napi::Value ResvAddFence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   Resv* r = ResvArg(info, 0);
   Fence* f = FenceArg(info, 1);
   ResvUsage u = UsageArg(info, 2);
-  if (!resv_held(r)) return Num(info.Env(), -EPERM);
-  resv_add_fence(r, f, u);
-  return Num(info.Env(), 0);
+  const int err = resv_add_fence_checked(r, f, u);
+  if (err == -EINVAL)
+    throw ErrnoError(env, err, "dma_resv_add_fence", "add the members of a container (unwrap()), not the container");
+  CheckLocked(env, err, "dma_resv_add_fence");
+  return env.Undefined();
 }
-// resvReplaceFences(h, context: bigint, fence, usage) -> 0 or -EPERM
+// resvReplaceFences(h, context: bigint, fence, usage): EPERM (lock not held)
 Napi::Value ResvReplaceFences(const Napi::CallbackInfo& info) {
   Resv* r = ResvArg(info, 0);
+  if (!info[1].IsBigInt()) throw BadArg(info.Env(), "expected a bigint context");
   bool ok = true;
   const uint64_t ctx = BigIntU64(info[1], &ok);
   Fence* f = FenceArg(info, 2);
   ResvUsage u = UsageArg(info, 3);
   if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
-  if (!resv_held(r)) return Num(info.Env(), -EPERM);
-  resv_replace_fences(r, ctx, f, u);
-  return Num(info.Env(), 0);
+  CheckLocked(info.Env(), resv_replace_fences_checked(r, ctx, f, u), "dma_resv_replace_fences");
+  return info.Env().Undefined();
 }
-// resvCopyFences(dst, src) -> 0, -EPERM, -ENOMEM
+// resvCopyFences(dst, src): EPERM (dst's lock not held), ENOMEM
 Napi::Value ResvCopyFences(const Napi::CallbackInfo& info) {
   Resv* dst = ResvArg(info, 0);
   Resv* src = ResvArg(info, 1);
-  if (!resv_held(dst)) return Num(info.Env(), -EPERM);
-  return Num(info.Env(), resv_copy_fences(dst, src));
+  CheckLocked(info.Env(), resv_copy_fences_checked(dst, src), "dma_resv_copy_fences");
+  return info.Env().Undefined();
 }
 
-// resvFences(h, usage, locked) -> [handles[], usages[]] or -EPERM. Locked: every
-// entry (signalled ones too); unlocked: the pending ones, from the last
-// consistent pass (the iterator restarts if the object changes under it).
+// Hands out new references as fence tokens; on a failure the references not
+// yet handed out are dropped.
+Napi::Array WrapFences(Napi::Env env, std::vector<Fence*>& fences) {
+  Napi::Array hs = Napi::Array::New(env, fences.size());
+  uint32_t k = 0;
+  try {
+    for (; k < fences.size(); ++k) hs.Set(k, WrapFence(env, fences[k]));
+  } catch (...) {
+    for (++k; k < fences.size(); ++k) fence_put(fences[k]);  // WrapFence put fences[k]
+    throw;
+  }
+  return hs;
+}
+
+// resvFences(h, usage) -> [handles[], usages[]] (resv_list_fences: every
+// entry if this thread holds the lock, else the pending ones).
 Napi::Value ResvFences(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Resv* r = ResvArg(info, 0);
   ResvUsage u = UsageArg(info, 1);
-  const bool locked = info[2].ToBoolean();
   std::vector<Fence*> fences;
-  std::vector<unsigned> usages;
-  ResvIter cursor;
-  if (locked) {
-    if (!resv_held(r)) return Num(env, -EPERM);
-    Fence* f;
-    resv_for_each_fence(&cursor, r, u, f) {
-      fences.push_back(fence_get(f));
-      usages.push_back(resv_iter_usage(&cursor));
-    }
-  } else {
-    resv_iter_begin(&cursor, r, u);
-    for (Fence* f = resv_iter_first_unlocked(&cursor); f; f = resv_iter_next_unlocked(&cursor)) {
-      if (resv_iter_is_restarted(&cursor)) {
-        for (Fence* g : fences) fence_put(g);
-        fences.clear();
-        usages.clear();
-      }
-      fences.push_back(fence_get(f));
-      usages.push_back(resv_iter_usage(&cursor));
-    }
-    resv_iter_end(&cursor);
+  std::vector<ResvUsage> usages;
+  const int err = resv_list_fences(r, u, &fences, &usages);
+  if (err < 0) {
+    for (Fence* f : fences) fence_put(f);
+    throw ErrnoError(env, err, "dma_resv_iter", "dma_resv_iter failed");
   }
-  Napi::Array hs = Napi::Array::New(env, fences.size());
   Napi::Array us = Napi::Array::New(env, usages.size());
-  for (uint32_t k = 0; k < fences.size(); ++k) {
-    hs.Set(k, WrapFence(env, fences[k]));
-    us.Set(k, Num(env, usages[k]));
-  }
+  for (uint32_t k = 0; k < usages.size(); ++k) us.Set(k, Num(env, usages[k]));
+  Napi::Array hs = WrapFences(env, fences);
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, hs);
   out.Set(1u, us);
   return out;
 }
-// resvGetFences(h, usage) -> handles[] or a negative errno
+// resvGetFences(h, usage) -> handles[]; ENOMEM
 Napi::Value ResvGetFences(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Resv* r = ResvArg(info, 0);
+  ResvUsage u = UsageArg(info, 1);
   unsigned n = 0;
   Fence** fences = nullptr;
-  int ret = resv_get_fences(r, UsageArg(info, 1), &n, &fences);
-  if (ret < 0) return Num(env, ret);
-  Napi::Array out = Napi::Array::New(env, n);
-  for (uint32_t k = 0; k < n; ++k) out.Set(k, WrapFence(env, fences[k]));
+  int ret = resv_get_fences(r, u, &n, &fences);
+  if (ret < 0) throw ErrnoError(env, ret, "dma_resv_get_fences", "dma_resv_get_fences failed");
+  std::vector<Fence*> list;
+  try {
+    list.assign(fences, fences + n);
+  } catch (...) {
+    for (unsigned k = 0; k < n; ++k) fence_put(fences[k]);
+    std::free(fences);
+    throw;
+  }
   std::free(fences);
-  return out;
+  return WrapFences(env, list);
 }
-// resvGetSingleton(h, usage) -> handle, 0 (none) or a negative errno
+// resvGetSingleton(h, usage) -> handle, or 0 (nothing pending); ENOMEM
 Napi::Value ResvGetSingleton(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   Resv* r = ResvArg(info, 0);
+  ResvUsage u = UsageArg(info, 1);
   Fence* f = nullptr;
-  int ret = resv_get_singleton(r, UsageArg(info, 1), &f);
-  if (ret < 0) return Num(info.Env(), ret);
-  return f ? WrapFence(info.Env(), f) : Num(info.Env(), 0);
+  int ret = resv_get_singleton(r, u, &f);
+  if (ret < 0) throw ErrnoError(env, ret, "dma_resv_get_singleton", "dma_resv_get_singleton failed");
+  return f ? WrapFence(env, f) : Num(env, 0);
 }
 Napi::Value ResvTestSignaled(const Napi::CallbackInfo& info) {
   Resv* r = ResvArg(info, 0);
   return Napi::Boolean::New(info.Env(), resv_test_signaled(r, UsageArg(info, 1)));
 }
-// resvWaitSync(h, usage, timeoutNs: number, -1 = forever) -> remaining (>0), 0, <0
+// resvWaitSync(h, usage, timeoutNs: number, -1 = forever) -> remaining (>0) or
+// 0 (timeout); EINTR on teardown, the fences' error otherwise
 Napi::Value ResvWaitSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   Resv* r = ResvArg(info, 0);
   ResvUsage u = UsageArg(info, 1);
-  if (!info[2].IsNumber()) throw BadArg(info.Env(), "expected a timeout number");
+  if (!info[2].IsNumber()) throw BadArg(env, "expected a timeout number");
   const double t = info[2].As<Napi::Number>().DoubleValue();
-  const long ret = InterruptibleWait(EnvState::Get(info.Env()), t,
+  const long ret = InterruptibleWait(EnvState::Get(env), t,
                                      [&](int64_t slice) { return resv_wait_timeout(r, u, true, slice); });
-  return Num(info.Env(), static_cast<double>(ret));
+  if (ret == -EINTR) throw Interrupted(env, "dma_resv_wait_timeout");
+  if (ret < 0) throw ErrnoError(env, static_cast<int>(ret), "dma_resv_wait_timeout", "dma_resv_wait_timeout failed");
+  return Num(env, static_cast<double>(ret));
 }
 Napi::Value ResvSetDeadline(const Napi::CallbackInfo& info) {
   Resv* r = ResvArg(info, 0);
   ResvUsage u = UsageArg(info, 1);
+  if (!info[2].IsBigInt()) throw BadArg(info.Env(), "expected a bigint deadline");
   bool lossless;
   resv_set_deadline(r, u, info[2].As<Napi::BigInt>().Int64Value(&lossless));
   return info.Env().Undefined();
 }
-// resvDescribe(h) -> string, or -EPERM
+// resvDescribe(h) -> string; EPERM (lock not held)
 Napi::Value ResvDescribe(const Napi::CallbackInfo& info) {
-  Resv* r = ResvArg(info, 0);
-  if (!resv_held(r)) return Num(info.Env(), -EPERM);
-  return Napi::String::New(info.Env(), resv_describe(r));
+  std::string out;
+  CheckLocked(info.Env(), resv_describe_checked(ResvArg(info, 0), &out), "dma_resv_describe");
+  return Napi::String::New(info.Env(), out);
 }
 
 // --- AcquireContext ----------------------------------------------------------------
@@ -321,13 +388,14 @@ Napi::Value CtxDone(const Napi::CallbackInfo& info) {
   ww_acquire_done(&CtxObj(info)->ctx);
   return info.Env().Undefined();
 }
-// ctxFini(h) -> 0, or -EBUSY while it still holds locks
+// ctxFini(h): EBUSY while it still holds locks
 Napi::Value CtxFini(const Napi::CallbackInfo& info) {
   AcquireCtx* c = CtxObj(info);
-  if (c->ctx.acquired != 0) return Num(info.Env(), -EBUSY);
+  if (c->ctx.acquired != 0)
+    throw ErrnoError(info.Env(), -EBUSY, "ww_acquire_fini", "the context still holds locks: unlock them first");
   if (!c->finished) ww_acquire_fini(&c->ctx);
   c->finished = true;
-  return Num(info.Env(), 0);
+  return info.Env().Undefined();
 }
 Napi::Value CtxAcquired(const Napi::CallbackInfo& info) {
   return Num(info.Env(), CtxObj(info)->ctx.acquired);
@@ -343,15 +411,20 @@ Napi::Value CtxDispose(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Value WrapBufResv(Napi::Env env, DmaBuf* buf) {
-  dma_buf_get(buf);
   auto* r = new SharedResv;
+  dma_buf_get(buf);
   r->resv = dma_buf_resv(buf);
   r->buf = buf;
-  return ResvHolder::Wrap(env, NewRef(r));
+  auto* ref = new (std::nothrow) ResvRef{r};
+  if (!ref) {
+    resv_put(r);
+    throw ErrnoError(env, -ENOMEM, "dma_buf_resv", "out of memory");
+  }
+  return ResvHolder::Wrap(env, ref);
 }
 
 void RegisterResv(Napi::Env env, Napi::Object exports) {
-  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+  ExportFunctions(env, exports, {
       {"resvCreate", ResvCreate},
       {"resvDispose", ResvDispose},
       {"resvExport", ResvExport},
@@ -379,8 +452,7 @@ void RegisterResv(Napi::Env env, Napi::Object exports) {
       {"ctxAcquired", CtxAcquired},
       {"ctxStamp", CtxStamp},
       {"ctxDispose", CtxDispose},
-  };
-  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  });
 }
 
 }  // namespace dmabuf::addon

@@ -2,8 +2,8 @@
 // native/core (Holder Externals) and real kernel fds (native/kernel). Flat
 // functions; lib/sync_file.ts validates every argument first.
 //
-// Failures come back as values: a negative errno (emulated ioctls) or, for
-// the kernel backend, an array [errno, op, message] from a KError.
+// Failures throw DmaBufError: the emulated ioctl's errno, or the kernel
+// backend's KError (errno, ioctl or syscall, message).
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "bindings.h"
+#include "boundary.h"
 #include "handles.h"
 #include "kernel/kernel_fence.h"
 #include "kernel/sw_sync.h"
@@ -45,26 +46,45 @@ SyncTimeline* TlArg(const Napi::CallbackInfo& info, size_t i) {
 
 std::string Str32(const char* s) { return std::string(s, strnlen(s, 32)); }
 
-// sfCreate(fence): External | errno
+std::string StrArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) throw BadArg(info.Env(), "expected a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+uint32_t U32Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw BadArg(info.Env(), "expected a number");
+  return info[i].As<Napi::Number>().Uint32Value();
+}
+
+// Wraps an emulated sync_file (adopting it); drops it if the wrapper cannot be made.
+Napi::Value WrapSf(Napi::Env env, SyncFile* sf) {
+  try {
+    return SyncFileHolder::Wrap(env, sf);
+  } catch (...) {
+    sync_file_put(sf);
+    throw;
+  }
+}
+
+// sfCreate(fence): External; ENOMEM
 Napi::Value SfCreate(const Napi::CallbackInfo& info) {
   Fence* f = FenceFromHandle(info[0]);
   if (!f) throw BadHandle(info.Env(), "fence handle");
   SyncFile* sf = sync_file_create(f);
-  if (!sf) return Napi::Number::New(info.Env(), -ENOMEM);
-  return SyncFileHolder::Wrap(info.Env(), sf);
+  if (!sf) throw ErrnoError(info.Env(), -ENOMEM, "sync_file_create", "cannot create a sync_file");
+  return WrapSf(info.Env(), sf);
 }
 
-// sfMerge(name, a, b): External | errno
+// sfMerge(name, a, b): External
 Napi::Value SfMerge(const Napi::CallbackInfo& info) {
+  std::string name = StrArg(info, 0);
   SyncFile* a = SfArg(info, 1);
   SyncFile* b = SfArg(info, 2);
   SyncMergeData d{};
-  std::string name = info[0].As<Napi::String>().Utf8Value();
   strncpy(d.name, name.c_str(), sizeof(d.name) - 1);
   d.fd2 = b;
   int r = sync_file_ioctl_merge(a, &d);
-  if (r < 0) return Napi::Number::New(info.Env(), r);
-  return SyncFileHolder::Wrap(info.Env(), d.fence);
+  if (r < 0) throw ErrnoError(info.Env(), r, "SYNC_IOC_MERGE", "merge failed");
+  return WrapSf(info.Env(), d.fence);
 }
 
 Napi::Value SfFence(const Napi::CallbackInfo& info) {
@@ -89,19 +109,19 @@ Napi::Object LeafObject(Napi::Env env, const std::string& obj, const std::string
   return o;
 }
 
-// sfInfo(sf): {name, status, fences} | errno -- the two-call FILE_INFO pattern.
+// sfInfo(sf): {name, status, fences} -- the two-call FILE_INFO pattern.
 Napi::Value SfInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SyncFile* sf = SfArg(info, 0);
   SyncFileInfo count{};
   int r = sync_file_ioctl_fence_info(sf, &count);
-  if (r < 0) return Napi::Number::New(env, r);
+  if (r < 0) throw ErrnoError(env, r, "SYNC_IOC_FILE_INFO", "cannot read sync_file info");
   std::vector<SyncFenceInfo> leaves(count.num_fences);
   SyncFileInfo fill{};
   fill.num_fences = count.num_fences;
   fill.sync_fence_info = leaves.data();
   r = sync_file_ioctl_fence_info(sf, &fill);
-  if (r < 0) return Napi::Number::New(env, r);
+  if (r < 0) throw ErrnoError(env, r, "SYNC_IOC_FILE_INFO", "cannot read sync_file info");
   Napi::Array arr = Napi::Array::New(env, fill.num_fences);
   for (uint32_t i = 0; i < fill.num_fences; ++i) {
     const SyncFenceInfo& l = leaves[i];
@@ -111,13 +131,22 @@ Napi::Value SfInfo(const Napi::CallbackInfo& info) {
   return InfoObject(env, Str32(count.name), count.status, arr);
 }
 
-// sfSetDeadline(sf, ns: bigint): errno
+uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "expected a bigint");
+  bool ok = true;
+  const uint64_t v = BigIntU64(info[i], &ok);
+  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
+  return v;
+}
+
+// sfSetDeadline(sf, ns: bigint)
 Napi::Value SfSetDeadline(const Napi::CallbackInfo& info) {
   SyncFile* sf = SfArg(info, 0);
-  bool ok = true;
   SyncSetDeadline d{};
-  d.deadline_ns = BigIntU64(info[1], &ok);
-  return Napi::Number::New(info.Env(), sync_file_ioctl_set_deadline(sf, &d));
+  d.deadline_ns = U64Arg(info, 1);
+  if (int r = sync_file_ioctl_set_deadline(sf, &d))
+    throw ErrnoError(info.Env(), r, "SYNC_IOC_SET_DEADLINE", "cannot set the deadline");
+  return info.Env().Undefined();
 }
 
 // sfPoll(sf): boolean -- poll(2) readiness; like the kernel's first poll it
@@ -131,43 +160,49 @@ Napi::Value SfDispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// tlCreate(name?): External | errno
+// tlCreate(name?): External; ENOMEM
 Napi::Value TlCreate(const Napi::CallbackInfo& info) {
   std::string name;
   const bool named = info.Length() > 0 && info[0].IsString();
   if (named) name = info[0].As<Napi::String>().Utf8Value();
   SyncTimeline* t = sw_sync_debugfs_open(named ? name.c_str() : nullptr);
-  if (!t) return Napi::Number::New(info.Env(), -ENOMEM);
-  return TimelineHolder::Wrap(info.Env(), t);
+  if (!t) throw ErrnoError(info.Env(), -ENOMEM, "sw_sync_debugfs_open", "cannot create a timeline");
+  try {
+    return TimelineHolder::Wrap(info.Env(), t);
+  } catch (...) {
+    timeline_release(t);
+    throw;
+  }
 }
 
-// tlCreateFence(tl, value, name): External | errno
+// tlCreateFence(tl, value, name): External
 Napi::Value TlCreateFence(const Napi::CallbackInfo& info) {
   SyncTimeline* t = TlArg(info, 0);
   SwSyncCreateFenceData d{};
-  d.value = info[1].As<Napi::Number>().Uint32Value();
+  d.value = U32Arg(info, 1);
   if (info.Length() > 2 && info[2].IsString()) {
     std::string n = info[2].As<Napi::String>().Utf8Value();
     strncpy(d.name, n.c_str(), sizeof(d.name) - 1);
   }
   int r = sw_sync_ioctl_create_fence(t, &d);
-  if (r < 0) return Napi::Number::New(info.Env(), r);
-  return SyncFileHolder::Wrap(info.Env(), d.fence);
+  if (r < 0) throw ErrnoError(info.Env(), r, "SW_SYNC_IOC_CREATE_FENCE", "cannot create a fence");
+  return WrapSf(info.Env(), d.fence);
 }
 
 Napi::Value TlInc(const Napi::CallbackInfo& info) {
   SyncTimeline* t = TlArg(info, 0);
-  uint32_t v = info[1].As<Napi::Number>().Uint32Value();
-  return Napi::Number::New(info.Env(), sw_sync_ioctl_inc(t, &v));
+  uint32_t v = U32Arg(info, 1);
+  if (int r = sw_sync_ioctl_inc(t, &v)) throw ErrnoError(info.Env(), r, "SW_SYNC_IOC_INC", "cannot advance the timeline");
+  return info.Env().Undefined();
 }
 
-// tlGetDeadline(tl, sf): bigint | errno
+// tlGetDeadline(tl, sf): bigint; ENOENT (no deadline), EINVAL (not a point of a sw_sync timeline)
 Napi::Value TlGetDeadline(const Napi::CallbackInfo& info) {
   SyncTimeline* t = TlArg(info, 0);
   SwSyncGetDeadline d{};
   d.fence_fd = SfArg(info, 1);
   int r = sw_sync_ioctl_get_deadline(t, &d);
-  if (r < 0) return Napi::Number::New(info.Env(), r);
+  if (r < 0) throw ErrnoError(info.Env(), r, "SW_SYNC_GET_DEADLINE", "cannot read the deadline");
   return Napi::BigInt::New(info.Env(), d.deadline_ns);
 }
 
@@ -201,26 +236,33 @@ int KTlArg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 
+// Wraps an owned fd; on any failure (ENOMEM) the fd is closed by `fd`.
 template <typename H>
 Napi::Value WrapFd(Napi::Env env, kernel::UniqueFd fd) {
   KFd* k = new (std::nothrow) KFd{fd.get()};
-  if (!k) return KErrValue(env, kernel::kerror(-ENOMEM, "malloc"));
+  if (!k) throw ErrnoError(env, -ENOMEM, nullptr, "out of memory");
   fd.release();
-  return H::Wrap(env, k);
+  try {
+    return H::Wrap(env, k);
+  } catch (...) {
+    kfd_close(k);
+    throw;
+  }
 }
 
-// ksfFromFd(fd, dup: boolean): External | [errno, op, msg]. Checks that fd is
+// ksfFromFd(fd, dup: boolean): External. Checks that fd is
 // a sync_file (SYNC_IOC_FILE_INFO); with dup the caller keeps its fd, else the
 // handle takes ownership (and closes it).
 Napi::Value KsfFromFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw BadArg(env, "expected an fd number");
   const int fd = info[0].As<Napi::Number>().Int32Value();
   const bool dup = info[1].ToBoolean();
   auto n = kernel::sync_file_fence_count(fd);
-  if (!n) return KErrValue(env, n.error());
+  if (!n) throw KernelError(env, n.error());
   if (!dup) return WrapFd<KSyncFileHolder>(env, kernel::UniqueFd(fd));
   auto d = kernel::dup_fd(fd);
-  if (!d) return KErrValue(env, d.error());
+  if (!d) throw KernelError(env, d.error());
   return WrapFd<KSyncFileHolder>(env, std::move(*d));
 }
 
@@ -235,16 +277,16 @@ Napi::Value KsfClose(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value KsfMerge(const Napi::CallbackInfo& info) {
-  std::string name = info[0].As<Napi::String>().Utf8Value();
+  std::string name = StrArg(info, 0);
   auto r = kernel::sync_file_merge(name.c_str(), KSfArg(info, 1), KSfArg(info, 2));
-  if (!r) return KErrValue(info.Env(), r.error());
+  if (!r) throw KernelError(info.Env(), r.error());
   return WrapFd<KSyncFileHolder>(info.Env(), std::move(*r));
 }
 
 Napi::Value KsfInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto r = kernel::sync_file_get_info(KSfArg(info, 0));
-  if (!r) return KErrValue(env, r.error());
+  if (!r) throw KernelError(env, r.error());
   Napi::Array arr = Napi::Array::New(env, r->fences.size());
   for (size_t i = 0; i < r->fences.size(); ++i) {
     const auto& l = r->fences[i];
@@ -253,32 +295,31 @@ Napi::Value KsfInfo(const Napi::CallbackInfo& info) {
   return InfoObject(env, r->name, r->status, arr);
 }
 
-// ksfStatus(sf): 1 signalled, 0 active | [errno, op, msg] (non-blocking poll)
+// ksfIsSignaled(sf): whether the fd polls readable (non-blocking poll)
 Napi::Value KsfIsSignaled(const Napi::CallbackInfo& info) {
   auto r = kernel::sync_file_is_signaled(KSfArg(info, 0));
-  if (!r) return KErrValue(info.Env(), r.error());
+  if (!r) throw KernelError(info.Env(), r.error());
   return Napi::Boolean::New(info.Env(), *r);
 }
 
 Napi::Value KsfSetDeadline(const Napi::CallbackInfo& info) {
-  bool ok = true;
-  auto r = kernel::sync_file_set_deadline(KSfArg(info, 0), BigIntU64(info[1], &ok));
-  if (!r) return KErrValue(info.Env(), r.error());
+  auto r = kernel::sync_file_set_deadline(KSfArg(info, 0), U64Arg(info, 1));
+  if (!r) throw KernelError(info.Env(), r.error());
   return info.Env().Undefined();
 }
 
-// ksfFence(sf): Handle | [errno, op, msg] -- the kernel-fence bridge. The fence
+// ksfFence(sf): Handle -- the kernel-fence bridge. The fence
 // owns a dup of the fd; the process-wide epoll watcher signals it, and its
 // callbacks reach JS through EnvState's uv_async like any other thread's.
 Napi::Value KsfFence(const Napi::CallbackInfo& info) {
   auto r = kernel::kernel_fence_wrap(KSfArg(info, 0));
-  if (!r) return KErrValue(info.Env(), r.error());
+  if (!r) throw KernelError(info.Env(), r.error());
   return WrapFence(info.Env(), *r);
 }
 
 // uv_poll waits: one per pending JS wait, on Node's loop. The JS callback gets
-// (revents) once (POLLIN, or an error status as a negative number), or never
-// if cancelled first. The handle is freed in its close callback.
+// (revents) once (POLLIN), or (status, DmaBufError) for a uv_poll failure, or
+// nothing if cancelled first. The handle is freed in its close callback.
 struct PollWait {
   uv_poll_t poll;
   Napi::FunctionReference cb;
@@ -307,31 +348,35 @@ void OnPoll(uv_poll_t* h, int status, int events) {
   // A C++ exception must not cross libuv's frames: report a throwing callback
   // as an uncaught exception instead.
   try {
-    fn.MakeCallback(env.Global(), {Napi::Number::New(env, status < 0 ? status : events)});
+    if (status < 0)
+      fn.MakeCallback(env.Global(), {Napi::Number::New(env, status),
+                                     ErrnoError(env, status, "uv_poll", "uv_poll failed on the sync_file fd").Value()});
+    else
+      fn.MakeCallback(env.Global(), {Napi::Number::New(env, events)});
   } catch (const Napi::Error& e) {
     napi_fatal_exception(env, e.Value());
   }
 }
 
-// ksfPoll(sf, cb): External (cancel token) | [errno, op, msg]
+// ksfPoll(sf, cb): External (cancel token)
 Napi::Value KsfPoll(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int fd = KSfArg(info, 0);
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop)
-    return KErrValue(env, kernel::kerror(-EINVAL, "uv_poll_init", "no event loop"));
+    throw ErrnoError(env, -EINVAL, "uv_poll_init", "no event loop");
   auto* w = new (std::nothrow) PollWait();
-  if (!w) return KErrValue(env, kernel::kerror(-ENOMEM, "uv_poll_init"));
+  if (!w) throw ErrnoError(env, -ENOMEM, "uv_poll_init", "out of memory");
   int r = uv_poll_init(loop, &w->poll, fd);
   if (r < 0) {
     delete w;
-    return KErrValue(env, kernel::kerror(r, "uv_poll_init", "cannot watch the sync_file fd"));
+    throw ErrnoError(env, r, "uv_poll_init", "cannot watch the sync_file fd");
   }
   w->poll.data = w;
   r = uv_poll_start(&w->poll, UV_READABLE, OnPoll);
   if (r < 0) {
     PollClose(w);  // initialised: it must be closed; the close cb frees it
-    return KErrValue(env, kernel::kerror(r, "uv_poll_start", "cannot watch the sync_file fd"));
+    throw ErrnoError(env, r, "uv_poll_start", "cannot watch the sync_file fd");
   }
   w->cb = Napi::Persistent(info[1].As<Napi::Function>());
   return Napi::External<PollWait>::New(env, w, PollFinalize);
@@ -348,33 +393,40 @@ Napi::Value KsfPollCancel(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// kswOpen(path?): External | [errno, op, msg]
+// kswOpen(path?): External
 Napi::Value KswOpen(const Napi::CallbackInfo& info) {
   std::string path = kernel::kSwSyncPath;
   if (info.Length() > 0 && info[0].IsString()) path = info[0].As<Napi::String>().Utf8Value();
   auto r = kernel::sw_sync_timeline_open(path.c_str());
-  if (!r) return KErrValue(info.Env(), r.error());
+  if (!r) {
+    // The message names the path once (the backend's usually does already).
+    const kernel::KError& e = r.error();
+    std::string msg = e.msg.empty() ? path + ": cannot open"
+                      : e.msg.compare(0, path.size(), path) == 0 ? e.msg
+                                                                 : path + ": " + e.msg;
+    throw ErrnoError(info.Env(), e.err, e.op && *e.op ? e.op : "open", msg);
+  }
   return WrapFd<KTimelineHolder>(info.Env(), std::move(*r));
 }
 
 Napi::Value KswCreateFence(const Napi::CallbackInfo& info) {
   const int tl = KTlArg(info, 0);
-  const uint32_t v = info[1].As<Napi::Number>().Uint32Value();
+  const uint32_t v = U32Arg(info, 1);
   std::string name = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   auto r = kernel::sw_sync_create_fence(tl, v, name.c_str());
-  if (!r) return KErrValue(info.Env(), r.error());
+  if (!r) throw KernelError(info.Env(), r.error());
   return WrapFd<KSyncFileHolder>(info.Env(), std::move(*r));
 }
 
 Napi::Value KswInc(const Napi::CallbackInfo& info) {
-  auto r = kernel::sw_sync_inc(KTlArg(info, 0), info[1].As<Napi::Number>().Uint32Value());
-  if (!r) return KErrValue(info.Env(), r.error());
+  auto r = kernel::sw_sync_inc(KTlArg(info, 0), U32Arg(info, 1));
+  if (!r) throw KernelError(info.Env(), r.error());
   return info.Env().Undefined();
 }
 
 Napi::Value KswGetDeadline(const Napi::CallbackInfo& info) {
   auto r = kernel::sw_sync_get_deadline(KTlArg(info, 0), KSfArg(info, 1));
-  if (!r) return KErrValue(info.Env(), r.error());
+  if (!r) throw KernelError(info.Env(), r.error());
   return Napi::BigInt::New(info.Env(), *r);
 }
 
@@ -400,37 +452,36 @@ int KernelSyncFileFd(const Napi::Value& v) {
 }
 
 void RegisterSyncFile(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Value (*f)(const Napi::CallbackInfo&)) {
-    exports.Set(name, Napi::Function::New(env, f, name));
-  };
-  fn("sfCreate", SfCreate);
-  fn("sfMerge", SfMerge);
-  fn("sfFence", SfFence);
-  fn("sfInfo", SfInfo);
-  fn("sfSetDeadline", SfSetDeadline);
-  fn("sfPoll", SfPoll);
-  fn("sfDispose", SfDispose);
-  fn("tlCreate", TlCreate);
-  fn("tlCreateFence", TlCreateFence);
-  fn("tlInc", TlInc);
-  fn("tlGetDeadline", TlGetDeadline);
-  fn("tlClose", TlClose);
-  fn("ksfFromFd", KsfFromFd);
-  fn("ksfFd", KsfFd);
-  fn("ksfClose", KsfClose);
-  fn("ksfMerge", KsfMerge);
-  fn("ksfInfo", KsfInfo);
-  fn("ksfIsSignaled", KsfIsSignaled);
-  fn("ksfSetDeadline", KsfSetDeadline);
-  fn("ksfFence", KsfFence);
-  fn("ksfPoll", KsfPoll);
-  fn("ksfPollCancel", KsfPollCancel);
-  fn("kswOpen", KswOpen);
-  fn("kswCreateFence", KswCreateFence);
-  fn("kswInc", KswInc);
-  fn("kswGetDeadline", KswGetDeadline);
-  fn("kswClose", KswClose);
-  fn("kswAvailable", KswAvailable);
+  ExportFunctions(env, exports, {
+      {"sfCreate", SfCreate},
+      {"sfMerge", SfMerge},
+      {"sfFence", SfFence},
+      {"sfInfo", SfInfo},
+      {"sfSetDeadline", SfSetDeadline},
+      {"sfPoll", SfPoll},
+      {"sfDispose", SfDispose},
+      {"tlCreate", TlCreate},
+      {"tlCreateFence", TlCreateFence},
+      {"tlInc", TlInc},
+      {"tlGetDeadline", TlGetDeadline},
+      {"tlClose", TlClose},
+      {"ksfFromFd", KsfFromFd},
+      {"ksfFd", KsfFd},
+      {"ksfClose", KsfClose},
+      {"ksfMerge", KsfMerge},
+      {"ksfInfo", KsfInfo},
+      {"ksfIsSignaled", KsfIsSignaled},
+      {"ksfSetDeadline", KsfSetDeadline},
+      {"ksfFence", KsfFence},
+      {"ksfPoll", KsfPoll},
+      {"ksfPollCancel", KsfPollCancel},
+      {"kswOpen", KswOpen},
+      {"kswCreateFence", KswCreateFence},
+      {"kswInc", KswInc},
+      {"kswGetDeadline", KswGetDeadline},
+      {"kswClose", KswClose},
+      {"kswAvailable", KswAvailable},
+  });
 }
 
 }  // namespace dmabuf::addon

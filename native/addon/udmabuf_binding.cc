@@ -3,7 +3,8 @@
 // handle of heap_binding.cc (WrapKernelDmaBuf), so lib/udmabuf.ts hands out the
 // same DmaBuf class as Heap.alloc(). lib/udmabuf.ts validates types and
 // ranges; seals, alignment, sizes and fds go to the kernel unchanged so that
-// its errno comes back. Failures are [errno, op, message] arrays.
+// its errno comes back. Failures throw DmaBufError with the kernel's errno, the
+// ioctl or syscall, and the backend's message.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "boundary.h"
 #include "handles.h"
 #include "kernel/udmabuf.h"
 
@@ -32,20 +34,30 @@ MemfdObj* MemfdArg(const Napi::CallbackInfo& info) {
 }
 
 uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "udmabuf binding expects a bigint");
   bool ok = true;
   uint64_t v = BigIntU64(info[i], &ok);
-  if (!ok) throw Napi::TypeError::New(info.Env(), "dmabuf: udmabuf binding expects a bigint");
+  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
   return v;
 }
+uint32_t U32Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw BadArg(info.Env(), "udmabuf binding expects a number");
+  return info[i].As<Napi::Number>().Uint32Value();
+}
+int32_t I32Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw BadArg(info.Env(), "udmabuf binding expects an fd number");
+  return info[i].As<Napi::Number>().Int32Value();
+}
 
-// memfdCreate(name, size: bigint, seals: number) -> External | KError
+// memfdCreate(name, size: bigint, seals: number) -> External
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw BadArg(env, "udmabuf binding expects a name");
   std::string name = info[0].As<Napi::String>();
   uint64_t size = U64Arg(info, 1);
-  unsigned seals = info[2].As<Napi::Number>().Uint32Value();
+  unsigned seals = U32Arg(info, 2);
   auto r = kernel::memfd_create_sealed(name.c_str(), size, seals);
-  if (!r) return KErrValue(env, r.error());
+  if (!r) throw KernelError(env, r.error());
   return MemfdHolder::Wrap(env, new MemfdObj{std::move(r.value())});
 }
 
@@ -54,38 +66,38 @@ Napi::Value MemfdFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), MemfdArg(info)->fd.get());
 }
 
-// memfdSize(h) -> bigint | KError (fstat: the current file size)
+// memfdSize(h) -> bigint (fstat: the current file size)
 Napi::Value MemfdSize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MemfdObj* m = MemfdArg(info);
   struct stat st;
   if (::fstat(m->fd.get(), &st) < 0) {
     const int e = kernel::neg_errno();
-    return KErrValue(env, kernel::kerror(e, "fstat", "memfd size"));
+    throw KernelError(env, kernel::kerror(e, "fstat", "memfd size"));
   }
   return Napi::BigInt::New(env, static_cast<uint64_t>(st.st_size));
 }
 
-// memfdSeals(h) -> F_SEAL_* mask | KError
+// memfdSeals(h) -> F_SEAL_* mask
 Napi::Value MemfdSeals(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int r = ::fcntl(MemfdArg(info)->fd.get(), F_GET_SEALS);
   if (r < 0) {
     const int e = kernel::neg_errno();
-    return KErrValue(env, kernel::kerror(e, "fcntl(F_GET_SEALS)", "reading the memfd's seals"));
+    throw KernelError(env, kernel::kerror(e, "fcntl(F_GET_SEALS)", "reading the memfd's seals"));
   }
   return Napi::Number::New(env, r);
 }
 
-// memfdAddSeals(h, seals) -> undefined | KError (EPERM once F_SEAL_SEAL is set;
+// memfdAddSeals(h, seals) -> undefined (EPERM once F_SEAL_SEAL is set;
 // EBUSY for F_SEAL_WRITE while a writable shared mapping exists)
 Napi::Value MemfdAddSeals(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MemfdObj* m = MemfdArg(info);
-  unsigned seals = info[1].As<Napi::Number>().Uint32Value();
+  unsigned seals = U32Arg(info, 1);
   if (::fcntl(m->fd.get(), F_ADD_SEALS, seals) < 0) {
     const int e = kernel::neg_errno();
-    return KErrValue(env, kernel::kerror(e, "fcntl(F_ADD_SEALS)", kernel::kfmt("seals %#x", seals)));
+    throw KernelError(env, kernel::kerror(e, "fcntl(F_ADD_SEALS)", kernel::kfmt("seals %#x", seals)));
   }
   return env.Undefined();
 }
@@ -96,59 +108,63 @@ Napi::Value MemfdClose(const Napi::CallbackInfo& info) {
 }
 
 // udmabufCreate(memfd: number, offset: bigint, size: bigint, flags: number)
-//   -> DmaBuf External | KError
+//   -> DmaBuf External
 Napi::Value UdmabufCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int memfd = info[0].As<Napi::Number>().Int32Value();
+  const int memfd = I32Arg(info, 0);
   const uint64_t offset = U64Arg(info, 1);
   const uint64_t size = U64Arg(info, 2);
-  const uint32_t flags = info[3].As<Napi::Number>().Uint32Value();
+  const uint32_t flags = U32Arg(info, 3);
   auto dev = kernel::udmabuf_open();
-  if (!dev) return KErrValue(env, dev.error());
+  if (!dev) throw KernelError(env, dev.error());
   auto r = kernel::udmabuf_from_memfd(dev->get(), memfd, offset, size, flags);
-  if (!r) return KErrValue(env, r.error());
+  if (!r) throw KernelError(env, r.error());
   return WrapKernelDmaBuf(env, r.value().release());
 }
 
 // udmabufCreateList(fds: number[], offsets: bigint[], sizes: bigint[], flags)
-//   -> DmaBuf External | KError
+//   -> DmaBuf External
 Napi::Value UdmabufCreateList(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsArray() || !info[1].IsArray() || !info[2].IsArray())
+    throw BadArg(env, "udmabufCreateList expects arrays");
   Napi::Array fds = info[0].As<Napi::Array>();
   Napi::Array offsets = info[1].As<Napi::Array>();
   Napi::Array sizes = info[2].As<Napi::Array>();
-  const uint32_t flags = info[3].As<Napi::Number>().Uint32Value();
+  const uint32_t flags = U32Arg(info, 3);
   const uint32_t n = fds.Length();
   if (offsets.Length() != n || sizes.Length() != n)
-    throw Napi::TypeError::New(env, "dmabuf: udmabufCreateList expects arrays of one length");
+    throw BadArg(env, "udmabufCreateList expects arrays of one length");
   std::vector<kernel::UdmabufRange> ranges;
   ranges.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     bool ok1 = true, ok2 = true;
     kernel::UdmabufRange r;
-    r.memfd = fds.Get(i).As<Napi::Number>().Int32Value();
-    r.offset = BigIntU64(offsets.Get(i), &ok1);
-    r.size = BigIntU64(sizes.Get(i), &ok2);
-    if (!ok1 || !ok2) throw Napi::TypeError::New(env, "dmabuf: udmabufCreateList expects bigints");
+    Napi::Value fd = fds.Get(i), off = offsets.Get(i), sz = sizes.Get(i);
+    if (!fd.IsNumber() || !off.IsBigInt() || !sz.IsBigInt())
+      throw BadArg(env, "udmabufCreateList expects fd numbers and bigints");
+    r.memfd = fd.As<Napi::Number>().Int32Value();
+    r.offset = BigIntU64(off, &ok1);
+    r.size = BigIntU64(sz, &ok2);
+    if (!ok1 || !ok2) throw Napi::RangeError::New(env, "dmabuf: value out of the u64 range");
     ranges.push_back(r);
   }
   auto dev = kernel::udmabuf_open();
-  if (!dev) return KErrValue(env, dev.error());
+  if (!dev) throw KernelError(env, dev.error());
   auto r = kernel::udmabuf_from_list(dev->get(), ranges, flags);
-  if (!r) return KErrValue(env, r.error());
+  if (!r) throw KernelError(env, r.error());
   return WrapKernelDmaBuf(env, r.value().release());
 }
 
 }  // namespace
 
 void RegisterUdmabuf(Napi::Env env, Napi::Object exports) {
-  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+  ExportFunctions(env, exports, {
       {"memfdCreate", MemfdCreate},     {"memfdFd", MemfdFd},
       {"memfdSize", MemfdSize},         {"memfdSeals", MemfdSeals},
       {"memfdAddSeals", MemfdAddSeals}, {"memfdClose", MemfdClose},
       {"udmabufCreate", UdmabufCreate}, {"udmabufCreateList", UdmabufCreateList},
-  };
-  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  });
 }
 
 }  // namespace dmabuf::addon

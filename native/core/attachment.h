@@ -47,16 +47,20 @@ struct Attachment {
 };
 
 // dma_buf_dynamic_attach. -EINVAL for a null buffer/device or importer ops
-// without move_notify; the exporter's attach error (-ENODEV revoked,
-// -EOPNOTSUPP no peer2peer); for a static importer of a dynamic exporter, the
-// pin or map error. Takes a file reference (the importer's dma_buf_get) that
+// without move_notify; -EDEADLK when the calling thread holds the buffer's
+// reservation lock (the kernel's would deadlock: the ww_mutex is not
+// recursive); the exporter's attach error (-ENODEV revoked, -EOPNOTSUPP no
+// peer2peer); for a static importer of a dynamic exporter, the pin or map
+// error. Takes a file reference (the importer's dma_buf_get) that
 // dma_buf_detach drops.
 int dma_buf_dynamic_attach(DmaBuf* buf, const char* dev, const ImporterOps* ops, void* priv,
                            Attachment** out);
 // dma_buf_attach: a static importer.
 int dma_buf_attach(DmaBuf* buf, const char* dev, Attachment** out);
 // dma_buf_detach: unmaps a cached mapping, unpins, and frees the attachment.
-void dma_buf_detach(DmaBuf* buf, Attachment* a);
+// 0; -EDEADLK (nothing done) when the calling thread holds the reservation
+// lock; -EINVAL (with a warning) for an attachment of another buffer.
+int dma_buf_detach(DmaBuf* buf, Attachment* a);
 
 // dma_buf_pin / dma_buf_unpin: dynamic importers only, reservation lock held.
 // 0 (no-op) for exporters without pin; the exporter's error otherwise.
@@ -68,9 +72,16 @@ void dma_buf_unpin_locked(Attachment* a);
 // exporter's map (-ENODEV when revoked).
 int dma_buf_map_attachment_locked(Attachment* a, DmaDataDirection dir, const SgTable** out);
 void dma_buf_unmap_attachment_locked(Attachment* a, const SgTable* sgt, DmaDataDirection dir);
-// The same, taking the reservation lock.
+// The same, taking the reservation lock: -EDEADLK (nothing done) when the
+// calling thread holds it already.
 int dma_buf_map_attachment(Attachment* a, DmaDataDirection dir, const SgTable** out);
-void dma_buf_unmap_attachment(Attachment* a, const SgTable* sgt, DmaDataDirection dir);
+int dma_buf_unmap_attachment(Attachment* a, const SgTable* sgt, DmaDataDirection dir);
+// For an importer that may hold the reservation lock itself (a JavaScript
+// importer that locked buf.resv maps under it, as a dynamic importer does in
+// the kernel): the _locked variant when the calling thread holds the lock,
+// else the one that takes it.
+int dma_buf_map_attachment_any(Attachment* a, DmaDataDirection dir, const SgTable** out);
+void dma_buf_unmap_attachment_any(Attachment* a, const SgTable* sgt, DmaDataDirection dir);
 
 // dma_buf_move_notify (7.0: dma_buf_invalidate_mappings): calls every dynamic
 // importer's move_notify. Reservation lock held.
@@ -79,7 +90,8 @@ void dma_buf_move_notify_locked(DmaBuf* buf);
 // The TypeScript attach(): a static importer when neither `pinned` nor
 // `notify` is given; otherwise a dynamic one whose move_notify calls
 // notify(data) (a no-op for a pinned importer without one), pinned at once if
-// `pinned`. A failed pin detaches and returns the error.
+// `pinned`. A failed pin detaches and returns the error. -EDEADLK when the
+// calling thread holds the reservation lock.
 int dma_buf_attach_importer(DmaBuf* buf, const char* dev, bool pinned, bool peer2peer,
                             void (*notify)(void* data), void* data, Attachment** out);
 

@@ -30,6 +30,7 @@ const ImporterOps kNotifyImporterP2p = {importer_notify, true};
 int dma_buf_dynamic_attach(DmaBuf* buf, const char* dev, const ImporterOps* ops, void* priv,
                            Attachment** out) {
   if (!buf || !dev || !out) return -EINVAL;
+  if (dma_buf_resv_held(buf)) return -EDEADLK;
   if (ops && !ops->move_notify) {
     warn("dma_buf_dynamic_attach: importer ops without move_notify");
     return -EINVAL;
@@ -83,12 +84,12 @@ int dma_buf_attach(DmaBuf* buf, const char* dev, Attachment** out) {
   return dma_buf_dynamic_attach(buf, dev, nullptr, nullptr, out);
 }
 
-void dma_buf_detach(DmaBuf* buf, Attachment* a) {
+int dma_buf_detach(DmaBuf* buf, Attachment* a) {
   if (!buf || !a || a->buf != buf) {
     warn("dma_buf_detach: attachment does not belong to this buffer");
-    return;
+    return -EINVAL;
   }
-  dma_buf_resv_lock(buf);
+  if (int err = dma_buf_resv_lock_or_edeadlk(buf)) return err;
   if (a->sgt) {
     buf->ops->unmap_dma_buf(a, a->sgt, a->dir);
     a->sgt = nullptr;
@@ -105,6 +106,7 @@ void dma_buf_detach(DmaBuf* buf, Attachment* a) {
   if (buf->ops->detach) buf->ops->detach(buf, a);
   delete a;
   dma_buf_put(buf);
+  return 0;
 }
 
 int dma_buf_pin_locked(Attachment* a) {
@@ -156,16 +158,29 @@ void dma_buf_unmap_attachment_locked(Attachment* a, const SgTable* sgt, DmaDataD
 
 int dma_buf_map_attachment(Attachment* a, DmaDataDirection dir, const SgTable** out) {
   if (!a) return -EINVAL;
-  dma_buf_resv_lock(a->buf);
+  if (int err = dma_buf_resv_lock_or_edeadlk(a->buf)) return err;
   int err = dma_buf_map_attachment_locked(a, dir, out);
   dma_buf_resv_unlock(a->buf);
   return err;
 }
 
-void dma_buf_unmap_attachment(Attachment* a, const SgTable* sgt, DmaDataDirection dir) {
-  dma_buf_resv_lock(a->buf);
+int dma_buf_unmap_attachment(Attachment* a, const SgTable* sgt, DmaDataDirection dir) {
+  if (!a) return -EINVAL;
+  if (int err = dma_buf_resv_lock_or_edeadlk(a->buf)) return err;
   dma_buf_unmap_attachment_locked(a, sgt, dir);
   dma_buf_resv_unlock(a->buf);
+  return 0;
+}
+
+int dma_buf_map_attachment_any(Attachment* a, DmaDataDirection dir, const SgTable** out) {
+  if (!a) return -EINVAL;
+  if (dma_buf_resv_held(a->buf)) return dma_buf_map_attachment_locked(a, dir, out);
+  return dma_buf_map_attachment(a, dir, out);
+}
+
+void dma_buf_unmap_attachment_any(Attachment* a, const SgTable* sgt, DmaDataDirection dir) {
+  if (dma_buf_resv_held(a->buf)) dma_buf_unmap_attachment_locked(a, sgt, dir);
+  else (void)dma_buf_unmap_attachment(a, sgt, dir);
 }
 
 void dma_buf_move_notify_locked(DmaBuf* buf) {
@@ -180,6 +195,7 @@ void dma_buf_move_notify_locked(DmaBuf* buf) {
 int dma_buf_attach_importer(DmaBuf* buf, const char* dev, bool pinned, bool peer2peer,
                             void (*notify)(void* data), void* data, Attachment** out) {
   if (!buf || !dev || !out) return -EINVAL;
+  if (dma_buf_resv_held(buf)) return -EDEADLK;
   Attachment* a = nullptr;
   if (!pinned && !notify) {
     if (peer2peer) {

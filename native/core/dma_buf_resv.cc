@@ -72,6 +72,8 @@ int dma_buf_sync_file_export(DmaBuf* buf, uint32_t flags, SyncFile** out) {
 int dma_buf_sync_file_import(DmaBuf* buf, uint32_t flags, SyncFile* sf) {
   if (!buf) return -EFAULT;
   if (!valid_sync_flags(flags)) return -EINVAL;
+  // The import takes the reservation lock: refuse to wait for ourselves.
+  if (resv_held(buf->resv)) return -EDEADLK;
   Fence* fence = sync_file_get_fence(sf);
   if (!fence) return -EINVAL;
   const ResvUsage usage = (flags & kDmaBufSyncWrite) ? RESV_USAGE_WRITE : RESV_USAGE_READ;

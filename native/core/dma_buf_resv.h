@@ -46,7 +46,9 @@ int dma_buf_resv_wait_cpu(DmaBuf* buf, bool write);
 int dma_buf_sync_file_export(DmaBuf* buf, uint32_t flags, SyncFile** out);
 // DMA_BUF_IOCTL_IMPORT_SYNC_FILE: adds the sync_file's leaf fences (unwrapped)
 // as WRITE fences if DMA_BUF_SYNC_WRITE is set, else as READ fences. Same flag
-// checks; a null sync_file (an fd that is not a sync_file) -> -EINVAL; -ENOMEM.
+// checks; a null sync_file (an fd that is not a sync_file) -> -EINVAL; -ENOMEM;
+// -EDEADLK when the calling thread holds the reservation lock (the import
+// takes it).
 int dma_buf_sync_file_import(DmaBuf* buf, uint32_t flags, SyncFile* sf);
 
 // dma_buf_poll: POLLIN once the writers have signalled, POLLOUT once every

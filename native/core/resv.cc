@@ -391,4 +391,79 @@ std::string resv_describe(Resv* obj) {
   return out;
 }
 
+// --- checked entry points ----------------------------------------------------------
+
+int resv_lock_checked(Resv* obj, WwAcquireCtx* ctx) {
+  if (ctx && ctx->done) return -EINVAL;
+  if (resv_held(obj) && (!ctx || resv_locking_ctx(obj) != ctx)) return -EBUSY;
+  return resv_lock_interruptible(obj, ctx);
+}
+
+int resv_lock_slow_checked(Resv* obj, WwAcquireCtx* ctx) {
+  if (ctx && ctx->acquired != 0) return -EBUSY;
+  if (resv_held(obj)) return -EALREADY;
+  return resv_lock_slow_interruptible(obj, ctx);
+}
+
+int resv_unlock_checked(Resv* obj) {
+  if (!resv_held(obj)) return -EPERM;
+  resv_unlock(obj);
+  return 0;
+}
+
+int resv_reserve_fences_checked(Resv* obj, unsigned num_fences) {
+  if (!resv_held(obj)) return -EPERM;
+  return resv_reserve_fences(obj, num_fences);
+}
+
+int resv_add_fence_checked(Resv* obj, Fence* fence, ResvUsage usage) {
+  if (!resv_held(obj)) return -EPERM;
+  if (fence_is_container(fence)) return -EINVAL;
+  resv_add_fence(obj, fence, usage);
+  return 0;
+}
+
+int resv_replace_fences_checked(Resv* obj, uint64_t context, Fence* replacement, ResvUsage usage) {
+  if (!resv_held(obj)) return -EPERM;
+  resv_replace_fences(obj, context, replacement, usage);
+  return 0;
+}
+
+int resv_copy_fences_checked(Resv* dst, Resv* src) {
+  if (!resv_held(dst)) return -EPERM;
+  return resv_copy_fences(dst, src);
+}
+
+int resv_describe_checked(Resv* obj, std::string* out) {
+  if (!resv_held(obj)) return -EPERM;
+  *out = resv_describe(obj);
+  return 0;
+}
+
+int resv_list_fences(Resv* obj, ResvUsage usage, std::vector<Fence*>* fences, std::vector<ResvUsage>* usages) {
+  fences->clear();
+  usages->clear();
+  ResvIter cursor;
+  if (resv_held(obj)) {
+    Fence* f;
+    resv_for_each_fence(&cursor, obj, usage, f) {
+      fences->push_back(fence_get(f));
+      usages->push_back(resv_iter_usage(&cursor));
+    }
+    return 0;
+  }
+  resv_iter_begin(&cursor, obj, usage);
+  for (Fence* f = resv_iter_first_unlocked(&cursor); f; f = resv_iter_next_unlocked(&cursor)) {
+    if (resv_iter_is_restarted(&cursor)) {
+      for (Fence* g : *fences) fence_put(g);
+      fences->clear();
+      usages->clear();
+    }
+    fences->push_back(fence_get(f));
+    usages->push_back(resv_iter_usage(&cursor));
+  }
+  resv_iter_end(&cursor);
+  return 0;
+}
+
 }  // namespace dmabuf

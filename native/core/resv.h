@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "fence.h"
 #include "ww_mutex.h"
@@ -211,5 +212,74 @@ bool resv_test_signaled(Resv* obj, ResvUsage usage);
  * followed by fence_describe(); lock held
  */
 std::string resv_describe(Resv* obj);
+
+// --- checked entry points ---------------------------------------------------
+// For callers that cannot promise the locking rules (the JavaScript binding).
+// Where the kernel's lockdep would splat (or the thread would wait for itself
+// for ever), these refuse with an errno and change nothing.
+
+/**
+ * resv_lock_checked() - resv_lock_interruptible() that refuses what would hang
+ * or break the ww rules
+ *
+ * Returns 0, -EALREADY (@ctx holds it), -EDEADLK (back off), -EINTR (the
+ * sleep was interrupted, interrupt.h), -EINVAL for a @ctx after
+ * ww_acquire_done(), or -EBUSY when the calling thread already holds @obj
+ * outside @ctx (it would wait for itself for ever).
+ */
+int resv_lock_checked(Resv* obj, WwAcquireCtx* ctx);
+
+/**
+ * resv_lock_slow_checked() - resv_lock_slow_interruptible() after a back-off
+ *
+ * Returns 0, -EINTR, -EBUSY when @ctx still holds locks (the slow path is
+ * only for a context that has dropped all of them), or -EALREADY when the
+ * calling thread holds @obj already.
+ */
+int resv_lock_slow_checked(Resv* obj, WwAcquireCtx* ctx);
+
+/**
+ * resv_unlock_checked() - resv_unlock(), or -EPERM if the calling thread does
+ * not hold the lock
+ */
+int resv_unlock_checked(Resv* obj);
+
+/**
+ * resv_reserve_fences_checked() - resv_reserve_fences(); -EPERM without the lock
+ */
+int resv_reserve_fences_checked(Resv* obj, unsigned num_fences);
+
+/**
+ * resv_add_fence_checked() - resv_add_fence(); -EPERM without the lock,
+ * -EINVAL for a container (array or chain: add its unwrapped members)
+ */
+int resv_add_fence_checked(Resv* obj, Fence* fence, ResvUsage usage);
+
+/**
+ * resv_replace_fences_checked() - resv_replace_fences(); -EPERM without the lock
+ */
+int resv_replace_fences_checked(Resv* obj, uint64_t context, Fence* replacement, ResvUsage usage);
+
+/**
+ * resv_copy_fences_checked() - resv_copy_fences(); -EPERM unless the calling
+ * thread holds @dst's lock
+ */
+int resv_copy_fences_checked(Resv* dst, Resv* src);
+
+/**
+ * resv_describe_checked() - resv_describe() into @out; -EPERM without the lock
+ */
+int resv_describe_checked(Resv* obj, std::string* out);
+
+/**
+ * resv_list_fences() - referenced fences of @usage (or stronger), each with
+ * its own usage
+ *
+ * When the calling thread holds the lock: every entry, signalled ones too
+ * (dma_resv_for_each_fence); otherwise the pending ones of the last
+ * consistent unlocked pass (dma_resv_for_each_fence_unlocked, restarted if the
+ * object changes under it). The caller puts each fence. Returns 0.
+ */
+int resv_list_fences(Resv* obj, ResvUsage usage, std::vector<Fence*>* fences, std::vector<ResvUsage>* usages);
 
 }  // namespace dmabuf

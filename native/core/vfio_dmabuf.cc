@@ -97,7 +97,7 @@ int vfio_dmabuf_export(Platform* p, uint64_t size, uint32_t open_flags, DmaBuf**
 
 int vfio_dmabuf_set_revoked(DmaBuf* buf, bool revoked) {
   if (!buf || buf->ops != &kVfioOps) return -EINVAL;
-  dma_buf_resv_lock(buf);
+  if (int err = dma_buf_resv_lock_or_edeadlk(buf)) return err;
   VfioBuffer* v = vfio_of(buf);
   const bool changed = v->revoked != revoked;
   if (changed) {
@@ -110,12 +110,14 @@ int vfio_dmabuf_set_revoked(DmaBuf* buf, bool revoked) {
   return 0;
 }
 
-bool vfio_dmabuf_is_revoked(DmaBuf* buf) {
-  if (!buf || buf->ops != &kVfioOps) return false;
-  dma_buf_resv_lock(buf);
+int vfio_dmabuf_revoked(DmaBuf* buf) {
+  if (!buf || buf->ops != &kVfioOps) return 0;
+  if (int err = dma_buf_resv_lock_or_edeadlk(buf)) return err;
   const bool r = vfio_of(buf)->revoked;
   dma_buf_resv_unlock(buf);
-  return r;
+  return r ? 1 : 0;
 }
+
+bool vfio_dmabuf_is_revoked(DmaBuf* buf) { return vfio_dmabuf_revoked(buf) == 1; }
 
 }  // namespace dmabuf

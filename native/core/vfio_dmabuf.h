@@ -26,8 +26,13 @@ struct DmaBuf;
 int vfio_dmabuf_export(Platform* p, uint64_t size, uint32_t open_flags, DmaBuf** out);
 
 // Memory disabled (revoked = true) or enabled again. No-op if unchanged.
-// -EINVAL if `buf` is not a VFIO buffer.
+// -EINVAL if `buf` is not a VFIO buffer; -EDEADLK (nothing done) when the
+// calling thread holds the buffer's reservation lock (the move takes it).
 int vfio_dmabuf_set_revoked(DmaBuf* buf, bool revoked);
+// 1 revoked, 0 not (or not a VFIO buffer), -EDEADLK when the calling thread
+// holds the reservation lock (the query takes it).
+int vfio_dmabuf_revoked(DmaBuf* buf);
+// The same as a bool (false for -EDEADLK too).
 bool vfio_dmabuf_is_revoked(DmaBuf* buf);
 
 }  // namespace dmabuf
