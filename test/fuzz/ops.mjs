@@ -411,9 +411,13 @@ export class Ops {
       op('platform', 2, () => {
         let p = fz.pick('Platform');
         if (!p || r().chance(0.2)) {
-          p = this.reg(dm.createPlatform(r().chance(0.7) ? { memEncrypt: r().chance(0.5), cmaSize: r().pick([0, 1 << 20]), arch: r().pick(['x86_64', 'aarch64', 's390x']) } : fz.values.options(1)));
+          const o = r().chance(0.7) ? { memEncrypt: r().chance(0.5), cmaSize: r().pick([0, 1 << 20]), arch: r().pick(['x86_64', 'aarch64', 's390x']) } : fz.values.options(1);
+          fz.note(`createPlatform(${describeValue(o)} ${Object.entries(o).map(([a, b]) => `${a}=${describeValue(b)}`).join(' ')})`);
+          p = this.reg(dm.createPlatform(o));
         }
-        switch (r().int(7)) {
+        const k = r().int(7);
+        fz.note(`case ${k} on ${this.desc(p)}`);
+        switch (k) {
           case 0: p.listHeaps(); break;
           case 1: this.reg(p.openHeap(r().pick(['system', 'system_cc_shared', 'default_cma_region', 'x']))); break;
           case 2: p.setFault(r().pick(['alloc_pages', 'cma_alloc', 'set_memory_decrypted', 'set_memory_encrypted', 'dma_buf_export', 'dma_buf_fd', 'nope']), { nth: r().int(3), times: r().int(3) }); break;
