@@ -65,6 +65,8 @@ log=$dir/vitest-asan.log
 asan_opts="detect_leaks=0:abort_on_error=1:halt_on_error=1:handle_abort=1:log_path=$reports/report"
 ubsan_opts="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$reports/report"
 
+# LD_PRELOAD reaches every process the suite starts; tests start only node
+# (some system tools, e.g. procps' uptime, hang with libasan preloaded).
 start=$(date +%s)
 set +e
 LD_PRELOAD="${runtimes# }${LD_PRELOAD:+ $LD_PRELOAD}" \
