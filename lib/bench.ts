@@ -2,6 +2,7 @@
 // the JS-facing round trip and (runBenchAsync) the sync_file wait latency from
 // JS, each against a floor measured in the same run.
 import { binding } from './binding';
+import { invalidArgType, outOfRange } from './errors';
 import { syncFileWaitRows } from './bench_sync_file';
 import { Fence } from './fence';
 import { Issuer } from './issuer';
@@ -142,9 +143,22 @@ function jsRows(opts: BenchOptions): BenchRow[] {
  * Runs the synchronous benchmark scenarios (native, then JS) and returns one
  * row each. runBenchAsync() adds the rows that need the event loop.
  */
-export function runBench(opts: BenchOptions = {}): BenchRow[] {
-  const filter = opts.filter ?? '';
-  const rows = opts.jsOnly ? [] : (JSON.parse(binding.benchRun(filter, opts.ms ?? 150)) as BenchRow[]);
+/** Validated options (TypeError / RangeError for bad ones, before anything runs). */
+function checkBenchOptions(opts: unknown): { filter: string; ms: number; jsOnly: boolean } {
+  if (opts === undefined) return { filter: '', ms: 150, jsOnly: false };
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw invalidArgType('opts', 'of type object', opts);
+  const { filter, ms, jsOnly } = opts as BenchOptions;
+  if (filter !== undefined && typeof filter !== 'string') throw invalidArgType('opts.filter', 'of type string', filter);
+  if (ms !== undefined && typeof ms !== 'number') throw invalidArgType('opts.ms', 'of type number', ms);
+  if (ms !== undefined && !(ms >= 1 && ms <= 60000)) throw outOfRange('opts.ms', '>= 1 and <= 60000', ms);
+  if (jsOnly !== undefined && typeof jsOnly !== 'boolean') throw invalidArgType('opts.jsOnly', 'of type boolean', jsOnly);
+  return { filter: filter ?? '', ms: ms ?? 150, jsOnly: jsOnly === true };
+}
+
+export function runBench(options?: BenchOptions): BenchRow[] {
+  const { filter, ms, jsOnly } = checkBenchOptions(options);
+  const opts: BenchOptions = { filter, ms, jsOnly };
+  const rows = jsOnly ? [] : (JSON.parse(binding.benchRun(filter, ms)) as BenchRow[]);
   for (const r of jsRows(opts)) if (r.name.includes(filter)) rows.push(r);
   return rows;
 }
@@ -154,8 +168,9 @@ export function runBench(opts: BenchOptions = {}): BenchRow[] {
  * present, else a skipped row saying why; and the emulated SyncFile): what
  * `dmabuf bench` prints.
  */
-export async function runBenchAsync(opts: BenchOptions = {}): Promise<BenchRow[]> {
-  const rows = runBench(opts);
+export async function runBenchAsync(options?: BenchOptions): Promise<BenchRow[]> {
+  const rows = runBench(options);
+  const opts = options ?? {};
   rows.push(...(await syncFileWaitRows(opts)));
   return rows;
 }

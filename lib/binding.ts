@@ -11,11 +11,6 @@ export type Handle = number;
 export type External = { readonly __external: unique symbol };
 /** A registered callback: a token in the environment's callback table (0: none). */
 export type CallbackToken = number;
-/** A failure reported as a value: a negative errno and the native message. */
-export interface NativeFailure {
-  errno: number;
-  message: string;
-}
 /** What never changes about an issuer. */
 export interface NativeIssuerInfo {
   kind: 'module' | 'names';
@@ -74,18 +69,18 @@ export interface NativeBinding {
   lockCreate(): External;
   lockDispose(h: External): void;
 
-  issuerLoad(path: string, keepOps: boolean): External | NativeFailure;
-  issuerCreateNamed(driverName: string, timelineName: string): External | NativeFailure;
+  issuerLoad(path: string, keepOps: boolean): External;
+  issuerCreateNamed(driverName: string, timelineName: string): External;
   issuerInfo(h: External): NativeIssuerInfo;
   issuerState(h: External): number;
   issuerPinned(h: External): number;
   issuerCreated(h: External): number;
   issuerStats(h: External): [number, number, number, number, number, number];
-  issuerCreateFence(h: External, context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle | NativeFailure;
-  issuerSetParam(h: External, name: string, value: bigint): NativeFailure | undefined;
-  issuerGetParam(h: External, name: string): bigint | NativeFailure;
-  issuerUnload(h: External, timeoutNs: number, id: number): External | NativeFailure;
-  issuerUnloadResult(job: External): NativeFailure | undefined;
+  issuerCreateFence(h: External, context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle;
+  issuerSetParam(h: External, name: string, value: bigint): void;
+  issuerGetParam(h: External, name: string): bigint;
+  issuerUnload(h: External, timeoutNs: number, id: number): External;
+  issuerUnloadResult(job: External): void;
   issuerDispose(h: External): void;
   issuerLoadedModules(): number;
 

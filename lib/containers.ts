@@ -61,10 +61,6 @@ function kind(f: Fence): number {
   return binding.fenceKind(handleOf(f));
 }
 
-function enomem(what: string): DmaBufError {
-  return new DmaBufError('ENOMEM', 'out of memory', what);
-}
-
 export interface FenceArrayInit {
   /** Context of the array; default: a new one (Fence.allocContext()). */
   context?: bigint;
@@ -107,7 +103,6 @@ export class FenceArray extends Fence {
     const sn = seqno === undefined ? 1n : toU64('init.seqno', seqno);
     if (sn > 0xffffffffn) throw outOfRange('init.seqno', '>= 0 and <= 4294967295 (an array seqno is 32 bits)', seqno);
     const h = binding.fenceArrayCreate(hs, ctx, sn, signalOnAny === true);
-    if (!h) throw enomem('dma_fence_array_create');
     return h;
   }
 
@@ -163,7 +158,6 @@ export class FenceChain extends Fence {
       throw new DmaBufError('EINVAL', 'the contained fence must not be a chain node', 'dma_fence_chain_init');
     }
     const h = binding.fenceChainCreate(ph, fh, sn);
-    if (!h) throw enomem('dma_fence_chain_alloc');
     return h;
   }
 
@@ -199,7 +193,6 @@ export class FenceChain extends Fence {
   findSeqno(seqno: bigint | number): Fence | null {
     const h = binding.fenceChainFindSeqno(handleOf(this), toU64('seqno', seqno));
     drain();
-    if (h < 0) throw new DmaBufError(h, `point ${seqno} is after this node (${this.seqno})`, 'dma_fence_chain_find_seqno');
     return h === 0 ? null : adoptFence(h);
   }
 
@@ -254,7 +247,6 @@ export function merge(...fences: Fence[]): Fence | null {
   if (hs.length === 0) return null;
   const h = binding.fenceMerge(hs);
   drain();
-  if (!h) throw enomem('dma_fence_unwrap_merge');
   return adoptFence(h);
 }
 

@@ -136,7 +136,9 @@ export class DmaBuf implements Disposable {
   /**
    * mmap(MAP_SHARED, PROT_READ|PROT_WRITE) of the whole buffer as an ArrayBuffer.
    * The same ArrayBuffer until unmap(); after unmap() or close() it is detached
-   * (byteLength 0), so it can never read the memory again.
+   * (byteLength 0), so it can never read the memory again. The same happens if
+   * this DmaBuf is garbage-collected without close(): keep the DmaBuf alive
+   * (and close it) while the ArrayBuffer is in use.
    */
   map(): ArrayBuffer {
     const h = bufHandle(this, 'mmap');

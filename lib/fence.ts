@@ -74,11 +74,12 @@ export class FenceLock implements Disposable {
   }
   /** Drops this object's reference; fences on the lock keep it alive. */
   dispose(): void {
+    if (!isFenceLock(this)) throw invalidArgType('this', 'an instance of FenceLock', this);
     if (this.#h) binding.lockDispose(this.#h);
     this.#h = null;
   }
   [Symbol.dispose](): void {
-    this.dispose();
+    FenceLock.prototype.dispose.call(this);
   }
 }
 
@@ -607,7 +608,7 @@ export class Fence implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    this.dispose();
+    Fence.prototype.dispose.call(this);
   }
 
   // Registers native-callback work tied to this object; null if already signalled.

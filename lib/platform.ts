@@ -24,6 +24,10 @@ interface PlatformBinding {
 }
 const binding = rawBinding as unknown as PlatformBinding;
 
+// The page allocator keeps state per max-order block: an emulated platform is
+// capped at 1 TiB of RAM (kMaxRamBytes in native/core/platform.h).
+const MAX_RAM = 1n << 40n;
+
 export interface PlatformOptions {
   /** Emulated kernel version, e.g. '7.1', '6.12', '6.17' (default '7.1'). */
   kernelVersion?: string;
@@ -31,7 +35,7 @@ export interface PlatformOptions {
   memEncrypt?: boolean;
   /** CMA area size in bytes; 0 (default): no CMA heap. */
   cmaSize?: number | bigint;
-  /** Emulated RAM in bytes (capacity only); 0 (default): the host's. */
+  /** Emulated RAM in bytes (capacity only, at most 1 TiB); 0 (default): the host's. */
   ramSize?: number | bigint;
   /** uname -m spelling or alias: 'x86_64' (default), 'aarch64'/'arm64', 'armv7l', 'riscv64', 's390x', 'ppc64le'. */
   arch?: string;
@@ -333,5 +337,7 @@ export function createPlatform(opts?: PlatformOptions): Platform {
   }
   const cma = o.cmaSize === undefined ? 0n : toU64('opts.cmaSize', o.cmaSize);
   const ram = o.ramSize === undefined ? 0n : toU64('opts.ramSize', o.ramSize);
+  if (ram > MAX_RAM) throw outOfRange('opts.ramSize', '<= 1 TiB (2n ** 40n bytes)', o.ramSize);
+  if (cma > MAX_RAM) throw outOfRange('opts.cmaSize', '<= 1 TiB (2n ** 40n bytes)', o.cmaSize);
   return new Platform(kPlatform, binding.platformCreate(kv, arch, o.memEncrypt === true, cma, ram));
 }

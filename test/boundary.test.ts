@@ -341,3 +341,36 @@ describe('fence arrays as in Linux 7.1', () => {
     m!.dispose();
   });
 });
+
+describe('findings of the fuzzer', () => {
+  it("map()'s ArrayBuffer is detached, not left over a dead mapping, when its DmaBuf is collected without close()", () => {
+    const script = `
+      const { openHeap } = require(${JSON.stringify(dist)});
+      let b = openHeap('system', { backend: 'emulated' }).alloc(4096);
+      const ab = b.map();
+      new Uint8Array(ab)[0] = 7;
+      b = null;
+      gc();
+      setTimeout(() => {
+        gc();
+        setTimeout(() => console.log(ab.byteLength === 0 && ab.detached !== false ? 'ok' : 'still ' + ab.byteLength), 20);
+      }, 50);`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 30000 });
+    expect(r.signal, r.stderr).toBe(null);
+    expect(r.stdout.trim(), r.stderr).toBe('ok');
+  });
+
+  it('an emulated platform is capped at 1 TiB of RAM instead of hanging', async () => {
+    const { createPlatform } = await import('../lib/platform');
+    expectArgError(() => createPlatform({ ramSize: 2n ** 63n }), RangeError, 'ERR_OUT_OF_RANGE');
+    expectArgError(() => createPlatform({ ramSize: 2n ** 40n + 1n }), RangeError, 'ERR_OUT_OF_RANGE');
+    expectArgError(() => createPlatform({ cmaSize: 2n ** 50n }), RangeError, 'ERR_OUT_OF_RANGE');
+  });
+
+  it('runBench refuses bad options before running anything', async () => {
+    const { runBench } = await import('../lib/bench');
+    expectArgError(() => runBench({ filter: 4096 as never }), TypeError, 'ERR_INVALID_ARG_TYPE');
+    expectArgError(() => runBench({ ms: -1 }), RangeError, 'ERR_OUT_OF_RANGE');
+    expectArgError(() => runBench('fence' as never), TypeError, 'ERR_INVALID_ARG_TYPE');
+  });
+});

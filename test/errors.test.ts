@@ -65,9 +65,7 @@ describe('wrong receivers are TypeErrors (ERR_INVALID_ARG_TYPE)', () => {
     });
   }
 
-  // lib/fence.ts's FenceLock.dispose reads its private field without a brand
-  // check (an uncoded TypeError); not a file of this change.
-  it.skip('FenceLock', async () => {
+  it('FenceLock', async () => {
     await expectWrongReceiver(FenceLock.prototype, {}, 'FenceLock');
     await expectWrongReceiver(FenceLock.prototype, new Resv(), 'FenceLock');
   });

@@ -15,6 +15,7 @@
 #include "dma_buf.h"
 #include "dma_buf_ioctl.h"
 #include "dma_buf_obj.h"
+#include "dma_buf_resv.h"
 #include "handles.h"
 #include "kernel/dma_buf.h"
 #include "vfio_dmabuf.h"
@@ -105,6 +106,8 @@ Napi::Value BufSetRevoked(const Napi::CallbackInfo& info) {
   const char* op = revoked ? "vfio_pci_dma_buf_move(revoke)" : "vfio_pci_dma_buf_move(restore)";
   if (b->closed) throw ErrnoError(env, -EBADF, op, "dma-buf is closed");
   if (b->kernel) throw ErrnoError(env, -EOPNOTSUPP, op, "a kernel dma-buf cannot be revoked from userspace");
+  // Revocation zaps CPU mappings: JS must not hold an ArrayBuffer over one.
+  if (revoked && b->revocable && !dma_buf_resv_held(b->emu)) buf_forget_ab(b, true);
   const int r = vfio_dmabuf_set_revoked(b->emu, revoked);
   if (r == -EDEADLK) throw LockedByCaller(env, r, op);
   if (r == -EINVAL) throw ErrnoError(env, r, op, "not a revocable exporter (exportVfioBuffer() makes one)");

@@ -42,9 +42,16 @@ struct BufObj {
   // process runs out of memory or fds.
   napi_env env = nullptr;
   int64_t charged = 0;
+  // map()'s ArrayBuffer, weakly: if the buffer goes away (collected without
+  // close()) while JS still holds the ArrayBuffer, it is detached first, so
+  // JS never touches the invalidated mapping.
+  napi_ref ab_ref = nullptr;
 };
 inline constexpr int64_t kFdCost = 1 << 20;
 void buf_put(BufObj* b);
+// Drops the weak reference to map()'s ArrayBuffer; with `detach`, detaches it
+// first (before anything invalidates the mapping under it).
+void buf_forget_ab(BufObj* b, bool detach);
 using BufHolder = Holder<BufObj, buf_put, 0x444d4142>;  // "DMAB"
 
 void plat_put(Platform* p);

@@ -85,7 +85,18 @@ int buf_close(BufObj* b) {
 
 }  // namespace
 
+// Forgets map()'s ArrayBuffer, detaching it first if JS may still hold it.
+void buf_forget_ab(BufObj* b, bool detach) {
+  if (!b->ab_ref) return;
+  napi_value ab = nullptr;
+  if (detach && napi_get_reference_value(b->env, b->ab_ref, &ab) == napi_ok && ab)
+    napi_detach_arraybuffer(b->env, ab);
+  napi_delete_reference(b->env, b->ab_ref);
+  b->ab_ref = nullptr;
+}
+
 void buf_put(BufObj* b) {
+  buf_forget_ab(b, true);
   if (!b->closed) (void)buf_close(b);
   if (b->emu) dma_buf_obj_put(b->emu);
   delete b;
@@ -345,6 +356,9 @@ Napi::Value BufMap(const Napi::CallbackInfo& info) {
     buf_unmap(b);
     throw ErrnoError(env, -ENOMEM, "mmap", "cannot make an ArrayBuffer over the mapping");
   }
+  buf_forget_ab(b, false);
+  b->env = env;
+  napi_create_reference(env, ab, 0, &b->ab_ref);
   return Napi::Value(env, ab);
 }
 
@@ -354,6 +368,7 @@ Napi::Value BufUnmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BufObj* b = BufArg(info);
   DetachArg(info, 1);
+  buf_forget_ab(b, true);  // the mapping's ArrayBuffer, even if JS did not pass it
   buf_unmap(b);
   return env.Undefined();
 }
@@ -363,6 +378,7 @@ Napi::Value BufUnmap(const Napi::CallbackInfo& info) {
 Napi::Value BufClose(const Napi::CallbackInfo& info) {
   BufObj* b = BufArg(info);
   DetachArg(info, 1);
+  buf_forget_ab(b, true);
   (void)buf_close(b);
   return info.Env().Undefined();
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -135,7 +136,8 @@ int platform_create(const PlatformConfig& config, Platform** out) {
   list_init(&p->bufs);
 
   const uint64_t ps = config.page_size;
-  uint64_t ram = config.ram_bytes ? config.ram_bytes : host_ram_bytes();
+  if (config.ram_bytes > kMaxRamBytes || config.cma_bytes > kMaxRamBytes) return -EINVAL;
+  uint64_t ram = config.ram_bytes ? config.ram_bytes : std::min(host_ram_bytes(), kMaxRamBytes);
   if (traits.bits == 32 && !config.ram_bytes && ram > (3ULL << 30)) ram = 3ULL << 30;
   ram &= ~(ps - 1);
   const uint64_t cma = (config.cma_bytes + ps - 1) & ~(ps - 1);

@@ -59,7 +59,8 @@ struct PlatformConfig {
   int set_memory_crypt = -1;
   int highmem = -1;             // -1: the architecture's default
   uint32_t page_size = 4096;
-  uint64_t ram_bytes = 0;       // 0: the host's physical RAM (capped at 3 GiB on 32-bit)
+  uint64_t ram_bytes = 0;       // 0: the host's physical RAM (capped at 3 GiB on 32-bit);
+                                // at most kMaxRamBytes
   uint64_t cma_bytes = 0;       // 0: no CMA area, no CMA heap
   // The CMA heap's name. Empty: "default_cma_region" from 6.17, the legacy name
   // before.
@@ -121,6 +122,10 @@ struct Platform {
 // Creates a platform and registers its heaps. -EINVAL for a bad configuration
 // (unsupported page size, CMA larger than RAM, ...). The caller owns one
 // reference.
+// The page allocator keeps state per max-order block, so an emulated platform
+// is capped (larger configurations would take minutes and gigabytes to set up).
+inline constexpr uint64_t kMaxRamBytes = uint64_t{1} << 40;  // 1 TiB
+
 int platform_create(const PlatformConfig& config, Platform** out);
 // The default platform: Linux 7.1 on x86-64 without memory encryption, host RAM,
 // no CMA. Created on first use and never destroyed. No reference is taken.
