@@ -62,34 +62,34 @@ async function expectClean(scenario: string, seed: number, timeoutMs: number): P
 
 describe('worker teardown', () => {
   it('terminate() during require(\'dmabuf\'), at random points of loading', async () => {
-    await expectClean('require', baseSeed, 30000);
-  }, 40000);
+    await expectClean('require', baseSeed, 60000);
+  }, 70000);
 
   it('terminate() in a loop of calls into the addon, and workers calling process.exit()', async () => {
-    await expectClean('calls', baseSeed + 1, 30000);
-  }, 40000);
+    await expectClean('calls', baseSeed + 1, 60000);
+  }, 70000);
 
   it('terminate() with hundreds of pending waits while both threads signal', async () => {
-    await expectClean('waits', baseSeed + 2, 30000);
-  }, 40000);
+    await expectClean('waits', baseSeed + 2, 60000);
+  }, 70000);
 
   it('a Resv lock held by a terminated or exited worker is released for the next lock()', async () => {
-    await expectClean('lock', baseSeed + 3, 30000);
-  }, 40000);
+    await expectClean('lock', baseSeed + 3, 60000);
+  }, 70000);
 
   it('terminate() of a worker blocked in waitSync() / waitAnySync() finishes promptly', async () => {
-    await expectClean('waitsync', baseSeed + 4, 30000);
-  }, 40000);
+    await expectClean('waitsync', baseSeed + 4, 60000);
+  }, 70000);
 
   it('process.exit() while a worker is blocked in waitSync() exits', async () => {
-    await expectClean('exit-waitsync', baseSeed + 5, 10000);
-  }, 20000);
+    await expectClean('exit-waitsync', baseSeed + 5, 20000);
+  }, 30000);
 
   it('process.exit() during activity on the main thread and in workers', async () => {
-    for (let i = 0; i < 4; i++) await expectClean('exit', baseSeed + 100 + i, 10000);
-  }, 60000);
+    for (let i = 0; i < 4; i++) await expectClean('exit', baseSeed + 100 + i, 15000);
+  }, 70000);
 
   it('hundreds of workers of every kind, terminated at random points', async () => {
-    await expectClean('random', baseSeed + 6, 45000);
-  }, 60000);
+    await expectClean('random', baseSeed + 6, 90000);
+  }, 100000);
 });
