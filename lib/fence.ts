@@ -319,7 +319,10 @@ export class Fence implements Disposable {
           holdLoop(false);
           settle();
         };
-        const onFire = (): void => finish(() => resolve(Math.max(0, list.findIndex((f) => f.signaled))));
+        // A fence disposed meanwhile (by a callback) counts as not signalled
+        // here: reading it would throw EBADF out of the delivery.
+        const onFire = (): void =>
+          finish(() => resolve(Math.max(0, list.findIndex((f) => !f.disposed && f.signaled))));
         const onAbort = (): void => finish(() => reject(abortError(signal?.reason)));
         holdLoop(true);
         for (const [i, f] of list.entries()) {

@@ -74,9 +74,10 @@ describe('callback delivery re-entering the API', () => {
          a.signal(); b.signal(); a.dispose(); b.dispose();`,
         { eval: true, workerData: { dist, a: a.exportHandle(), b: b.exportHandle() } },
       );
+      const exited = new Promise((r) => w.once('exit', r));
       const i = await Fence.waitAny([a, b]);
       expect([0, 1]).toContain(i);
-      await new Promise((r) => w.once('exit', r));
+      await exited;
       a.dispose();
       b.dispose();
     }
@@ -253,8 +254,10 @@ describe('exported handles', () => {
        f.dispose();`,
       { eval: true, workerData: { dist } },
     );
-    const h = await new Promise<bigint>((r) => w.once('message', r));
-    await new Promise((r) => w.once('exit', r));
+    const message = new Promise<bigint>((r) => w.once('message', r));
+    const exited = new Promise((r) => w.once('exit', r));
+    const h = await message;
+    await exited;
     const f = Fence.importHandle(h);
     expect(f.status).toBe(0);
     f.signal();
@@ -372,5 +375,26 @@ describe('findings of the fuzzer', () => {
     expectArgError(() => runBench({ filter: 4096 as never }), TypeError, 'ERR_INVALID_ARG_TYPE');
     expectArgError(() => runBench({ ms: -1 }), RangeError, 'ERR_OUT_OF_RANGE');
     expectArgError(() => runBench('fence' as never), TypeError, 'ERR_INVALID_ARG_TYPE');
+  });
+});
+
+describe('waitAny and disposal during delivery', () => {
+  it('a fence disposed by a callback before waitAny resolves does not throw out of the delivery', async () => {
+    const a = new Fence();
+    const b = new Fence();
+    a.addCallback(() => a.dispose());
+    const p = Fence.waitAny([a, b]);
+    const uncaught: unknown[] = [];
+    const onErr = (e: unknown): void => void uncaught.push(e);
+    process.on('uncaughtException', onErr);
+    try {
+      a.signal();
+      expect(await p).toBe(0);
+      await sleep(5);
+    } finally {
+      process.off('uncaughtException', onErr);
+    }
+    expect(uncaught).toEqual([]);
+    b.dispose();
   });
 });
