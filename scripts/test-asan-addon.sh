@@ -15,6 +15,7 @@
 #
 #   scripts/test-asan-addon.sh                 # build (if needed) and run everything
 #   scripts/test-asan-addon.sh test/fence.test.ts   # extra arguments go to vitest
+#   scripts/test-asan-addon.sh --run node test/fuzz/run.mjs --time 180   # any command instead
 #
 # Environment: DMABUF_ASAN_ADDON_DIR (build directory), JOBS (build parallelism,
 # default 2), DMABUF_ASAN_SKIP_BUILD=1 (use the directory as it is).
@@ -56,6 +57,12 @@ done
 reports=$dir/sanitizer-reports
 rm -rf "$reports" && mkdir -p "$reports"
 log=$dir/vitest-asan.log
+cmd=(npx vitest run)
+if [ "${1:-}" = --run ]; then
+  shift
+  cmd=()
+  log=$dir/command-asan.log
+fi
 
 # detect_leaks=0: V8 and Node leak by design at exit. abort_on_error: a report
 # ends the process with SIGABRT, which vitest and spawnSync see as a crash.
@@ -73,10 +80,10 @@ LD_PRELOAD="${runtimes# }${LD_PRELOAD:+ $LD_PRELOAD}" \
   ASAN_OPTIONS="$asan_opts${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
   UBSAN_OPTIONS="$ubsan_opts${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
   DMABUF_ADDON_PATH="$addon" \
-  npx vitest run "$@" 2>&1 | tee "$log"
+  "${cmd[@]}" "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
-echo "test-asan-addon: vitest exit $rc after $(( $(date +%s) - start ))s (addon: ${addon#$root/})"
+echo "test-asan-addon: ${cmd[*]:-$1} exit $rc after $(( $(date +%s) - start ))s (addon: ${addon#$root/})"
 
 found=0
 shopt -s nullglob
