@@ -1,8 +1,10 @@
-// dma-buf heaps and buffers: /dev/dma_heap and the dma-buf fd, emulated
-// (native/core, the default platform: Linux 7.1 on x86-64) or real
-// (native/kernel, /dev/dma_heap). TypeScript validates types and ranges; the
-// UAPI's own checks (fd_flags, heap_flags, len, name length, sync flags) are
-// the C++'s, so values pass through and errnos come back as DmaBufError.
+// dma-buf heaps: listHeaps(), openHeap() and Heap.alloc() over /dev/dma_heap,
+// emulated (native/core, the default platform: Linux 7.1 on x86-64) or real
+// (native/kernel). The buffers alloc() returns are DmaBufs (lib/dma_buf.ts,
+// attachments in lib/attachment.ts); emulated platforms with heaps of their
+// own are in lib/platform.ts. TypeScript validates types and ranges; the
+// UAPI's own checks (fd_flags, heap_flags, len) are the C++'s, so values pass
+// through and errnos come back as DmaBufError.
 import { binding as rawBinding, type External } from './binding';
 import { wrapDmaBuf, type DmaBuf } from './dma_buf';
 import { DmaBufError, invalidArgType, outOfRange, toU64 } from './errors';
