@@ -1,5 +1,5 @@
 // Emulated platforms: a machine and kernel configuration with heaps of its own
-// (native/core/platform.h), fault points, page and encryption counters, a
+// (native/core/mm/platform.h), fault points, page and encryption counters, a
 // revocable VFIO-like exporter, and the system_cc_shared heap's
 // set_memory_{de,en}crypted hooks in JavaScript.
 import { binding as rawBinding, type External } from './binding';
@@ -25,7 +25,7 @@ interface PlatformBinding {
 const binding = rawBinding as unknown as PlatformBinding;
 
 // The page allocator keeps state per max-order block: an emulated platform is
-// capped at 1 TiB of RAM (kMaxRamBytes in native/core/platform.h).
+// capped at 1 TiB of RAM (kMaxRamBytes in native/core/mm/platform.h).
 const MAX_RAM = 1n << 40n;
 
 export interface PlatformOptions {

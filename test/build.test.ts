@@ -9,17 +9,20 @@ const root = path.join(__dirname, '..');
 
 function cmakeAddonSources(): string[] {
   const cmake = readFileSync(path.join(root, 'CMakeLists.txt'), 'utf8');
-  // Every file(GLOB DMABUF_{CORE,KERNEL,BENCH,ADDON}_SOURCES ...) feeds the addon.
-  const globs = [...cmake.matchAll(/file\(GLOB DMABUF_(CORE|KERNEL|BENCH|ADDON)_SOURCES CONFIGURE_DEPENDS ([^)]+)\)/g)];
-  expect(globs.map((g) => g[1]).sort()).toEqual(['ADDON', 'BENCH', 'CORE', 'KERNEL']);
+  // Every file(GLOB[_RECURSE] DMABUF_{CORE,KERNEL,BENCH,ADDON}_SOURCES ...) feeds the addon.
+  const globs = [
+    ...cmake.matchAll(/file\((GLOB|GLOB_RECURSE) DMABUF_(CORE|KERNEL|BENCH|ADDON)_SOURCES CONFIGURE_DEPENDS ([^)]+)\)/g),
+  ];
+  expect(globs.map((g) => g[2]).sort()).toEqual(['ADDON', 'BENCH', 'CORE', 'KERNEL']);
   const files: string[] = [];
   for (const g of globs) {
-    for (const pattern of g[2]!.trim().split(/\s+/)) {
+    const recursive = g[1] === 'GLOB_RECURSE';
+    for (const pattern of g[3]!.trim().split(/\s+/)) {
       const dir = path.dirname(pattern);
       const ext = path.extname(pattern);
       let names: string[] = [];
       try {
-        names = readdirSync(path.join(root, dir));
+        names = readdirSync(path.join(root, dir), { recursive });
       } catch {
         names = [];
       }

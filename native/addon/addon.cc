@@ -2,9 +2,9 @@
 // its own file (see bindings.h).
 #include <napi.h>
 
-#include "bindings.h"
-#include "env_state.h"
-#include "rcu.h"
+#include "addon/bindings.h"
+#include "addon/env_state.h"
+#include "core/base/rcu.h"
 
 namespace dmabuf::addon {
 

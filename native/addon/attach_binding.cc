@@ -18,13 +18,13 @@
 #include <string>
 #include <vector>
 
-#include "attachment.h"
-#include "bindings.h"
-#include "boundary.h"
-#include "dma_buf_obj.h"
-#include "dma_buf_resv.h"
-#include "env_state.h"
-#include "handles.h"
+#include "addon/bindings.h"
+#include "addon/boundary.h"
+#include "addon/dma_buf_obj.h"
+#include "addon/env_state.h"
+#include "addon/handles.h"
+#include "core/buffer/attachment.h"
+#include "core/buffer/dma_buf_resv.h"
 
 namespace dmabuf::addon {
 namespace {

@@ -1,7 +1,7 @@
 // benchRun(filter, msPerRow, json): the native benchmark scenarios, run on
 // native threads, for `dmabuf bench`.
-#include "bench.h"
-#include "bindings.h"
+#include "addon/bindings.h"
+#include "bench/bench.h"
 
 namespace dmabuf::addon {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "fence.h"
+#include "core/fence/fence.h"
 #include "kernel/fd.h"
 #include "kernel/kerror.h"
 

@@ -10,7 +10,7 @@
 #include <new>
 #include <string>
 
-#include "errors.h"
+#include "addon/errors.h"
 #include "kernel/kerror.h"
 
 namespace dmabuf::addon {

@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "array.h"
-#include "bindings.h"
-#include "boundary.h"
-#include "chain.h"
-#include "handles.h"
-#include "unwrap.h"
+#include "addon/bindings.h"
+#include "addon/boundary.h"
+#include "addon/handles.h"
+#include "core/fence/array.h"
+#include "core/fence/chain.h"
+#include "core/fence/unwrap.h"
 
 namespace dmabuf::addon {
 namespace {

@@ -10,15 +10,15 @@
 #include <cerrno>
 #include <string>
 
-#include "bindings.h"
-#include "boundary.h"
-#include "dma_buf.h"
-#include "dma_buf_ioctl.h"
-#include "dma_buf_obj.h"
-#include "dma_buf_resv.h"
-#include "handles.h"
+#include "addon/bindings.h"
+#include "addon/boundary.h"
+#include "addon/dma_buf_obj.h"
+#include "addon/handles.h"
+#include "core/buffer/dma_buf.h"
+#include "core/buffer/dma_buf_ioctl.h"
+#include "core/buffer/dma_buf_resv.h"
+#include "core/buffer/vfio_dmabuf.h"
 #include "kernel/dma_buf.h"
-#include "vfio_dmabuf.h"
 
 namespace dmabuf::addon {
 namespace {

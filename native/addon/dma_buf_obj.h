@@ -9,10 +9,10 @@
 #include <atomic>
 #include <cstddef>
 
-#include "dma_buf.h"
-#include "handles.h"
-#include "mapping.h"
-#include "platform.h"
+#include "addon/handles.h"
+#include "core/buffer/dma_buf.h"
+#include "core/buffer/mapping.h"
+#include "core/mm/platform.h"
 
 namespace dmabuf::addon {
 

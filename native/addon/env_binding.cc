@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "bindings.h"
-#include "env_state.h"
-#include "handles.h"
-#include "rcu.h"
-#include "warn.h"
+#include "addon/bindings.h"
+#include "addon/env_state.h"
+#include "addon/handles.h"
+#include "core/base/rcu.h"
+#include "core/base/warn.h"
 
 namespace dmabuf::addon {
 

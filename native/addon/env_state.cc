@@ -1,10 +1,10 @@
-#include "env_state.h"
+#include "addon/env_state.h"
 
 #include <cerrno>
 #include <new>
 
-#include "export_registry.h"
-#include "warn.h"
+#include "addon/export_registry.h"
+#include "core/base/warn.h"
 
 namespace dmabuf::addon {
 namespace {

@@ -19,11 +19,11 @@
 #include <mutex>
 #include <vector>
 
-#include "fault_inject.h"
-#include "fence.h"
-#include "handle_table.h"
-#include "interrupt.h"
-#include "monotonic.h"
+#include "addon/handle_table.h"
+#include "core/base/fault_inject.h"
+#include "core/base/interrupt.h"
+#include "core/base/monotonic.h"
+#include "core/fence/fence.h"
 #include <algorithm>
 
 namespace dmabuf::addon {

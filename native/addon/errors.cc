@@ -1,10 +1,10 @@
-#include "errors.h"
+#include "addon/errors.h"
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
-#include "env_state.h"
+#include "addon/env_state.h"
 
 namespace dmabuf::addon {
 

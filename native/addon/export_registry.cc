@@ -1,4 +1,4 @@
-#include "export_registry.h"
+#include "addon/export_registry.h"
 
 #include <atomic>
 

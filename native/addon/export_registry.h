@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "monotonic.h"
+#include "core/base/monotonic.h"
 
 namespace dmabuf::addon {
 

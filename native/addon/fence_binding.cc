@@ -7,15 +7,15 @@
 #include <new>
 #include <unordered_map>
 
-#include "array.h"
-#include "bindings.h"
-#include "chain.h"
-#include "env_state.h"
-#include "export_registry.h"
-#include "fence.h"
-#include "handles.h"
-#include "user_fence.h"
-#include "monotonic.h"
+#include "core/fence/array.h"
+#include "addon/bindings.h"
+#include "core/fence/chain.h"
+#include "addon/env_state.h"
+#include "addon/export_registry.h"
+#include "core/fence/fence.h"
+#include "addon/handles.h"
+#include "core/fence/user_fence.h"
+#include "core/base/monotonic.h"
 
 namespace dmabuf::addon {
 namespace {

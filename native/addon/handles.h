@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "errors.h"
+#include "addon/errors.h"
 
 namespace dmabuf::addon {
 

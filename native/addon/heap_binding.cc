@@ -10,17 +10,17 @@
 #include <cstring>
 #include <string>
 
-#include "bindings.h"
-#include "boundary.h"
-#include "dma_buf.h"
-#include "dma_buf_obj.h"
-#include "handles.h"
-#include "heap.h"
+#include "addon/bindings.h"
+#include "addon/boundary.h"
+#include "addon/dma_buf_obj.h"
+#include "addon/handles.h"
+#include "core/buffer/dma_buf.h"
+#include "core/buffer/mapping.h"
+#include "core/heaps/heap.h"
+#include "core/mm/platform.h"
 #include "kernel/dma_buf.h"
 #include "kernel/fdinfo.h"
 #include "kernel/heap.h"
-#include "mapping.h"
-#include "platform.h"
 
 namespace dmabuf::addon {
 namespace {

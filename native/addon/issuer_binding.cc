@@ -26,11 +26,11 @@
 #include <thread>
 #include <vector>
 
-#include "bindings.h"
-#include "boundary.h"
-#include "env_state.h"
-#include "handles.h"
-#include "issuer.h"
+#include "addon/bindings.h"
+#include "addon/boundary.h"
+#include "addon/env_state.h"
+#include "addon/handles.h"
+#include "core/issuer/issuer.h"
 
 namespace dmabuf::addon {
 namespace {

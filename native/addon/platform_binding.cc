@@ -18,16 +18,16 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bindings.h"
-#include "boundary.h"
-#include "dma_buf_obj.h"
-#include "export_registry.h"
-#include "env_state.h"
-#include "handles.h"
-#include "mem_encrypt.h"
-#include "page_alloc.h"
-#include "platform.h"
-#include "vfio_dmabuf.h"
+#include "addon/bindings.h"
+#include "addon/boundary.h"
+#include "addon/dma_buf_obj.h"
+#include "addon/export_registry.h"
+#include "addon/env_state.h"
+#include "addon/handles.h"
+#include "core/mm/mem_encrypt.h"
+#include "core/mm/page_alloc.h"
+#include "core/mm/platform.h"
+#include "core/buffer/vfio_dmabuf.h"
 
 namespace dmabuf::addon {
 namespace {

@@ -12,15 +12,15 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bindings.h"
-#include "boundary.h"
-#include "dma_buf.h"
-#include "dma_buf_resv.h"
-#include "env_state.h"
-#include "export_registry.h"
-#include "handles.h"
-#include "warn.h"
-#include "resv.h"
+#include "addon/bindings.h"
+#include "addon/boundary.h"
+#include "core/buffer/dma_buf.h"
+#include "core/buffer/dma_buf_resv.h"
+#include "addon/env_state.h"
+#include "addon/export_registry.h"
+#include "addon/handles.h"
+#include "core/base/warn.h"
+#include "core/resv/resv.h"
 
 namespace dmabuf::addon {
 namespace {

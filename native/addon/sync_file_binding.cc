@@ -13,14 +13,14 @@
 #include <poll.h>
 #include <uv.h>
 
-#include "bindings.h"
-#include "boundary.h"
-#include "handles.h"
+#include "addon/bindings.h"
+#include "addon/boundary.h"
+#include "addon/handles.h"
+#include "core/sync/sw_sync.h"
+#include "core/sync/sync_file.h"
 #include "kernel/kernel_fence.h"
 #include "kernel/sw_sync.h"
 #include "kernel/sync_file.h"
-#include "sw_sync.h"
-#include "sync_file.h"
 
 namespace dmabuf::addon {
 namespace {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "bindings.h"
-#include "boundary.h"
-#include "handles.h"
+#include "addon/bindings.h"
+#include "addon/boundary.h"
+#include "addon/handles.h"
 #include "kernel/udmabuf.h"
 
 namespace dmabuf::addon {

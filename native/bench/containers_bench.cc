@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "array.h"
-#include "bench.h"
-#include "chain.h"
-#include "fence.h"
-#include "resv.h"
+#include "bench/bench.h"
+#include "core/fence/array.h"
+#include "core/fence/chain.h"
+#include "core/fence/fence.h"
+#include "core/resv/resv.h"
 
 namespace dmabuf::bench {
 namespace {

@@ -5,9 +5,9 @@
 #include <ctime>
 #include <vector>
 
-#include "bench.h"
-#include "fence.h"
-#include "monotonic.h"
+#include "bench/bench.h"
+#include "core/base/monotonic.h"
+#include "core/fence/fence.h"
 
 namespace dmabuf::bench {
 namespace {

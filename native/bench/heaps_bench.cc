@@ -9,10 +9,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "bench.h"
-#include "dma_buf.h"
-#include "heap.h"
-#include "platform.h"
+#include "bench/bench.h"
+#include "core/buffer/dma_buf.h"
+#include "core/heaps/heap.h"
+#include "core/mm/platform.h"
 
 namespace dmabuf::bench {
 namespace {

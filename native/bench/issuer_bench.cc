@@ -13,11 +13,11 @@
 #include <unistd.h>
 #include <vector>
 
-#include "bench.h"
-#include "fence.h"
-#include "issuer.h"
-#include "monotonic.h"
-#include "rcu.h"
+#include "bench/bench.h"
+#include "core/base/monotonic.h"
+#include "core/base/rcu.h"
+#include "core/fence/fence.h"
+#include "core/issuer/issuer.h"
 
 namespace dmabuf::bench {
 namespace {

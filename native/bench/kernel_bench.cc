@@ -13,11 +13,11 @@
 #include <thread>
 #include <vector>
 
-#include "bench.h"
-#include "fence.h"
+#include "bench/bench.h"
+#include "core/fence/fence.h"
 #include "kernel/heap.h"
 #include "kernel/kernel_fence.h"
-#include "monotonic.h"
+#include "core/base/monotonic.h"
 #include "kernel/sw_sync.h"
 
 namespace dmabuf::bench {

@@ -1,11 +1,11 @@
-#include "dma_buf.h"
+#include "kernel/dma_buf.h"
 
 #include <unistd.h>
 
 #include <cerrno>
 #include <string>
 
-#include "uapi.h"
+#include "kernel/uapi.h"
 
 namespace dmabuf::kernel {
 

@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <string_view>
 
-#include "fd.h"
-#include "fdinfo.h"
-#include "kerror.h"
+#include "kernel/fd.h"
+#include "kernel/fdinfo.h"
+#include "kernel/kerror.h"
 
 namespace dmabuf::kernel {
 

@@ -1,4 +1,4 @@
-#include "fd.h"
+#include "kernel/fd.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -7,7 +7,7 @@
 
 #include <cerrno>
 
-#include "monotonic.h"
+#include "core/base/monotonic.h"
 
 namespace dmabuf::kernel {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "kerror.h"
+#include "kernel/kerror.h"
 
 namespace dmabuf::kernel {
 

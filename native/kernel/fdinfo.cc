@@ -1,4 +1,4 @@
-#include "fdinfo.h"
+#include "kernel/fdinfo.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "kerror.h"
+#include "kernel/kerror.h"
 
 namespace dmabuf::kernel {
 

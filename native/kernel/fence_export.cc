@@ -1,4 +1,4 @@
-#include "fence_export.h"
+#include "kernel/fence_export.h"
 
 #include <unistd.h>
 
@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <new>
 
-#include "kernel_fence.h"
-#include "warn.h"
+#include "core/base/warn.h"
+#include "kernel/kernel_fence.h"
 
 namespace dmabuf::kernel {
 

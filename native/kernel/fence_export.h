@@ -4,10 +4,10 @@
 // Needs sw_sync (debugfs); without it: ENOENT with the reason.
 #pragma once
 
-#include "fd.h"
-#include "fence.h"
-#include "kerror.h"
-#include "sw_sync.h"
+#include "core/fence/fence.h"
+#include "kernel/fd.h"
+#include "kernel/kerror.h"
+#include "kernel/sw_sync.h"
 
 namespace dmabuf::kernel {
 

@@ -1,4 +1,4 @@
-#include "fence_watcher.h"
+#include "kernel/fence_watcher.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -8,8 +8,8 @@
 
 #include <cerrno>
 
-#include "rcu.h"
-#include "warn.h"
+#include "core/base/rcu.h"
+#include "core/base/warn.h"
 
 namespace dmabuf::kernel {
 

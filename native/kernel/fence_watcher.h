@@ -10,7 +10,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "kernel_fence.h"
+#include "kernel/kernel_fence.h"
 
 namespace dmabuf::kernel {
 

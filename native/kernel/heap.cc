@@ -1,4 +1,4 @@
-#include "heap.h"
+#include "kernel/heap.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "uapi.h"
+#include "kernel/uapi.h"
 
 namespace dmabuf::kernel {
 

@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "fd.h"
-#include "kerror.h"
+#include "kernel/fd.h"
+#include "kernel/kerror.h"
 
 namespace dmabuf::kernel {
 

@@ -1,4 +1,4 @@
-#include "kernel_fence.h"
+#include "kernel/kernel_fence.h"
 
 #include <poll.h>
 
@@ -7,10 +7,10 @@
 #include <cstring>
 #include <new>
 
-#include "monotonic.h"
-#include "sync_file.h"
-#include "uapi.h"
-#include "warn.h"
+#include "core/base/monotonic.h"
+#include "core/base/warn.h"
+#include "kernel/sync_file.h"
+#include "kernel/uapi.h"
 
 namespace dmabuf::kernel {
 

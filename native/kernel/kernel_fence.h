@@ -13,9 +13,9 @@
 // work. Polling (fence_is_signaled) checks the fd directly.
 #pragma once
 
-#include "fd.h"
-#include "fence.h"
-#include "kerror.h"
+#include "core/fence/fence.h"
+#include "kernel/fd.h"
+#include "kernel/kerror.h"
 
 namespace dmabuf::kernel {
 

@@ -1,4 +1,4 @@
-#include "kerror.h"
+#include "kernel/kerror.h"
 
 #include <cerrno>
 #include <cstdarg>

@@ -1,4 +1,4 @@
-#include "sw_sync.h"
+#include "kernel/sw_sync.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <string>
 
-#include "uapi.h"
+#include "kernel/uapi.h"
 
 namespace dmabuf::kernel {
 

@@ -1,4 +1,4 @@
-#include "sync_file.h"
+#include "kernel/sync_file.h"
 
 #include <poll.h>
 
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <memory>
 
-#include "uapi.h"
+#include "kernel/uapi.h"
 
 namespace dmabuf::kernel {
 

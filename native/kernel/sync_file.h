@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "fd.h"
-#include "kerror.h"
+#include "kernel/fd.h"
+#include "kernel/kerror.h"
 
 struct sync_file_info;
 struct sync_fence_info;

@@ -1,4 +1,4 @@
-#include "udmabuf.h"
+#include "kernel/udmabuf.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "uapi.h"
+#include "kernel/uapi.h"
 
 namespace dmabuf::kernel {
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <span>
 
-#include "fd.h"
-#include "kerror.h"
+#include "kernel/fd.h"
+#include "kernel/kerror.h"
 
 namespace dmabuf::kernel {
 

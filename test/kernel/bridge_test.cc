@@ -2,7 +2,7 @@
 // names, callbacks, waits, deadlines, the watcher) and core fences as real
 // sync_files through sw_sync.
 //
-// Note: native/core/array.h (dma_fence_array) is not on main yet, so "a core
+// Note: native/core/fence/array.h (dma_fence_array) is not on main yet, so "a core
 // container holding a kernel fence" is exercised with core callbacks on several
 // kernel fences (the way an array's member callbacks would see them). Swap in
 // fence_array_create once it lands.
@@ -15,14 +15,14 @@
 #include <vector>
 
 #include "kernel/dma_buf.h"
-#include "fence.h"
+#include "core/fence/fence.h"
 #include "kernel/fence_export.h"
 #include "kernel/fence_watcher.h"
 #include "kernel_env.h"
 #include "kernel/kernel_fence.h"
-#include "rcu.h"
+#include "core/base/rcu.h"
 #include "kernel/sync_file.h"
-#include "warn.h"
+#include "core/base/warn.h"
 
 using namespace dmabuf;
 using namespace dmabuf::kernel;

@@ -11,7 +11,7 @@
 
 #include "kernel/fd.h"
 #include "kernel/heap.h"
-#include "monotonic.h"
+#include "core/base/monotonic.h"
 #include "kernel/sw_sync.h"
 #include "kernel/udmabuf.h"
 

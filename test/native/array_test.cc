@@ -9,10 +9,10 @@
 #include <thread>
 #include <vector>
 
-#include "array.h"
-#include "chain.h"
-#include "fence.h"
-#include "irq_work.h"
+#include "core/base/irq_work.h"
+#include "core/fence/array.h"
+#include "core/fence/chain.h"
+#include "core/fence/fence.h"
 #include "warn_counter.h"
 
 using namespace dmabuf;

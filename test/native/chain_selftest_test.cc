@@ -14,9 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "chain.h"
-#include "fence.h"
-#include "irq_work.h"
+#include "core/base/irq_work.h"
+#include "core/fence/chain.h"
+#include "core/fence/fence.h"
 
 using namespace dmabuf;
 

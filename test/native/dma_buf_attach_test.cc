@@ -6,10 +6,10 @@
 #include <atomic>
 #include <cerrno>
 
-#include "attachment.h"
+#include "core/buffer/attachment.h"
+#include "core/buffer/mapping.h"
+#include "core/buffer/vfio_dmabuf.h"
 #include "heap_test_util.h"
-#include "mapping.h"
-#include "vfio_dmabuf.h"
 
 using namespace dmabuf;
 using namespace dmabuf::test;

@@ -9,12 +9,12 @@
 #include <set>
 #include <thread>
 
-#include "dma_buf_ioctl.h"
-#include "dma_buf_resv.h"
+#include "core/buffer/dma_buf_ioctl.h"
+#include "core/buffer/dma_buf_resv.h"
+#include "core/fence/unwrap.h"
+#include "core/resv/resv.h"
+#include "core/sync/sync_file.h"
 #include "heap_test_util.h"
-#include "resv.h"
-#include "sync_file.h"
-#include "unwrap.h"
 
 using namespace dmabuf;
 using namespace dmabuf::test;

@@ -15,10 +15,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "attachment.h"
-#include "dma_buf_ioctl.h"
+#include "core/buffer/attachment.h"
+#include "core/buffer/dma_buf_ioctl.h"
+#include "core/buffer/mapping.h"
 #include "heap_test_util.h"
-#include "mapping.h"
 
 using namespace dmabuf;
 using namespace dmabuf::test;

@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "fence.h"
-#include "monotonic.h"
-#include "warn.h"
+#include "core/base/monotonic.h"
+#include "core/base/warn.h"
+#include "core/fence/fence.h"
 
 using namespace dmabuf;
 using namespace std::chrono_literals;

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "fence.h"
-#include "monotonic.h"
+#include "core/base/monotonic.h"
+#include "core/fence/fence.h"
 
 using namespace dmabuf;
 

@@ -6,11 +6,11 @@
 
 #include <cerrno>
 
-#include "cma.h"
-#include "fault_inject.h"
+#include "core/base/fault_inject.h"
+#include "core/buffer/mapping.h"
+#include "core/mm/cma_area.h"
+#include "core/mm/page_alloc.h"
 #include "heap_test_util.h"
-#include "mapping.h"
-#include "page_alloc.h"
 #include <cstring>
 
 using namespace dmabuf;

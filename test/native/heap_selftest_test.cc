@@ -16,9 +16,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "attachment.h"
-#include "dma_buf_ioctl.h"
-#include "mapping.h"
+#include "core/buffer/attachment.h"
+#include "core/buffer/dma_buf_ioctl.h"
+#include "core/buffer/mapping.h"
 #include "heap_test_util.h"
 
 using namespace dmabuf;

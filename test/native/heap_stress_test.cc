@@ -10,10 +10,10 @@
 #include <random>
 #include <thread>
 
-#include "attachment.h"
+#include "core/buffer/attachment.h"
+#include "core/buffer/mapping.h"
+#include "core/mm/mem_encrypt.h"
 #include "heap_test_util.h"
-#include "mapping.h"
-#include "mem_encrypt.h"
 
 using namespace dmabuf;
 using namespace dmabuf::test;

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "dma_buf.h"
-#include "heap.h"
-#include "platform.h"
-#include "warn.h"
+#include "core/base/warn.h"
+#include "core/buffer/dma_buf.h"
+#include "core/heaps/heap.h"
+#include "core/mm/platform.h"
 
 namespace dmabuf::test {
 

@@ -5,9 +5,9 @@
 
 #include <string>
 
-#include "fence.h"
-#include "issuer.h"
-#include "rcu.h"
+#include "core/base/rcu.h"
+#include "core/fence/fence.h"
+#include "core/issuer/issuer.h"
 
 namespace issuer_test {
 

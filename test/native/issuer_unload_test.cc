@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/base/monotonic.h"
 #include "issuer_test_util.h"
-#include "monotonic.h"
 
 using namespace dmabuf;
 using namespace issuer_test;

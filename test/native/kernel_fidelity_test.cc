@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "array.h"
-#include "fence.h"
-#include "irq_work.h"
-#include "monotonic.h"
+#include "core/base/irq_work.h"
+#include "core/base/monotonic.h"
+#include "core/fence/array.h"
+#include "core/fence/fence.h"
 
 using namespace dmabuf;
 

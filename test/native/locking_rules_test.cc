@@ -14,15 +14,15 @@
 #include <thread>
 #include <vector>
 
-#include "array.h"
-#include "attachment.h"
-#include "dma_buf_ioctl.h"
-#include "dma_buf_resv.h"
-#include "fence.h"
+#include "core/buffer/attachment.h"
+#include "core/buffer/dma_buf_ioctl.h"
+#include "core/buffer/dma_buf_resv.h"
+#include "core/buffer/vfio_dmabuf.h"
+#include "core/fence/array.h"
+#include "core/fence/fence.h"
+#include "core/resv/resv.h"
+#include "core/sync/sync_file.h"
 #include "heap_test_util.h"
-#include "resv.h"
-#include "sync_file.h"
-#include "vfio_dmabuf.h"
 #include "warn_counter.h"
 
 using namespace dmabuf;

@@ -13,10 +13,10 @@
 #include <thread>
 #include <vector>
 
-#include "array.h"
-#include "chain.h"
-#include "fence.h"
-#include "resv.h"
+#include "core/fence/array.h"
+#include "core/fence/chain.h"
+#include "core/fence/fence.h"
+#include "core/resv/resv.h"
 #include "warn_counter.h"
 
 using namespace dmabuf;

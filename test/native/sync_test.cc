@@ -18,11 +18,11 @@
 #include <thread>
 #include <vector>
 
-#include "array.h"
-#include "fence.h"
-#include "monotonic.h"
-#include "sw_sync.h"
-#include "sync_file.h"
+#include "core/base/monotonic.h"
+#include "core/fence/array.h"
+#include "core/fence/fence.h"
+#include "core/sync/sw_sync.h"
+#include "core/sync/sync_file.h"
 #include "warn_counter.h"
 
 using namespace dmabuf;

@@ -11,10 +11,10 @@
 #include <cstdlib>
 #include <vector>
 
-#include "array.h"
-#include "chain.h"
-#include "fence.h"
-#include "unwrap.h"
+#include "core/fence/array.h"
+#include "core/fence/chain.h"
+#include "core/fence/fence.h"
+#include "core/fence/unwrap.h"
 
 using namespace dmabuf;
 

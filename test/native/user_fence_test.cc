@@ -5,9 +5,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "fence.h"
-#include "rcu.h"
-#include "user_fence.h"
+#include "core/base/rcu.h"
+#include "core/fence/fence.h"
+#include "core/fence/user_fence.h"
 
 using namespace dmabuf;
 

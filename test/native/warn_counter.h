@@ -4,7 +4,7 @@
 
 #include <atomic>
 
-#include "warn.h"
+#include "core/base/warn.h"
 
 class WarnCounter {
  public:

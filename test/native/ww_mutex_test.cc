@@ -12,10 +12,10 @@
 #include <thread>
 #include <vector>
 
-#include "fence.h"
-#include "resv.h"
+#include "core/base/ww_mutex.h"
+#include "core/fence/fence.h"
+#include "core/resv/resv.h"
 #include "warn_counter.h"
-#include "ww_mutex.h"
 
 using namespace dmabuf;
 

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <string>
 
-#include "bench.h"
+#include "bench/bench.h"
 
 int main(int argc, char** argv) {
   dmabuf::bench::Options opts;

@@ -16,9 +16,9 @@
 #include <cstring>
 #include <string>
 
-#include "fence.h"
-#include "issuer.h"
-#include "rcu.h"
+#include "core/base/rcu.h"
+#include "core/fence/fence.h"
+#include "core/issuer/issuer.h"
 
 using namespace dmabuf;
 

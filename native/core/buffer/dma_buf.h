@@ -1,0 +1,211 @@
+// struct dma_buf for the emulation: a buffer with a real fd (a sealed memfd, so
+// it can be mmapped here and passed to child processes), the exporter's ops,
+// a name, CPU-access brackets, attachments and an attached reservation object.
+//
+// Two reference counts, because the kernel has a file count and userspace
+// needs memory safety:
+// - file_count is the kernel's file_count(dmabuf->file): the user fd, each CPU
+//   mapping, each attachment (the importer's dma_buf_get) and any extra
+//   dma_buf_get. When it reaches zero the buffer is released (exporter
+//   release, memory back to the platform). fdinfo's `count` shows it.
+// - obj_refs keeps the C++ object alive for Mapping objects that outlive their
+//   CPU access (an invalidated mapping still points at its buffer's lock).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/base/list.h"
+#include "core/resv/resv.h"
+
+namespace dmabuf {
+
+struct Platform;
+struct Heap;
+struct DmaBuf;
+struct Attachment;
+struct Mapping;
+
+enum DmaDataDirection : int {
+  DMA_BIDIRECTIONAL = 0,
+  DMA_TO_DEVICE = 1,
+  DMA_FROM_DEVICE = 2,
+  DMA_NONE = 3,
+};
+
+// UAPI (include/uapi/linux/dma-buf.h).
+constexpr uint64_t kDmaBufSyncRead = 1;
+constexpr uint64_t kDmaBufSyncWrite = 2;
+constexpr uint64_t kDmaBufSyncRw = 3;
+constexpr uint64_t kDmaBufSyncStart = 0;
+constexpr uint64_t kDmaBufSyncEnd = 4;
+constexpr uint64_t kDmaBufSyncValidFlagsMask = 7;
+constexpr size_t kDmaBufNameLen = 32;
+
+// A run of physically contiguous memory: one scatterlist entry.
+struct SgEntry {
+  uint64_t phys;    // pfn << PAGE_SHIFT
+  uint64_t length;  // bytes
+};
+struct SgTable {
+  std::vector<SgEntry> entries;
+  // Mapped with DMA_ATTR_CC_SHARED: the device sees shared (decrypted) memory.
+  bool cc_shared = false;
+};
+
+// An mmap request as the exporter's mmap op sees it.
+struct MmapRequest {
+  uint64_t pgoff;
+  uint64_t len;
+  int prot;
+  int flags;  // MAP_SHARED or MAP_PRIVATE
+};
+
+// struct dma_buf_ops, minus what the emulation does not need (vmap).
+struct DmaBufOps {
+  int (*attach)(DmaBuf* buf, Attachment* a);       // optional
+  void (*detach)(DmaBuf* buf, Attachment* a);      // optional
+  int (*pin)(Attachment* a);                       // non-null: a dynamic exporter
+  void (*unpin)(Attachment* a);
+  int (*map_dma_buf)(Attachment* a, DmaDataDirection dir, const SgTable** out);
+  void (*unmap_dma_buf)(Attachment* a, const SgTable* sgt, DmaDataDirection dir);
+  int (*begin_cpu_access)(DmaBuf* buf, DmaDataDirection dir);  // optional
+  int (*end_cpu_access)(DmaBuf* buf, DmaDataDirection dir);    // optional
+  // The exporter's checks on an mmap (0 or -errno); null = no mmap: -EINVAL.
+  int (*mmap)(DmaBuf* buf, const MmapRequest& req);
+  void (*release)(DmaBuf* buf);
+  // Emulation only: the exporter's own scatterlist, for tests and state checks.
+  const SgTable* (*sg_table)(DmaBuf* buf);
+};
+
+struct DmaBuf {
+  Platform* platform;  // a reference, dropped after release
+  const DmaBufOps* ops;
+  void* priv;
+  uint64_t size;
+  std::string exp_name;
+  uint64_t ino;
+  uint32_t f_flags;  // O_ACCMODE bits of the export flags (the file's f_flags)
+  uint32_t f_mode;   // FMODE_* as the kernel computes it for this file
+
+  std::atomic<long> file_count{1};
+  std::atomic<long> obj_refs{1};
+
+  // The memfd between dma_buf_export and dma_buf_fd; dma_buf_fd turns it into
+  // user_fd (reopened with the buffer's access mode if that is not O_RDWR).
+  // One fd per buffer: after close nothing needs the CPU view (mappings are
+  // invalidated), and devices see pages, not the memfd.
+  int file_fd = -1;
+  std::atomic<int> user_fd{-1};  // the fd handed out by dma_buf_fd, -1 once closed
+
+  std::mutex name_lock;
+  bool has_name = false;
+  std::string name;
+
+  // dmabuf->resv: the exporter's, or own_resv (the kernel embeds it after the
+  // struct). Its lock serialises attach/detach, pins, importer mappings and
+  // revocation, and is held around move_notify.
+  Resv* resv = nullptr;
+  Resv own_resv;
+  // Attachments, newest first as list_add keeps them. Changed under the
+  // reservation lock *and* attach_lock; read under either. Exporters' CPU-access
+  // hooks read them under attach_lock alone, so SYNC works while the caller
+  // holds the reservation lock (as the kernel's heaps use their own lock).
+  std::mutex attach_lock;
+  std::vector<Attachment*> attachments;
+
+  // Guards `mappings`, each Mapping's validity, and the user fd against being
+  // closed (and its number reused) while mmap or fdinfo use it.
+  std::mutex map_lock;
+  std::vector<Mapping*> mappings;  // live CPU mappings
+
+  ListHead node;  // on platform->bufs
+
+  std::atomic<uint64_t> cpu_begin{0}, cpu_end{0};
+};
+
+// What an exporter passes to dma_buf_export.
+struct ExportInfo {
+  Platform* platform = nullptr;
+  Resv* resv = nullptr;  // share an existing reservation object (null: the buffer's own)
+  const char* exp_name = nullptr;
+  const DmaBufOps* ops = nullptr;
+  uint64_t size = 0;
+  uint32_t flags = 0;  // the fd flags; their access mode becomes the file's
+  void* priv = nullptr;
+};
+
+// dma_buf_export: creates the buffer and its backing file (a memfd of `size`
+// bytes, sealed against resizing) and puts it on the platform's list. The
+// caller owns the one file reference; the exporter's release op runs when the
+// last reference goes, including on a later failure. -EINVAL for missing ops
+// or a zero size; -ENOMEM/-EMFILE if the memfd cannot be made (or the
+// "dma_buf_export" fault point fires).
+int dma_buf_export(const ExportInfo& info, DmaBuf** out);
+
+// dma_buf_fd: installs the user's fd (the memfd itself, or a reopen with the
+// buffer's access mode) and hands it the caller's reference. Returns the fd or
+// a negative errno; on failure the caller still owns its reference.
+int dma_buf_fd(DmaBuf* buf, uint32_t fd_flags);
+
+// get_dma_buf / dma_buf_put: file references.
+void dma_buf_get(DmaBuf* buf);
+void dma_buf_put(DmaBuf* buf);
+
+// close(fd) on the user's fd, made safe for JavaScript: also invalidates every
+// CPU mapping (they become PROT_NONE), then drops the fd's reference. The
+// buffer lives on while attachments or other references hold it. Returns
+// -EBADF if already closed. The caller must not use `buf` afterwards unless it
+// holds another reference.
+int dma_buf_close(DmaBuf* buf);
+
+// dma_buf_get(fd): a new reference to the buffer behind one of our user fds.
+// -EBADF for a negative fd or one we did not hand out (or already closed).
+int dma_buf_from_fd(int fd, DmaBuf** out);
+// close(fd) for an fd from dma_heap_ioctl or dma_buf_fd: dma_buf_close on the
+// buffer behind it. -EBADF if it is not one of ours.
+int dma_buf_close_fd(int fd);
+
+// DMA_BUF_SET_NAME: the first NUL-terminated string in name[0..len); -EINVAL if
+// it has 32 bytes or more (no NUL within DMA_BUF_NAME_LEN), -EFAULT for a null
+// pointer, -EBUSY with attachments on kernels before 5.16.
+int dma_buf_set_name(DmaBuf* buf, const char* name, size_t len);
+// The name, false if SET_NAME was never used.
+bool dma_buf_get_name(DmaBuf* buf, std::string* name);
+
+// DMA_BUF_IOCTL_SYNC: flags outside DMA_BUF_SYNC_VALID_FLAGS_MASK or without a
+// READ/WRITE bit -> -EINVAL. START runs begin_cpu_access (which waits for the
+// implicit fences); END runs end_cpu_access. Neither is paired or enforced.
+int dma_buf_cpu_sync(DmaBuf* buf, uint64_t flags);
+int dma_buf_begin_cpu_access(DmaBuf* buf, DmaDataDirection dir);
+int dma_buf_end_cpu_access(DmaBuf* buf, DmaDataDirection dir);
+
+// The exporter's scatterlist for heap buffers (one entry per chunk for the
+// system heap, one for CMA). Empty for other exporters.
+SgTable dma_buf_sg_table(DmaBuf* buf);
+
+// Releases the buffer once file_count is zero (called by dma_buf_put).
+void dma_buf_release(DmaBuf* buf);
+void dma_buf_obj_get(DmaBuf* buf);
+void dma_buf_obj_put(DmaBuf* buf);
+
+// --- fdinfo and debugfs (dma_buf_fdinfo.cc) ---
+
+// /proc/self/fdinfo/<fd> for the user fd, exactly as the kernel prints it:
+// "pos:\t0\nflags:\t0<octal>\nmnt_id:\t<n>\nino:\t<n>\nsize:\t<n>\ncount:\t<n>\n
+//  exp_name:\t<name>\n" and "name:\t<name>\n" once named. -EBADF once closed.
+int dma_buf_fdinfo(DmaBuf* buf, std::string* out);
+// The /proc/self/fd/<fd> link target: "/dmabuf:<name>".
+std::string dma_buf_link(DmaBuf* buf);
+
+struct BufInfoTotals {
+  uint64_t objects = 0;
+  uint64_t bytes = 0;
+};
+// /sys/kernel/debug/dma_buf/bufinfo for one platform, newest buffer first.
+std::string dma_buf_bufinfo(Platform* p, BufInfoTotals* totals = nullptr);
+
+}  // namespace dmabuf

@@ -1,0 +1,56 @@
+#include "core/fence/user_fence.h"
+
+#include <cstdlib>
+#include <new>
+
+#include "core/base/rcu.h"
+
+namespace dmabuf {
+namespace {
+
+const char* user_driver_name(Fence*) { return "dmabuf"; }
+const char* user_timeline_name(Fence*) { return "js"; }
+const FenceOps kUserOps = {user_driver_name, user_timeline_name};
+
+struct LockedFence {
+  Fence base;
+  FenceLock* owner;
+};
+
+void free_locked_fences(rcu::DeferredFree* n) {
+  while (n) {
+    rcu::DeferredFree* next = n->next;
+    auto* lf = reinterpret_cast<LockedFence*>(container_of(n, &Fence::rcu));
+    fence_lock_put(lf->owner);
+    std::free(lf);
+    n = next;
+  }
+}
+void locked_release(Fence* f) { rcu::defer_free(&f->rcu, free_locked_fences); }
+const FenceOps kUserLockedOps = {user_driver_name, user_timeline_name, nullptr, nullptr,
+                                 nullptr,          locked_release};
+
+}  // namespace
+
+FenceLock* fence_lock_create() { return new (std::nothrow) FenceLock; }
+
+void fence_lock_put(FenceLock* l) {
+  if (l->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete l;
+}
+
+Fence* user_fence_create(FenceLock* lock, uint64_t context, uint64_t seqno, bool seqno64) {
+  auto init = seqno64 ? fence_init64 : fence_init;
+  if (!lock) {
+    Fence* f = fence_alloc();
+    if (f) init(f, &kUserOps, nullptr, context, seqno);
+    return f;
+  }
+  auto* lf = static_cast<LockedFence*>(std::calloc(1, sizeof(LockedFence)));
+  if (!lf) return nullptr;
+  lock->refs.fetch_add(1, std::memory_order_relaxed);
+  lf->owner = lock;
+  init(&lf->base, &kUserLockedOps, &lock->lock, context, seqno);
+  return &lf->base;
+}
+
+}  // namespace dmabuf

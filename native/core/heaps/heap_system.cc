@@ -1,0 +1,229 @@
+// The system heap and its confidential-computing twin, system_cc_shared
+// (drivers/dma-buf/heaps/system_heap.c as of 7.1): buffers built from chunks of
+// order 8, 4 and 0 pages, largest first and never growing again, one
+// scatterlist entry per chunk. For system_cc_shared every chunk is decrypted
+// before the buffer is handed out and re-encrypted before it is freed; a chunk
+// that cannot be re-encrypted is leaked on purpose, never reused.
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <mutex>
+#include <vector>
+
+#include "core/base/warn.h"
+#include "core/buffer/attachment.h"
+#include "core/buffer/dma_buf.h"
+#include "core/heaps/heap.h"
+#include "core/heaps/heap_kinds.h"
+#include "core/mm/platform.h"
+
+namespace dmabuf {
+namespace {
+
+// 1 MiB, 64 KiB and 4 KiB with 4 KiB pages: IOMMU-friendly sizes.
+constexpr unsigned kOrders[] = {8, 4, 0};
+
+struct Chunk {
+  uint64_t pfn;
+  unsigned order;
+};
+
+struct SystemBuffer {
+  Heap* heap;
+  bool cc_shared;
+  std::vector<Chunk> chunks;
+  SgTable sgt;
+};
+
+// The per-attachment copy of the table (dup_sg_table) and whether it is mapped.
+struct SystemAttachment {
+  SgTable table;
+  std::atomic<bool> mapped{false};  // set under the resv lock, read under attach_lock
+};
+
+Platform* platform_of(const SystemBuffer* b) { return b->heap->platform; }
+
+// alloc_largest_available(): the largest order that fits what is left and is
+// not above the previous chunk's; orders 8 and 4 may fail (no reclaim) and
+// fall back to smaller ones.
+bool alloc_largest_available(Platform* p, uint64_t remaining, unsigned max_order, Chunk* out) {
+  const uint64_t ps = p->page_size();
+  for (unsigned order : kOrders) {
+    if (remaining < (ps << order) || order > max_order) continue;
+    if (p->fault(FaultSite::kAllocPages).check(-ENOMEM, static_cast<int>(order))) continue;
+    uint64_t pfn;
+    if (!p->pages->alloc(order, &pfn)) continue;
+    *out = {pfn, order};
+    return true;
+  }
+  return false;
+}
+
+int decrypt_chunk(Platform* p, const Chunk& c) {
+  const uint64_t addr = p->page_address(c.pfn);
+  int err = set_memory_decrypted(p, addr, 1 << c.order);
+  if (err) warn("dma-buf system heap: failed to decrypt page at 0x%" PRIx64, addr);
+  return err;
+}
+
+int encrypt_chunk(Platform* p, const Chunk& c) {
+  const uint64_t addr = p->page_address(c.pfn);
+  int err = set_memory_encrypted(p, addr, 1 << c.order);
+  if (err) warn("dma-buf system heap: failed to re-encrypt page at 0x%" PRIx64 ", leaking memory", addr);
+  return err;
+}
+
+// Frees chunks; the first `shared` of them are decrypted and are re-encrypted
+// first. A chunk that stays shared is leaked: marked so, never freed.
+void free_chunks(Platform* p, const std::vector<Chunk>& chunks, size_t shared) {
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const Chunk& c = chunks[i];
+    if (i < shared && encrypt_chunk(p, c)) {
+      p->pages->transition(c.pfn, 1ULL << c.order, PageState::kShared, PageState::kLeaked);
+      continue;
+    }
+    p->pages->free(c.pfn, c.order);
+  }
+}
+
+// Every chunk of a buffer about to be handed out must be in the heap's state:
+// shared for system_cc_shared, private for everyone else.
+void check_chunk_states(Platform* p, const SystemBuffer* b) {
+  const PageState want = b->cc_shared ? PageState::kShared : PageState::kPrivate;
+  for (const Chunk& c : b->chunks) {
+    if (!p->pages->block_is(c.pfn, 1ULL << c.order, want))
+      p->pages->report_violation(b->cc_shared ? "system_cc_shared handing out private memory"
+                                              : "system heap handing out shared memory",
+                                 c.pfn, 1ULL << c.order);
+  }
+}
+
+// --- dma_buf_ops ---
+
+int system_attach(DmaBuf* buf, Attachment* a) {
+  auto* b = static_cast<SystemBuffer*>(buf->priv);
+  auto* sa = new SystemAttachment();
+  sa->table = b->sgt;
+  a->priv = sa;
+  return 0;
+}
+
+void system_detach(DmaBuf*, Attachment* a) { delete static_cast<SystemAttachment*>(a->priv); }
+
+int system_map(Attachment* a, DmaDataDirection, const SgTable** out) {
+  auto* sa = static_cast<SystemAttachment*>(a->priv);
+  // dma_map_sgtable(..., cc_shared ? DMA_ATTR_CC_SHARED : 0): the flag rides
+  // on the table copy.
+  sa->mapped.store(true, std::memory_order_relaxed);
+  *out = &sa->table;
+  return 0;
+}
+
+void system_unmap(Attachment* a, const SgTable*, DmaDataDirection) {
+  static_cast<SystemAttachment*>(a->priv)->mapped.store(false, std::memory_order_relaxed);
+}
+
+// Cache maintenance for every mapped attachment; none without attachments.
+int system_cpu_access(DmaBuf* buf, bool begin) {
+  std::lock_guard<std::mutex> g(buf->attach_lock);
+  for (Attachment* a : buf->attachments)
+    if (static_cast<SystemAttachment*>(a->priv)->mapped.load(std::memory_order_relaxed))
+      (begin ? a->cpu_syncs : a->device_syncs).fetch_add(1, std::memory_order_relaxed);
+  return 0;
+}
+int system_begin_cpu_access(DmaBuf* buf, DmaDataDirection) { return system_cpu_access(buf, true); }
+int system_end_cpu_access(DmaBuf* buf, DmaDataDirection) { return system_cpu_access(buf, false); }
+
+// No VM_SHARED check in the system heap's mmap: private mappings work.
+int system_mmap(DmaBuf*, const MmapRequest&) { return 0; }
+
+void system_release(DmaBuf* buf) {
+  auto* b = static_cast<SystemBuffer*>(buf->priv);
+  free_chunks(platform_of(b), b->chunks, b->cc_shared ? b->chunks.size() : 0);
+  delete b;
+}
+
+const SgTable* system_sg_table(DmaBuf* buf) { return &static_cast<SystemBuffer*>(buf->priv)->sgt; }
+
+const DmaBufOps kSystemBufOps = {
+    system_attach,          system_detach,        nullptr,     nullptr,
+    system_map,             system_unmap,         system_begin_cpu_access,
+    system_end_cpu_access,  system_mmap,          system_release,
+    system_sg_table,
+};
+
+// --- dma_heap_ops ---
+
+int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBuf** out) {
+  Platform* p = heap->platform;
+  const uint64_t ps = p->page_size();
+  // The kernel would walk the page allocator until it ran dry, then free
+  // everything. The outcome of a request larger than all free memory is known
+  // in advance: fail it without touching anything.
+  if (len / ps > p->pages->stats().free_pages) return -ENOMEM;
+
+  auto* b = new SystemBuffer();
+  b->heap = heap;
+  b->cc_shared = heap->kind == HeapKind::kCcShared;
+  uint64_t remaining = len;
+  unsigned max_order = kOrders[0];
+  int err = 0;
+  while (remaining) {
+    // fatal_signal_pending(current): a killed allocation stops here.
+    if ((err = p->fault(FaultSite::kFatalSignal).check(-EINTR))) break;
+    Chunk c;
+    if (!alloc_largest_available(p, remaining, max_order, &c)) {
+      err = -ENOMEM;
+      break;
+    }
+    b->chunks.push_back(c);
+    remaining -= ps << c.order;
+    max_order = c.order;
+  }
+  if (err) {
+    free_chunks(p, b->chunks, 0);
+    delete b;
+    return err;
+  }
+  b->sgt.cc_shared = b->cc_shared;
+  b->sgt.entries.reserve(b->chunks.size());
+  for (const Chunk& c : b->chunks) b->sgt.entries.push_back({c.pfn << p->page_shift, ps << c.order});
+
+  size_t shared = 0;
+  if (b->cc_shared) {
+    for (; shared < b->chunks.size(); ++shared)
+      if ((err = decrypt_chunk(p, b->chunks[shared]))) break;
+  }
+  if (!err) {
+    check_chunk_states(p, b);
+    ExportInfo info;
+    info.platform = p;
+    info.exp_name = heap->name.c_str();
+    info.ops = &kSystemBufOps;
+    info.size = len;
+    info.flags = fd_flags;
+    info.priv = b;
+    if (!(err = dma_buf_export(info, out))) return 0;
+  }
+  // The free_pages path: re-encrypt what was decrypted (leaking what cannot
+  // be), free the rest.
+  free_chunks(p, b->chunks, shared);
+  delete b;
+  return err;
+}
+
+const HeapOps kSystemHeapOps = {system_allocate};
+
+}  // namespace
+
+int system_heap_create(Platform* p) {
+  int err = dma_heap_add(p, "system", HeapKind::kSystem, &kSystemHeapOps, nullptr, false, true,
+                         nullptr);
+  if (err || !p->cc_shared_heap_enabled()) return err;
+  return dma_heap_add(p, "system_cc_shared", HeapKind::kCcShared, &kSystemHeapOps, nullptr, false,
+                      true, nullptr);
+}
+
+}  // namespace dmabuf
