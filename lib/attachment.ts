@@ -3,21 +3,11 @@
 // `moveNotify` (called on this thread whenever the exporter moves or revokes
 // the buffer) or `peer2peer`; pinned with `pinned` (heap buffers: a no-op pin;
 // revocable exporters refuse it with EOPNOTSUPP, as VFIO does since v6.19).
-import { binding as rawBinding, type External } from './binding';
-import { reserveRepeating, unreserve } from './dispatch';
-import { DmaBufError, invalidArgType } from './errors';
-import { toBool, toChoice, toOpts } from './heap_util';
-
-/** The addon functions this file uses (native/addon/attach_binding.cc); failures throw DmaBufError. */
-interface AttachBinding {
-  bufAttach(b: External, device: string, pinned: boolean, peer2peer: boolean, notifyId: number): External;
-  attDetach(a: External): void;
-  attMap(a: External, dir: number): [number, [bigint, number][], boolean];
-  attUnmap(a: External, mapId: number): void;
-  attInfo(a: External): AttachmentStats;
-  attDispose(a: External): void;
-}
-const binding = rawBinding as unknown as AttachBinding;
+import { DmaBufError } from './errors';
+import { invalidArgType } from './internal/args';
+import { binding, type External } from './internal/binding';
+import { reserveRepeating, unreserve } from './internal/dispatch';
+import { toBool, toChoice, toOpts } from './internal/options';
 
 /** enum dma_data_direction, as the importer maps. */
 export type DmaDirection = 'bidirectional' | 'to-device' | 'from-device';

@@ -1,10 +1,10 @@
 // `dmabuf bench`: the native scenarios (run on native threads by the addon) plus
 // the JS-facing round trip and (runBenchAsync) the sync_file wait latency from
 // JS, each against a floor measured in the same run.
-import { binding } from './binding';
-import { invalidArgType, outOfRange } from './errors';
 import { syncFileWaitRows } from './bench_sync_file';
 import { Fence } from './fence';
+import { invalidArgType, outOfRange } from './internal/args';
+import { binding } from './internal/binding';
 import { Issuer } from './issuer';
 
 export interface BenchRow {

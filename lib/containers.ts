@@ -2,29 +2,11 @@
 // JavaScript. Each container is a Fence (it can be waited on, signalled into a
 // Resv, exported...); its members are ordinary Fence objects, each holding its
 // own reference.
-import { binding as rawBinding, type Handle } from './binding';
-import { drain } from './dispatch';
-import { DmaBufError, invalidArgType, outOfRange, toU64 } from './errors';
+import { DmaBufError } from './errors';
+import { invalidArgType, outOfRange, toU64 } from './internal/args';
+import { binding, type Handle } from './internal/binding';
+import { drain } from './internal/dispatch';
 import { Fence, adoptFence as adoptAs, adoptNext, handleOf, importFenceHandle, isAdopting, isFence, kindClasses } from './fence';
-
-/** The addon functions this file uses (native/addon/containers_binding.cc). */
-interface ContainersBinding {
-  fenceKind(h: Handle): number;
-  fenceGetError(h: Handle): number;
-  fenceStatus(h: Handle): number;
-  fenceArrayCreate(hs: Handle[], context: bigint, seqno: bigint, signalOnAny: boolean): Handle;
-  fenceArrayMembers(h: Handle): Handle[] | null;
-  fenceMatchContext(h: Handle, context: bigint): boolean;
-  fenceChainCreate(prev: Handle, fence: Handle, seqno: bigint): Handle;
-  fenceChainParts(h: Handle): [Handle, Handle] | null;
-  fenceChainWalk(h: Handle): Handle;
-  fenceChainFindSeqno(h: Handle, seqno: bigint): Handle;
-  fenceUnwrap(h: Handle): Handle[];
-  fenceMerge(hs: Handle[]): Handle;
-  fenceDedup(hs: Handle[]): Handle[];
-  fenceDup(h: Handle): Handle;
-}
-const binding = rawBinding as unknown as ContainersBinding;
 
 const KIND_ARRAY = 1;
 const KIND_CHAIN = 2;
@@ -213,7 +195,7 @@ export class FenceChain extends Fence {
 }
 
 function release(h: Handle): void {
-  rawBinding.fencePutMany(Float64Array.of(h), 1);
+  binding.fencePutMany(Float64Array.of(h), 1);
 }
 
 /**

@@ -1,6 +1,6 @@
 // Process-wide diagnostics, mostly for tests and benchmarks.
-import { binding } from './binding';
-import { flushPuts } from './handles';
+import { binding } from './internal/binding';
+import { flushPuts } from './internal/handles';
 
 export const diagnostics = {
   /** Kernel-style warnings (WARN()) reported so far by the native core. */

@@ -3,32 +3,13 @@
 // reservation object and attachments on emulated buffers only (the kernel keeps
 // both to itself); revocation for revocable (VFIO-like) exporters.
 import { createAttachment, parseAttachOptions, type Attachment, type AttachOptions } from './attachment';
-import { binding as rawBinding, type External } from './binding';
-import { drain } from './dispatch';
-import { DmaBufError, invalidArgType, invalidArgValue, toU64 } from './errors';
+import { DmaBufError } from './errors';
 import type { HeapBackend } from './heap';
+import { invalidArgType, invalidArgValue, toU64 } from './internal/args';
+import { binding, type External } from './internal/binding';
+import { drain } from './internal/dispatch';
 import { resvFromHandle, type Resv } from './resv';
 import { isSyncFile, syncFileHandle, wrapSyncFile, type SyncFile } from './sync_file';
-
-/** The addon functions this file uses (heap_binding.cc, dma_buf_binding.cc); failures throw DmaBufError. */
-interface DmaBufBinding {
-  bufFd(b: External): number;
-  bufSize(b: External): bigint;
-  bufFdinfo(b: External): [string, string][];
-  bufSetName(b: External, name: string): void;
-  bufSync(b: External, flags: bigint): void;
-  bufMap(b: External): ArrayBuffer;
-  bufUnmap(b: External, ab?: ArrayBuffer): void;
-  bufClose(b: External, ab?: ArrayBuffer): void;
-  bufDispose(b: External): void;
-  bufResv(b: External): External;
-  bufExportSyncFile(b: External, flags: number): External;
-  bufImportSyncFile(b: External, sf: External, flags: number): void;
-  bufSetRevoked(b: External, revoked: boolean): void;
-  bufRevoked(b: External): boolean;
-  bufRevocable(b: External): boolean;
-}
-const binding = rawBinding as unknown as DmaBufBinding;
 
 export const DMA_BUF_SYNC_READ = 1n;
 export const DMA_BUF_SYNC_WRITE = 2n;

@@ -1,20 +1,12 @@
 // Fence and FenceLock: dma_fence for JavaScript. A Fence object holds one
 // reference to a native fence; dispose() drops it (the finalizer is only a
 // backstop). Waits never block the event loop.
-import { binding, type External, type Handle } from './binding';
-import { type Block, currentBlock, release, takeDefault } from './handles';
-import { drain, holdLoop, register, unregister, type Registration } from './dispatch';
-import {
-  DmaBufError,
-  abortError,
-  errnoNumber,
-  invalidArgType,
-  invalidArgValue,
-  outOfRange,
-  toI64,
-  toTimeoutNs,
-  toU64,
-} from './errors';
+import { DmaBufError, errnoNumber } from './errors';
+import { abortError, invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs, toU64 } from './internal/args';
+import { binding, type External, type Handle } from './internal/binding';
+import { drain, holdLoop, register, unregister, type Registration } from './internal/dispatch';
+import { type Block, currentBlock, release, takeDefault } from './internal/handles';
+import { parseWaitOptions, waitTimer, type WaitOptions } from './internal/wait_options';
 import { type Issuer, isIssuer } from './issuer';
 
 // Adoption: package code wraps a native reference it already owns in a Fence
@@ -100,12 +92,7 @@ export interface FenceInit {
   issuer?: Issuer;
 }
 
-export interface WaitOptions {
-  /** Milliseconds; default forever. 0 polls. */
-  timeout?: number;
-  /** Aborting rejects the wait with an AbortError. */
-  signal?: AbortSignal;
-}
+export type { WaitOptions } from './internal/wait_options';
 
 export interface FenceFlags {
   initialized: boolean;
@@ -165,17 +152,6 @@ function waitError(r: number, op: string): DmaBufError {
   return new DmaBufError(r, `${op} failed`, op);
 }
 
-// setTimeout() turns delays above 2^31 - 1 ms into 1 ms: chain timers instead.
-const kMaxTimerMs = 0x7fffffff;
-function longTimeout(ms: number, fn: () => void): { cancel(): void } {
-  let t: NodeJS.Timeout;
-  const arm = (left: number): void => {
-    t = left > kMaxTimerMs ? setTimeout(() => arm(left - kMaxTimerMs), kMaxTimerMs) : setTimeout(fn, left);
-  };
-  arm(ms);
-  return { cancel: () => clearTimeout(t) };
-}
-
 function toFenceArray(name: string, fences: unknown): Fence[] {
   if (!Array.isArray(fences)) throw invalidArgType(name, 'an array of Fence', fences);
   for (const [i, f] of fences.entries()) {
@@ -183,19 +159,6 @@ function toFenceArray(name: string, fences: unknown): Fence[] {
   }
   if (fences.length === 0) throw new DmaBufError('EINVAL', `"${name}" must contain at least one fence`);
   return fences as Fence[];
-}
-
-function checkWaitOptions(opts: unknown): { timeoutNs: number; timeoutMs: number; signal: AbortSignal | undefined } {
-  if (opts === undefined) return { timeoutNs: -1, timeoutMs: Infinity, signal: undefined };
-  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
-    throw invalidArgType('opts', 'of type object', opts);
-  }
-  const { timeout, signal } = opts as WaitOptions;
-  const timeoutNs = toTimeoutNs('opts.timeout', timeout);
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw invalidArgType('opts.signal', 'an instance of AbortSignal', signal);
-  }
-  return { timeoutNs, timeoutMs: timeout === undefined ? Infinity : timeout, signal };
 }
 
 /** dma_fence: a one-way signal that some work has completed. */
@@ -210,7 +173,7 @@ export class Fence implements Disposable {
   static {
     isFence = (v): v is Fence => typeof v === 'object' && v !== null && #b in v;
     handleOf = (f) => {
-      if (typeof f !== 'object' || f === null || !(#b in f)) throw invalidArgType('this', 'an instance of Fence', f);
+      if (!isFence(f)) throw invalidArgType('this', 'an instance of Fence', f);
       const h = f.#b.page[f.#i]!;
       if (h === 0) throw new DmaBufError('EBADF', 'fence is disposed');
       return h;
@@ -299,7 +262,7 @@ export class Fence implements Disposable {
   static waitAny(fences: Fence[], opts?: WaitOptions): Promise<number> {
     try {
       const list = toFenceArray('fences', fences);
-      const { timeoutNs, timeoutMs, signal } = checkWaitOptions(opts);
+      const { timeoutNs, timeoutMs, signal } = parseWaitOptions(opts);
       for (const f of list) handleOf(f); // throws for a disposed fence
       if (signal?.aborted) return Promise.reject(abortError(signal.reason));
       if (timeoutNs === 0) {
@@ -335,7 +298,7 @@ export class Fence implements Disposable {
             return;
           }
         }
-        if (timeoutMs !== Infinity) timer = longTimeout(timeoutMs, () => finish(() => resolve(-1)));
+        if (timeoutMs !== Infinity) timer = waitTimer(timeoutMs, () => finish(() => resolve(-1)));
         signal?.addEventListener('abort', onAbort, { once: true });
       });
     } catch (e) {
@@ -504,7 +467,7 @@ export class Fence implements Disposable {
   wait(opts?: WaitOptions): Promise<boolean> {
     try {
       const h = handleOf(this);
-      const { timeoutNs, timeoutMs, signal } = checkWaitOptions(opts);
+      const { timeoutNs, timeoutMs, signal } = parseWaitOptions(opts);
       if (signal?.aborted) return Promise.reject(abortError(signal.reason));
       if (binding.fenceSignaled(h)) return Promise.resolve(true);
       if (timeoutNs === 0) {
@@ -536,7 +499,7 @@ export class Fence implements Disposable {
           return;
         }
         if (timeoutMs !== Infinity) {
-          timer = longTimeout(timeoutMs, () => {
+          timer = waitTimer(timeoutMs, () => {
             if (this.#cancel(e)) finish(() => resolve(false));
           });
         }

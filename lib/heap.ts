@@ -5,19 +5,11 @@
 // own are in lib/platform.ts. TypeScript validates types and ranges; the
 // UAPI's own checks (fd_flags, heap_flags, len) are the C++'s, so values pass
 // through and errnos come back as DmaBufError.
-import { binding as rawBinding, type External } from './binding';
 import { wrapDmaBuf, type DmaBuf } from './dma_buf';
-import { DmaBufError, invalidArgType, outOfRange, toU64 } from './errors';
-import { toChoice, toOpts } from './heap_util';
-
-/** The addon functions this file uses (native/addon/heap_binding.cc); failures throw DmaBufError. */
-interface HeapBinding {
-  heapList(kernel: boolean, platform?: External): RawHeapInfo[];
-  heapOpen(name: string, kernel: boolean, platform?: External): External;
-  heapDispose(h: External): void;
-  heapAlloc(h: External, len: bigint, fdFlags: number, heapFlags: bigint): External;
-}
-const binding = rawBinding as unknown as HeapBinding;
+import { DmaBufError } from './errors';
+import { invalidArgType, outOfRange, toU64 } from './internal/args';
+import { binding, type External } from './internal/binding';
+import { toChoice, toOpts } from './internal/options';
 
 /** @internal The raw heap list of a platform (platform.ts). */
 export function rawHeapList(platform: External): RawHeapInfo[] {

@@ -5,30 +5,12 @@
 // thread of its own and never blocks the event loop.
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { binding as rawBinding, type External, type Handle, type NativeIssuerInfo } from './binding';
-import { drain, holdLoop, reserve, unreserve } from './dispatch';
-import { flushPuts } from './handles';
-import { DmaBufError, invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs } from './errors';
+import { DmaBufError } from './errors';
 import { Fence } from './fence';
-
-/** The addon functions this file uses (native/addon/issuer_binding.cc); failures throw DmaBufError. */
-interface IssuerBinding {
-  issuerLoad(path: string, keepOps: boolean): External;
-  issuerCreateNamed(driverName: string, timelineName: string): External;
-  issuerInfo(h: External): NativeIssuerInfo;
-  issuerState(h: External): number;
-  issuerPinned(h: External): number;
-  issuerCreated(h: External): number;
-  issuerStats(h: External): [number, number, number, number, number, number];
-  issuerCreateFence(h: External, context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle;
-  issuerSetParam(h: External, name: string, value: bigint): void;
-  issuerGetParam(h: External, name: string): bigint;
-  issuerUnload(h: External, timeoutNs: number, id: number): External;
-  /** Throws the unload's failure, if any. */
-  issuerUnloadResult(job: External): void;
-  issuerDispose(h: External): void;
-}
-const binding = rawBinding as unknown as IssuerBinding;
+import { invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs } from './internal/args';
+import { binding, type External, type Handle, type NativeIssuerInfo } from './internal/binding';
+import { drain, holdLoop, reserve, unreserve } from './internal/dispatch';
+import { flushPuts } from './internal/handles';
 
 export type IssuerKind = 'module' | 'names';
 /** live: issuing fences; draining: unload started (or timed out), new fences refused; unloaded. */

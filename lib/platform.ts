@@ -2,27 +2,12 @@
 // (native/core/mm/platform.h), fault points, page and encryption counters, a
 // revocable VFIO-like exporter, and the system_cc_shared heap's
 // set_memory_{de,en}crypted hooks in JavaScript.
-import { binding as rawBinding, type External } from './binding';
 import { wrapDmaBuf, type DmaBuf } from './dma_buf';
-import { DmaBufError, errnoNumber, invalidArgType, invalidArgValue, outOfRange, toU64 } from './errors';
+import { DmaBufError, errnoNumber } from './errors';
 import { openPlatformHeap, rawHeapList, toFdFlags, type Heap, type HeapInfo } from './heap';
-import { toOpts } from './heap_util';
-
-/** The addon functions this file uses (native/addon/platform_binding.cc); failures throw DmaBufError. */
-interface PlatformBinding {
-  platformCreate(kernelVersion: string, arch: string, memEncrypt: boolean, cmaBytes: bigint, ramBytes: bigint): External;
-  platformDispose(p: External): void;
-  platformSetFault(p: External | undefined, site: string, nth: bigint, times: bigint, error: number): void;
-  platformExport(p: External): bigint;
-  platformImport(h: bigint): External;
-  platformStats(p: External): PlatformStats;
-  platformLeaked(p: External): [bigint, number][];
-  vfioExport(p: External | undefined, size: bigint, openFlags: number): External;
-  memCryptInit(dispatch: (id: number, decrypt: boolean, addr: bigint, numPages: number) => number): External;
-  platformSetMemCryptHooks(p: External, env: External, id: number, decrypt: boolean, encrypt: boolean): void;
-  platformClearMemCryptHooks(p: External, env: External, id: number): boolean;
-}
-const binding = rawBinding as unknown as PlatformBinding;
+import { invalidArgType, invalidArgValue, outOfRange, toU64 } from './internal/args';
+import { binding, type External } from './internal/binding';
+import { toOpts } from './internal/options';
 
 // The page allocator keeps state per max-order block: an emulated platform is
 // capped at 1 TiB of RAM (kMaxRamBytes in native/core/mm/platform.h).

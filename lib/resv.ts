@@ -2,43 +2,13 @@
 // usage, behind a ww_mutex. AcquireContext is a ww_acquire_ctx: lock several
 // Resv objects in any order; on DmaBufError 'EDEADLK' unlock everything, then
 // lockSlow() the contended one and retry.
-import { binding as rawBinding, type External, type Handle } from './binding';
 import { adoptFence } from './containers';
-import { drain } from './dispatch';
-import { DmaBufError, abortError, invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs, toU64 } from './errors';
-import { Fence, handleOf, isFence, type WaitOptions } from './fence';
-
-/** The addon functions this file uses (native/addon/resv_binding.cc); failures throw DmaBufError. */
-interface ResvBinding {
-  resvCreate(): External;
-  resvDispose(h: External): void;
-  resvExport(h: External): bigint;
-  resvImport(h: bigint): External;
-  resvLock(h: External, ctx?: External): void;
-  resvLockSlow(h: External, ctx: External): void;
-  resvTrylock(h: External): boolean;
-  resvUnlock(h: External): void;
-  resvIsLocked(h: External): boolean;
-  resvHeld(h: External): boolean;
-  resvReserve(h: External, n: number): void;
-  resvAddFence(h: External, f: Handle, usage: number): void;
-  resvReplaceFences(h: External, context: bigint, f: Handle, usage: number): void;
-  resvCopyFences(dst: External, src: External): void;
-  resvFences(h: External, usage: number): [Handle[], number[]];
-  resvGetFences(h: External, usage: number): Handle[];
-  resvGetSingleton(h: External, usage: number): Handle;
-  resvTestSignaled(h: External, usage: number): boolean;
-  resvWaitSync(h: External, usage: number, timeoutNs: number): number;
-  resvSetDeadline(h: External, usage: number, deadlineNs: bigint): void;
-  resvDescribe(h: External): string;
-  ctxCreate(): External;
-  ctxDone(h: External): void;
-  ctxFini(h: External): void;
-  ctxAcquired(h: External): number;
-  ctxStamp(h: External): bigint;
-  ctxDispose(h: External): void;
-}
-const binding = rawBinding as unknown as ResvBinding;
+import { DmaBufError } from './errors';
+import { Fence, handleOf, isFence } from './fence';
+import { abortError, invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs, toU64 } from './internal/args';
+import { binding, type External, type Handle } from './internal/binding';
+import { drain } from './internal/dispatch';
+import { parseWaitOptions, type WaitOptions } from './internal/wait_options';
 
 /** How a fence in a Resv is used; querying a usage returns every fence with that usage or a stronger one. */
 export type ResvUsage = 'kernel' | 'write' | 'read' | 'bookkeep';
@@ -291,16 +261,7 @@ export class Resv implements Disposable {
     try {
       const h = resvHandle(this);
       const u = toUsage('usage', usage);
-      if (opts !== undefined && (typeof opts !== 'object' || opts === null || Array.isArray(opts))) {
-        throw invalidArgType('opts', 'of type object', opts);
-      }
-      const o = (opts ?? {}) as WaitOptions;
-      toTimeoutNs('opts.timeout', o.timeout);
-      if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
-        throw invalidArgType('opts.signal', 'an instance of AbortSignal', o.signal);
-      }
-      timeoutMs = o.timeout ?? Infinity;
-      signal = o.signal;
+      ({ timeoutMs, signal } = parseWaitOptions(opts));
       if (signal?.aborted) return Promise.reject(abortError(signal.reason));
       fences = binding.resvGetFences(h, u).map(adoptFence);
     } catch (e) {

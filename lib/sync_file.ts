@@ -5,11 +5,13 @@
 //    wait() watches the fd with uv_poll on Node's loop (never blocks it);
 //    `fence` bridges the fd into a core Fence (kernel_fence, signalled by the
 //    kernel backend's epoll watcher), so it can go into emulated containers.
-import { binding, type External, type Handle } from './binding';
-import { drain } from './dispatch';
-import { DmaBufError, abortError, invalidArgType, outOfRange, toTimeoutNs, toU64 } from './errors';
-import { Fence, handleOf, isFence, type WaitOptions } from './fence';
 import { adoptFence } from './containers';
+import { DmaBufError } from './errors';
+import { type Fence, handleOf, isFence } from './fence';
+import { abortError, invalidArgType, outOfRange, toU64 } from './internal/args';
+import { binding as nb, type External } from './internal/binding';
+import { drain } from './internal/dispatch';
+import { parseWaitOptions, waitTimer, type WaitOptions } from './internal/wait_options';
 
 export type SyncBackend = 'emulated' | 'kernel';
 
@@ -33,41 +35,6 @@ export interface SyncFileInfo {
   fences: SyncFenceInfo[];
 }
 
-
-/** The addon functions this file uses (native/addon/sync_file_binding.cc); failures throw DmaBufError. */
-interface SyncFileBinding {
-  sfCreate(f: Handle): External;
-  sfMerge(name: string, a: External, b: External): External;
-  sfFence(sf: External): Handle;
-  sfInfo(sf: External): SyncFileInfo;
-  sfSetDeadline(sf: External, ns: bigint): void;
-  sfPoll(sf: External): boolean;
-  sfDispose(sf: External): void;
-  tlCreate(name?: string): External;
-  tlCreateFence(tl: External, value: number, name: string): External;
-  tlInc(tl: External, n: number): void;
-  tlGetDeadline(tl: External, sf: External): bigint;
-  tlClose(tl: External): void;
-  ksfFromFd(fd: number, dup: boolean): External;
-  ksfFd(sf: External): number;
-  ksfClose(sf: External): void;
-  ksfMerge(name: string, a: External, b: External): External;
-  ksfInfo(sf: External): SyncFileInfo;
-  ksfIsSignaled(sf: External): boolean;
-  ksfSetDeadline(sf: External, ns: bigint): void;
-  ksfFence(sf: External): Handle;
-  /** cb(revents) once readable, or cb(status, error) if uv_poll fails. */
-  ksfPoll(sf: External, cb: (revents: number, err?: DmaBufError) => void): External;
-  ksfPollCancel(token: External): void;
-  kswOpen(path?: string): External;
-  kswCreateFence(tl: External, value: number, name: string): External;
-  kswInc(tl: External, n: number): void;
-  kswGetDeadline(tl: External, sf: External): bigint;
-  kswClose(tl: External): void;
-  kswAvailable(): boolean;
-}
-const nb = binding as unknown as SyncFileBinding;
-
 function checkName(name: unknown, arg: string): string {
   if (typeof name !== 'string') throw invalidArgType(arg, 'of type string', name);
   return name;
@@ -77,19 +44,6 @@ function toU32(name: string, v: unknown): number {
   if (typeof v !== 'number') throw invalidArgType(name, 'of type number', v);
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw outOfRange(name, '>= 0 and <= 4294967295', v);
   return v;
-}
-
-function checkWait(opts: unknown): { timeoutMs: number; signal: AbortSignal | undefined } {
-  if (opts === undefined) return { timeoutMs: Infinity, signal: undefined };
-  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
-    throw invalidArgType('opts', 'of type object', opts);
-  }
-  const { timeout, signal } = opts as WaitOptions;
-  toTimeoutNs('opts.timeout', timeout); // validates
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw invalidArgType('opts.signal', 'an instance of AbortSignal', signal);
-  }
-  return { timeoutMs: timeout ?? Infinity, signal };
 }
 
 const kCreate = Symbol('dmabuf.syncFile');
@@ -250,19 +204,19 @@ export class SyncFile implements Disposable {
         // The emulated sync_file is readable exactly when its fence signals.
         return this.fence.wait(opts);
       }
-      const { timeoutMs, signal } = checkWait(opts);
+      const { timeoutMs, signal } = parseWaitOptions(opts);
       if (signal?.aborted) return Promise.reject(abortError(signal.reason));
       if (nb.ksfIsSignaled(h)) return Promise.resolve(true);
       if (timeoutMs === 0) return Promise.resolve(false);
       return new Promise<boolean>((resolve, reject) => {
-        let timer: ReturnType<typeof setTimeout> | undefined;
+        let timer: { cancel(): void } | undefined;
         const onAbort = (): void => {
           finish();
           reject(abortError(signal?.reason));
         };
         const finish = (): void => {
           this.#waiters.delete(w);
-          if (timer) clearTimeout(timer);
+          timer?.cancel();
           signal?.removeEventListener('abort', onAbort);
           if (this.#waiters.size === 0) this.#stopPoll();
         };
@@ -282,10 +236,10 @@ export class SyncFile implements Disposable {
           return;
         }
         if (timeoutMs !== Infinity) {
-          timer = setTimeout(() => {
+          timer = waitTimer(timeoutMs, () => {
             finish();
             resolve(false);
-          }, Math.min(timeoutMs, 0x7fffffff));
+          });
         }
         signal?.addEventListener('abort', onAbort, { once: true });
       });

@@ -7,23 +7,10 @@
 // All of that is the kernel's to say (EINVAL): TypeScript checks only types
 // and ranges, and the errno comes back as a DmaBufError naming the ioctl.
 import * as fs from 'node:fs';
-import { binding as rawBinding, type External } from './binding';
-import { DmaBufError, invalidArgType, invalidArgValue, outOfRange, toU64 } from './errors';
 import { wrapDmaBuf, type DmaBuf } from './dma_buf';
-
-/** The addon functions this file uses (native/addon/udmabuf_binding.cc); failures throw DmaBufError. */
-interface UdmabufBinding {
-  memfdCreate(name: string, size: bigint, seals: number): External;
-  memfdFd(h: External): number;
-  memfdSize(h: External): bigint;
-  memfdSeals(h: External): number;
-  memfdAddSeals(h: External, seals: number): void;
-  memfdClose(h: External): void;
-  udmabufCreate(memfd: number, offset: bigint, size: bigint, flags: number): External;
-  udmabufCreateList(fds: number[], offsets: bigint[], sizes: bigint[], flags: number): External;
-}
-const nb = rawBinding as unknown as UdmabufBinding;
-
+import { DmaBufError } from './errors';
+import { invalidArgType, invalidArgValue, outOfRange, toU64 } from './internal/args';
+import { binding as nb, type External } from './internal/binding';
 
 /** The udmabuf device node. */
 export const UDMABUF_PATH = '/dev/udmabuf';

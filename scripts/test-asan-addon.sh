@@ -4,7 +4,7 @@
 # Builds the addon with -DDMABUF_SANITIZE=address into its own cmake-js build
 # directory (reused across runs; DMABUF_ASAN_ADDON_DIR, default build-asan-addon),
 # then runs `npx vitest run` with the sanitizer runtimes preloaded into node and
-# DMABUF_ADDON_PATH pointing lib/binding.ts at that build. Every process the suite
+# DMABUF_ADDON_PATH pointing lib/internal/binding.ts at that build. Every process the suite
 # starts (vitest's forks, the tests' child node processes and their workers)
 # inherits the environment, so every one of them runs the sanitized addon.
 #

@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { binding } from '../lib/binding';
+import { binding } from '../lib/internal/binding';
 import { FenceArray, FenceChain, dedup, merge } from '../lib/containers';
 import { DmaBufError } from '../lib/errors';
 import { Fence } from '../lib/fence';

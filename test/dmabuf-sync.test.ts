@@ -5,19 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Fence, Resv, SwSyncTimeline, SyncFile, createPlatform, openHeap } from '../lib';
-import { binding } from '../lib/binding';
 import { wrapDmaBuf } from '../lib/dma_buf';
-import type { External } from '../lib/binding';
+import { binding as raw } from '../lib/internal/binding';
 import { wrapSyncFile } from '../lib/sync_file';
 import { expectArgError, expectDmaBufError } from './helpers';
-
-const raw = binding as unknown as {
-  heapOpen(name: string, kernel: boolean): External;
-  heapAlloc(h: External, len: bigint, fdFlags: number, heapFlags: bigint): External;
-  heapDispose(h: External): void;
-  sfCreate(f: number): External;
-  sfDispose(h: External): void;
-};
 
 function newFence(): Fence {
   return new Fence({ context: Fence.allocContext(), seqno: 1 });

@@ -3,9 +3,23 @@
 // RangeError ERR_OUT_OF_RANGE, invalid values TypeError ERR_INVALID_ARG_VALUE,
 // kernel-like failures DmaBufError with code and errno. Each failing call must
 // leave no trace: the objects involved stay usable and unchanged.
+import { readFileSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DmaBufError, Fence, FenceCallback, FenceLock } from '../lib';
-import { currentBlock } from '../lib/handles';
+import {
+  DmaBufError,
+  Fence,
+  FenceArray,
+  FenceCallback,
+  FenceChain,
+  FenceLock,
+  Resv,
+  SyncFile,
+  dedup,
+  merge,
+  unwrap,
+} from '../lib';
+import { currentBlock } from '../lib/internal/handles';
 
 const TYPE = 'ERR_INVALID_ARG_TYPE';
 const RANGE = 'ERR_OUT_OF_RANGE';
@@ -565,5 +579,58 @@ describe('use after dispose', () => {
     f.dispose(); // still idempotent
     expect(f.disposed).toBe(true);
     expect(cb.pending).toBe(true); // the other fence's callback is untouched
+  });
+});
+
+// --- one brand check --------------------------------------------------------------
+
+describe('isFence: one brand check for every Fence argument', () => {
+  it('a look-alike (Object.create(Fence.prototype)) is ERR_INVALID_ARG_TYPE everywhere a Fence is taken', async () => {
+    const fake = Object.create(Fence.prototype) as Fence;
+    const real = fresh();
+    const r = new Resv();
+    r.lock();
+    const calls: Array<[string, () => unknown]> = [
+      ['Fence.isLater', () => Fence.isLater(fake, real)],
+      ['Fence.later', () => Fence.later(real, fake)],
+      ['Fence.waitAnySync', () => Fence.waitAnySync([fake], 0)],
+      ['fence.is', () => real.is(fake)],
+      ['SyncFile.create', () => SyncFile.create(fake)],
+      ['new FenceArray', () => new FenceArray([fake])],
+      ['new FenceChain (fence)', () => new FenceChain(null, fake, 1)],
+      ['new FenceChain (prev)', () => new FenceChain(fake, real, 1)],
+      ['unwrap', () => unwrap(fake)],
+      ['merge', () => merge(fake)],
+      ['dedup', () => dedup([fake])],
+      ['FenceArray.is', () => FenceArray.is(fake)],
+      ['resv.addFence', () => r.addFence(fake, 'read')],
+      ['resv.replaceFences', () => r.replaceFences(1n, fake, 'read')],
+      ['Fence.prototype.signal', () => Fence.prototype.signal.call(fake)],
+      ['Fence.prototype.dispose', () => Fence.prototype.dispose.call(fake)],
+    ];
+    for (const [what, fn] of calls) {
+      let caught: unknown;
+      try {
+        fn();
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught, what).toBeInstanceOf(TypeError);
+      expect((caught as { code?: string }).code, what).toBe(TYPE);
+    }
+    await expect(Fence.waitAny([fake])).rejects.toMatchObject({ code: TYPE });
+    r.unlock();
+    r.dispose();
+  });
+
+  it('lib/ validates fences with isFence() only: no instanceof, no second brand check', () => {
+    const dir = path.join(__dirname, '..', 'lib');
+    for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.ts'))) {
+      const text = readFileSync(path.join(dir, f), 'utf8');
+      expect(text, f).not.toMatch(/instanceof\s+(Fence|FenceArray|FenceChain)\b/);
+      if (f !== 'fence.ts') expect(text, f).not.toMatch(/\bisFence\s*=|function isFence\b/);
+    }
+    const fence = readFileSync(path.join(dir, 'fence.ts'), 'utf8');
+    expect(fence.match(/\bisFence\s*=/g)).toHaveLength(1); // the static block defines it, once
   });
 });

@@ -218,8 +218,8 @@ describe('FenceArray', () => {
 
 describe('references', () => {
   it('unwrap, merge, members, chains and Resv snapshots leave no reference behind', async () => {
-    const { binding } = await import('../lib/binding');
-    const { flushPuts } = await import('../lib/handles');
+    const { binding } = await import('../lib/internal/binding');
+    const { flushPuts } = await import('../lib/internal/handles');
     const { Resv } = await import('../lib');
     const [f1, f2] = [new Fence({ context: Fence.allocContext() }), new Fence({ context: Fence.allocContext() })];
     const refs = (): number[] => [f1, f2].map((f) => binding.fenceRefcount(f.handle));

@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { DmaBufError, Fence, FenceLock, diagnostics } from '../lib';
-import { binding } from '../lib/binding';
+import { binding } from '../lib/internal/binding';
 import { expectDmaBufError, expectRejectsCode, sleep } from './helpers';
 
 describe('ordering', () => {
@@ -354,7 +354,7 @@ describe('lifetime', () => {
   it('a garbage-collected Fence releases its reference (finalizer per block)', () => {
     const script = `
       const { Fence, diagnostics } = require(${JSON.stringify(require.resolve('../dist/index.js'))});
-      const { binding } = require(${JSON.stringify(require.resolve('../dist/binding.js'))});
+      const { binding } = require(${JSON.stringify(require.resolve('../dist/internal/binding.js'))});
       const keep = new Fence();
       (function () { for (let i = 0; i < 200; i++) Fence.importHandle(keep.exportHandle()); })();
       const h = keep.handle;

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DmaBufError, Fence, FenceLock, Issuer, diagnostics } from '../lib';
-import { binding } from '../lib/binding';
+import { binding } from '../lib/internal/binding';
 import { expectArgError, expectDmaBufError, expectRejectsCode, sleep } from './helpers';
 
 const root = path.join(__dirname, '..');

@@ -4,7 +4,7 @@
 // queued natively and drained right after the call that signalled (`drain()`),
 // so they run before that call returns.
 import { binding, type CallbackToken, type Handle } from './binding';
-import { DmaBufError } from './errors';
+import { DmaBufError } from '../errors';
 
 /** One pending native callback registration. */
 export interface Registration {

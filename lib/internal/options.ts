@@ -1,6 +1,6 @@
-// Option-object checks shared by the heap, platform, dma-buf and attachment
-// classes. (Native failures need no unwrapping: the addon throws DmaBufError.)
-import { invalidArgType, invalidArgValue } from './errors';
+// Option-object checks shared by the heap, platform and attachment modules:
+// an options object, a string choice, a boolean.
+import { invalidArgType, invalidArgValue } from './args';
 
 /** One of `allowed` (undefined: `dflt`); TypeError otherwise. */
 export function toChoice<T extends string>(name: string, v: unknown, allowed: readonly T[], dflt: T): T {
