@@ -19,7 +19,7 @@ namespace dmabuf::bench {
 namespace {
 
 const char* bench_name(Fence*) { return "bench"; }
-const FenceOps kOps = {bench_name, bench_name};
+const FenceOps kOps = {.get_driver_name = bench_name, .get_timeline_name = bench_name};
 
 double now_ns() {
   return static_cast<double>(

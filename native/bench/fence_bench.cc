@@ -13,7 +13,7 @@ namespace dmabuf::bench {
 namespace {
 
 const char* bench_name(Fence*) { return "bench"; }
-const FenceOps kOps = {bench_name, bench_name};
+const FenceOps kOps = {.get_driver_name = bench_name, .get_timeline_name = bench_name};
 
 // The lifecycle floor: what any fence must at least do -- get memory, flip one
 // atomic flag, read the clock, give the memory back.

@@ -113,7 +113,7 @@ double ns_per_read(const Options& o, Issuer* iss, Slots* slots, bool names, bool
 }
 
 const char* core_name(Fence*) { return "core-fence"; }
-const FenceOps kCoreNameOps = {core_name, core_name};
+const FenceOps kCoreNameOps = {.get_driver_name = core_name, .get_timeline_name = core_name};
 
 void name_read_rows(const Options& o, std::vector<Row>& rows, const std::string& path) {
   Issuer* iss = load(path);

@@ -132,9 +132,12 @@ void kf_release(Fence* f) {
 }
 
 const FenceOps kKernelFenceOps = {
-    kf_driver_name, kf_timeline_name, kf_enable_signaling, kf_signaled,
-    nullptr,  // no custom wait
-    kf_release, kf_set_deadline,
+    .get_driver_name = kf_driver_name,
+    .get_timeline_name = kf_timeline_name,
+    .enable_signaling = kf_enable_signaling,
+    .signaled = kf_signaled,
+    .release = kf_release,  // no custom wait
+    .set_deadline = kf_set_deadline,
 };
 
 void copy_name(char (&dst)[kNameLen], const std::string& src) {

@@ -318,7 +318,7 @@ TEST(KernelBridge, DeadlineReachesTheKernel) {
 
 namespace {
 const char* core_name(Fence*) { return "kt-core"; }
-const FenceOps kCoreOps = {core_name, core_name};
+const FenceOps kCoreOps = {.get_driver_name = core_name, .get_timeline_name = core_name};
 Fence* core_fence() {
   Fence* f = fence_alloc();
   fence_init(f, &kCoreOps, nullptr, fence_context_alloc(1), 1);

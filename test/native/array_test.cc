@@ -20,12 +20,15 @@ using namespace dmabuf;
 namespace {
 
 const char* mock_name(Fence*) { return "mock"; }
-const FenceOps kMockOps = {mock_name, mock_name};
+const FenceOps kMockOps = {.get_driver_name = mock_name, .get_timeline_name = mock_name};
 
 std::atomic<int> g_deadline_calls{0};
 void count_deadline(Fence*, int64_t) { g_deadline_calls.fetch_add(1); }
-const FenceOps kDeadlineOps = {mock_name, mock_name, nullptr, nullptr, nullptr, nullptr,
-                               count_deadline};
+const FenceOps kDeadlineOps = {
+    .get_driver_name = mock_name,
+    .get_timeline_name = mock_name,
+    .set_deadline = count_deadline,
+};
 
 Fence* mock_fence(const FenceOps* ops = &kMockOps) {
   Fence* f = fence_alloc();

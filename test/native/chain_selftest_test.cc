@@ -29,7 +29,11 @@ struct MockFence {
 
 const char* mock_name(Fence*) { return "mock"; }
 void mock_release(Fence* f) { fence_free_object(f); }  // MockFence starts with its fence
-const FenceOps kMockOps = {mock_name, mock_name, nullptr, nullptr, nullptr, mock_release, nullptr};
+const FenceOps kMockOps = {
+    .get_driver_name = mock_name,
+    .get_timeline_name = mock_name,
+    .release = mock_release,
+};
 
 Fence* mock_fence() {
   auto* f = static_cast<MockFence*>(std::calloc(1, sizeof(MockFence)));
@@ -439,8 +443,11 @@ void record_deadline(Fence*, int64_t ns) {
   g_deadlines.fetch_add(1);
   g_last_deadline = ns;
 }
-const FenceOps kDeadlineOps = {mock_name, mock_name, nullptr, nullptr, nullptr, nullptr,
-                               record_deadline};
+const FenceOps kDeadlineOps = {
+    .get_driver_name = mock_name,
+    .get_timeline_name = mock_name,
+    .set_deadline = record_deadline,
+};
 }  // namespace
 
 TEST(FenceChain, DeadlineReachesEveryPendingContainedFence) {

@@ -18,8 +18,8 @@ namespace {
 
 std::atomic<int> g_moves{0};
 void count_move(Attachment*) { g_moves.fetch_add(1); }
-const ImporterOps kDynamic = {count_move, false};
-const ImporterOps kDynamicP2p = {count_move, true};
+const ImporterOps kDynamic = {.move_notify = count_move, .allow_peer2peer = false};
+const ImporterOps kDynamicP2p = {.move_notify = count_move, .allow_peer2peer = true};
 
 void bump(void* data) { static_cast<std::atomic<int>*>(data)->fetch_add(1); }
 
@@ -79,7 +79,7 @@ TEST_F(Attach, DynamicImporterOfAHeapBufferGetsACachedMappingAndNoopPins) {
 TEST_F(Attach, RulesAndWarnings) {
   WarnCapture w;
   Attachment* a = nullptr;
-  const ImporterOps no_notify = {nullptr, true};
+  const ImporterOps no_notify = {.move_notify = nullptr, .allow_peer2peer = true};
   EXPECT_EQ(dma_buf_dynamic_attach(buf_, "x", &no_notify, nullptr, &a), -EINVAL);
   EXPECT_EQ(dma_buf_attach(buf_, nullptr, &a), -EINVAL);
   EXPECT_EQ(dma_buf_attach(nullptr, "x", &a), -EINVAL);

@@ -22,7 +22,7 @@ using namespace dmabuf::test;
 namespace {
 
 const char* mock_name(Fence*) { return "mock"; }
-const FenceOps kMockOps = {mock_name, mock_name};
+const FenceOps kMockOps = {.get_driver_name = mock_name, .get_timeline_name = mock_name};
 
 Fence* mock_fence(uint64_t context = 0, uint64_t seqno = 1) {
   Fence* f = fence_alloc();

@@ -63,7 +63,7 @@ class WarnCapture {
 
 const char* drv_name(Fence*) { return "edge-drv"; }
 const char* tl_name(Fence*) { return "edge-tl"; }
-const FenceOps kNamesOps = {drv_name, tl_name};
+const FenceOps kNamesOps = {.get_driver_name = drv_name, .get_timeline_name = tl_name};
 
 Fence* new_fence(const FenceOps* ops = &kNamesOps, SpinLock* lock = nullptr, uint64_t ctx = 0,
                  uint64_t seqno = 0, bool seqno64 = false) {
@@ -771,16 +771,43 @@ void probe_deadline(Fence* f, int64_t d) {
   g_probe->deadline_in_rcu.store(rcu::read_ongoing());
 }
 
-const FenceOps kEnableOps = {drv_name, tl_name, probe_enable};
-const FenceOps kSignaledOps = {drv_name, tl_name, nullptr, probe_signaled};
-const FenceOps kReleaseOps = {drv_name, tl_name, nullptr, nullptr, nullptr, probe_release};
-const FenceOps kWaitOps = {drv_name, tl_name, nullptr, nullptr, probe_wait};
-const FenceOps kDeadlineOps = {drv_name, tl_name, nullptr, nullptr, nullptr, nullptr,
-                               probe_deadline};
-const FenceOps kDeadlineReleaseOps = {drv_name, tl_name, nullptr, nullptr, nullptr, probe_release,
-                                      probe_deadline};
-const FenceOps kDeadlineSignaledOps = {drv_name, tl_name, nullptr, probe_signaled, nullptr,
-                                       nullptr, probe_deadline};
+const FenceOps kEnableOps = {
+    .get_driver_name = drv_name,
+    .get_timeline_name = tl_name,
+    .enable_signaling = probe_enable,
+};
+const FenceOps kSignaledOps = {
+    .get_driver_name = drv_name,
+    .get_timeline_name = tl_name,
+    .signaled = probe_signaled,
+};
+const FenceOps kReleaseOps = {
+    .get_driver_name = drv_name,
+    .get_timeline_name = tl_name,
+    .release = probe_release,
+};
+const FenceOps kWaitOps = {
+    .get_driver_name = drv_name,
+    .get_timeline_name = tl_name,
+    .wait = probe_wait,
+};
+const FenceOps kDeadlineOps = {
+    .get_driver_name = drv_name,
+    .get_timeline_name = tl_name,
+    .set_deadline = probe_deadline,
+};
+const FenceOps kDeadlineReleaseOps = {
+    .get_driver_name = drv_name,
+    .get_timeline_name = tl_name,
+    .release = probe_release,
+    .set_deadline = probe_deadline,
+};
+const FenceOps kDeadlineSignaledOps = {
+    .get_driver_name = drv_name,
+    .get_timeline_name = tl_name,
+    .signaled = probe_signaled,
+    .set_deadline = probe_deadline,
+};
 
 class FenceEdgeOps : public ::testing::Test {
  protected:
@@ -1037,7 +1064,11 @@ void slot_release(Fence* f) {
   g_slot_released.fetch_add(1, std::memory_order_relaxed);
   fence_free(f);
 }
-const FenceOps kSlotOps = {drv_name, tl_name, nullptr, nullptr, nullptr, slot_release};
+const FenceOps kSlotOps = {
+    .get_driver_name = drv_name,
+    .get_timeline_name = tl_name,
+    .release = slot_release,
+};
 
 }  // namespace
 

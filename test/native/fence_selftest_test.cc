@@ -18,7 +18,7 @@ using namespace dmabuf;
 namespace {
 
 const char* mock_name(Fence*) { return "mock"; }
-const FenceOps kMockOps = {mock_name, mock_name};
+const FenceOps kMockOps = {.get_driver_name = mock_name, .get_timeline_name = mock_name};
 
 Fence* mock_fence() {
   Fence* f = fence_alloc();

@@ -221,7 +221,8 @@ TEST(HeapIoctl, FdAccessModeFollowsFdFlags) {
 
 // --- the registry ---
 
-const HeapOps kNopOps = {[](Heap*, uint64_t, uint32_t, uint64_t, DmaBuf**) { return -ENOMEM; }};
+const HeapOps kNopOps = {
+    .allocate = [](Heap*, uint64_t, uint32_t, uint64_t, DmaBuf**) { return -ENOMEM; }};
 
 TEST(HeapRegistry, AddRules) {
   PlatformPtr p = make_platform(PlatformConfig{});
@@ -230,7 +231,7 @@ TEST(HeapRegistry, AddRules) {
   EXPECT_EQ(dma_heap_add(p.get(), "", HeapKind::kCustom, &kNopOps, nullptr, false, true, &h), -EINVAL);
   EXPECT_EQ(dma_heap_add(p.get(), nullptr, HeapKind::kCustom, &kNopOps, nullptr, false, true, &h), -EINVAL);
   EXPECT_EQ(dma_heap_add(p.get(), "x", HeapKind::kCustom, nullptr, nullptr, false, true, &h), -EINVAL);
-  const HeapOps no_alloc = {nullptr};
+  const HeapOps no_alloc = {.allocate = nullptr};
   EXPECT_EQ(dma_heap_add(p.get(), "x", HeapKind::kCustom, &no_alloc, nullptr, false, true, &h), -EINVAL);
   EXPECT_EQ(dma_heap_add(p.get(), "system", HeapKind::kCustom, &kNopOps, nullptr, false, true, &h), -EINVAL);
   EXPECT_EQ(w.count_containing("already registered heap named system"), 1u);

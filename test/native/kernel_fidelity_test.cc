@@ -20,8 +20,12 @@ namespace {
 const char* name(Fence*) { return "fidelity"; }
 bool always_signaled(Fence*) { return true; }
 // A polled issuer: nothing signals the fence until someone asks.
-const FenceOps kPolledOps = {name, name, nullptr, always_signaled};
-const FenceOps kPlainOps = {name, name};
+const FenceOps kPolledOps = {
+    .get_driver_name = name,
+    .get_timeline_name = name,
+    .signaled = always_signaled,
+};
+const FenceOps kPlainOps = {.get_driver_name = name, .get_timeline_name = name};
 
 Fence* new_fence(const FenceOps* ops) {
   Fence* f = fence_alloc();

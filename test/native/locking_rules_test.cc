@@ -31,7 +31,7 @@ using namespace dmabuf::test;
 namespace {
 
 const char* rules_name(Fence*) { return "rules"; }
-const FenceOps kRulesOps = {rules_name, rules_name};
+const FenceOps kRulesOps = {.get_driver_name = rules_name, .get_timeline_name = rules_name};
 
 Fence* new_fence(uint64_t context, uint64_t seqno) {
   Fence* f = fence_alloc();

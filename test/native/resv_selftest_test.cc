@@ -24,7 +24,10 @@ using namespace dmabuf;
 namespace {
 
 const char* selftest_name(Fence*) { return "selftest"; }
-const FenceOps kSelftestOps = {selftest_name, selftest_name};
+const FenceOps kSelftestOps = {
+    .get_driver_name = selftest_name,
+    .get_timeline_name = selftest_name,
+};
 SpinLock g_fence_lock;
 
 Fence* alloc_fence() {

@@ -26,7 +26,7 @@ struct MockFence {
 };
 
 const char* mock_name(Fence*) { return "mock"; }
-const FenceOps kMockOps = {mock_name, mock_name};
+const FenceOps kMockOps = {.get_driver_name = mock_name, .get_timeline_name = mock_name};
 
 Fence* mock_fence_ctx(uint64_t context, uint64_t seqno) {
   auto* f = static_cast<MockFence*>(std::calloc(1, sizeof(MockFence)));

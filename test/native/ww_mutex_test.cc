@@ -23,7 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-WwClass g_wound_wait_class{{1}, false, "test_ww_class"};
+WwClass g_wound_wait_class{.stamp{1}, .is_wait_die = false, .name = "test_ww_class"};
 
 // Runs fn on a thread and fails (instead of hanging) if it does not finish.
 template <typename Fn>

@@ -22,8 +22,8 @@ void remove_locked(DmaBuf* buf, Attachment* a) {
 void importer_notify(Attachment* a) {
   if (a->notify_fn) a->notify_fn(a->notify_data);
 }
-const ImporterOps kNotifyImporter = {importer_notify, false};
-const ImporterOps kNotifyImporterP2p = {importer_notify, true};
+const ImporterOps kNotifyImporter = {.move_notify = importer_notify, .allow_peer2peer = false};
+const ImporterOps kNotifyImporterP2p = {.move_notify = importer_notify, .allow_peer2peer = true};
 
 }  // namespace
 

@@ -61,8 +61,14 @@ void vfio_release(DmaBuf* buf) { delete vfio_of(buf); }
 const SgTable* vfio_sg_table(DmaBuf* buf) { return &vfio_of(buf)->sgt; }
 
 const DmaBufOps kVfioOps = {
-    vfio_attach, nullptr, vfio_pin, vfio_unpin, vfio_map, vfio_unmap,
-    nullptr,     nullptr, vfio_mmap, vfio_release, vfio_sg_table,
+    .attach = vfio_attach,
+    .pin = vfio_pin,
+    .unpin = vfio_unpin,
+    .map_dma_buf = vfio_map,
+    .unmap_dma_buf = vfio_unmap,
+    .mmap = vfio_mmap,
+    .release = vfio_release,
+    .sg_table = vfio_sg_table,
 };
 
 }  // namespace
@@ -74,13 +80,14 @@ int vfio_dmabuf_export(Platform* p, uint64_t size, uint32_t open_flags, DmaBuf**
   auto* v = new VfioBuffer();
   const uint64_t window = (size + 0xfffff) & ~0xfffffULL;
   v->sgt.entries.push_back({kMmioBase + g_next_bar.fetch_add(window), size});
-  ExportInfo info;
-  info.platform = p;
-  info.exp_name = "vfio_pci_core";
-  info.ops = &kVfioOps;
-  info.size = size;
-  info.flags = open_flags;
-  info.priv = v;
+  const ExportInfo info = {
+      .platform = p,
+      .exp_name = "vfio_pci_core",
+      .ops = &kVfioOps,
+      .size = size,
+      .flags = open_flags,
+      .priv = v,
+  };
   DmaBuf* buf = nullptr;
   if (int err = dma_buf_export(info, &buf)) {
     delete v;

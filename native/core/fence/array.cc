@@ -114,8 +114,12 @@ void array_set_deadline(Fence* f, int64_t deadline_ns) {
 }  // namespace
 
 const FenceOps fence_array_ops = {
-    array_driver_name, array_timeline_name, array_enable_signaling, array_signaled,
-    nullptr,           array_release,       array_set_deadline,
+    .get_driver_name = array_driver_name,
+    .get_timeline_name = array_timeline_name,
+    .enable_signaling = array_enable_signaling,
+    .signaled = array_signaled,
+    .release = array_release,
+    .set_deadline = array_set_deadline,
 };
 
 FenceArray* fence_array_alloc(int num_fences) {

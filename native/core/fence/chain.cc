@@ -99,8 +99,12 @@ void chain_set_deadline(Fence* f, int64_t deadline_ns) {
 }  // namespace
 
 const FenceOps fence_chain_ops = {
-    chain_driver_name, chain_timeline_name, chain_enable_signaling, chain_signaled,
-    nullptr,           chain_release,       chain_set_deadline,
+    .get_driver_name = chain_driver_name,
+    .get_timeline_name = chain_timeline_name,
+    .enable_signaling = chain_enable_signaling,
+    .signaled = chain_signaled,
+    .release = chain_release,
+    .set_deadline = chain_set_deadline,
 };
 
 FenceChain* fence_chain_alloc() { return static_cast<FenceChain*>(std::calloc(1, sizeof(FenceChain))); }

@@ -11,7 +11,7 @@ namespace dmabuf {
 namespace {
 
 const char* stub_name(Fence*) { return "stub"; }
-const FenceOps kStubOps = {stub_name, stub_name, nullptr, nullptr, nullptr, nullptr, nullptr};
+const FenceOps kStubOps = {.get_driver_name = stub_name, .get_timeline_name = stub_name};
 
 void init_signaled_stub(Fence* f, int64_t timestamp_ns) {
   fence_init(f, &kStubOps, nullptr, 0, 0);

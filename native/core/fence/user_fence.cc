@@ -10,7 +10,8 @@ namespace {
 
 const char* user_driver_name(Fence*) { return "dmabuf"; }
 const char* user_timeline_name(Fence*) { return "js"; }
-const FenceOps kUserOps = {user_driver_name, user_timeline_name};
+const FenceOps kUserOps = {.get_driver_name = user_driver_name,
+                           .get_timeline_name = user_timeline_name};
 
 struct LockedFence {
   Fence base;
@@ -27,8 +28,9 @@ void free_locked_fences(rcu::DeferredFree* n) {
   }
 }
 void locked_release(Fence* f) { rcu::defer_free(&f->rcu, free_locked_fences); }
-const FenceOps kUserLockedOps = {user_driver_name, user_timeline_name, nullptr, nullptr,
-                                 nullptr,          locked_release};
+const FenceOps kUserLockedOps = {.get_driver_name = user_driver_name,
+                                 .get_timeline_name = user_timeline_name,
+                                 .release = locked_release};
 
 }  // namespace
 

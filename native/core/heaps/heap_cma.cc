@@ -70,9 +70,15 @@ void cma_release(DmaBuf* buf) {
 const SgTable* cma_sg_table(DmaBuf* buf) { return &static_cast<CmaBuffer*>(buf->priv)->sgt; }
 
 const DmaBufOps kCmaBufOps = {
-    cma_attach,          cma_detach,       nullptr,      nullptr,      cma_map,
-    cma_unmap,           cma_begin_cpu_access,           cma_end_cpu_access,
-    cma_mmap,            cma_release,      cma_sg_table,
+    .attach = cma_attach,
+    .detach = cma_detach,
+    .map_dma_buf = cma_map,
+    .unmap_dma_buf = cma_unmap,
+    .begin_cpu_access = cma_begin_cpu_access,
+    .end_cpu_access = cma_end_cpu_access,
+    .mmap = cma_mmap,
+    .release = cma_release,
+    .sg_table = cma_sg_table,
 };
 
 unsigned get_order(uint64_t size, uint64_t page_size) {
@@ -106,13 +112,14 @@ int cma_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBuf**
 
   auto* b = new CmaBuffer{heap, pfn, pagecount, {}};
   b->sgt.entries.push_back({pfn << p->page_shift, len});
-  ExportInfo info;
-  info.platform = p;
-  info.exp_name = heap->name.c_str();
-  info.ops = &kCmaBufOps;
-  info.size = len;
-  info.flags = fd_flags;
-  info.priv = b;
+  const ExportInfo info = {
+      .platform = p,
+      .exp_name = heap->name.c_str(),
+      .ops = &kCmaBufOps,
+      .size = len,
+      .flags = fd_flags,
+      .priv = b,
+  };
   if (int err = dma_buf_export(info, out)) {
     p->cma->release(pfn, pagecount);
     delete b;
@@ -121,7 +128,7 @@ int cma_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBuf**
   return 0;
 }
 
-const HeapOps kCmaHeapOps = {cma_allocate};
+const HeapOps kCmaHeapOps = {.allocate = cma_allocate};
 
 }  // namespace
 

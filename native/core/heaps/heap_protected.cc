@@ -41,10 +41,14 @@ void tee_release(DmaBuf* buf) {
 
 const SgTable* tee_sg_table(DmaBuf* buf) { return &static_cast<ProtectedBuffer*>(buf->priv)->sgt; }
 
+// No begin/end_cpu_access and no mmap: the CPU cannot reach protected memory.
 const DmaBufOps kTeeBufOps = {
-    tee_attach, tee_detach, nullptr, nullptr, tee_map, tee_unmap,
-    nullptr,    nullptr,    nullptr,  // no begin/end_cpu_access, no mmap
-    tee_release, tee_sg_table,
+    .attach = tee_attach,
+    .detach = tee_detach,
+    .map_dma_buf = tee_map,
+    .unmap_dma_buf = tee_unmap,
+    .release = tee_release,
+    .sg_table = tee_sg_table,
 };
 
 int tee_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBuf** out) {
@@ -56,13 +60,14 @@ int tee_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBuf**
   if (!pool->alloc(pagecount, 0, &pfn)) return -ENOMEM;
   auto* b = new ProtectedBuffer{pool, pfn, pagecount, {}};
   b->sgt.entries.push_back({pfn << p->page_shift, len});
-  ExportInfo info;
-  info.platform = p;
-  info.exp_name = "tee";
-  info.ops = &kTeeBufOps;
-  info.size = len;
-  info.flags = fd_flags;
-  info.priv = b;
+  const ExportInfo info = {
+      .platform = p,
+      .exp_name = "tee",
+      .ops = &kTeeBufOps,
+      .size = len,
+      .flags = fd_flags,
+      .priv = b,
+  };
   if (int err = dma_buf_export(info, out)) {
     pool->release(pfn, pagecount);
     delete b;
@@ -71,7 +76,7 @@ int tee_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBuf**
   return 0;
 }
 
-const HeapOps kTeeHeapOps = {tee_allocate};
+const HeapOps kTeeHeapOps = {.allocate = tee_allocate};
 
 }  // namespace
 

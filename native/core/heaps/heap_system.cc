@@ -148,10 +148,15 @@ void system_release(DmaBuf* buf) {
 const SgTable* system_sg_table(DmaBuf* buf) { return &static_cast<SystemBuffer*>(buf->priv)->sgt; }
 
 const DmaBufOps kSystemBufOps = {
-    system_attach,          system_detach,        nullptr,     nullptr,
-    system_map,             system_unmap,         system_begin_cpu_access,
-    system_end_cpu_access,  system_mmap,          system_release,
-    system_sg_table,
+    .attach = system_attach,
+    .detach = system_detach,
+    .map_dma_buf = system_map,
+    .unmap_dma_buf = system_unmap,
+    .begin_cpu_access = system_begin_cpu_access,
+    .end_cpu_access = system_end_cpu_access,
+    .mmap = system_mmap,
+    .release = system_release,
+    .sg_table = system_sg_table,
 };
 
 // --- dma_heap_ops ---
@@ -198,13 +203,14 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
   }
   if (!err) {
     check_chunk_states(p, b);
-    ExportInfo info;
-    info.platform = p;
-    info.exp_name = heap->name.c_str();
-    info.ops = &kSystemBufOps;
-    info.size = len;
-    info.flags = fd_flags;
-    info.priv = b;
+    const ExportInfo info = {
+        .platform = p,
+        .exp_name = heap->name.c_str(),
+        .ops = &kSystemBufOps,
+        .size = len,
+        .flags = fd_flags,
+        .priv = b,
+    };
     if (!(err = dma_buf_export(info, out))) return 0;
   }
   // The free_pages path: re-encrypt what was decrypted (leaking what cannot
@@ -214,7 +220,7 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
   return err;
 }
 
-const HeapOps kSystemHeapOps = {system_allocate};
+const HeapOps kSystemHeapOps = {.allocate = system_allocate};
 
 }  // namespace
 

@@ -92,13 +92,13 @@ void w_set_deadline(Fence* f, int64_t deadline_ns) {
 template <unsigned M>
 constexpr FenceOps make_ops() {
   return FenceOps{
-      w_driver_name,
-      w_timeline_name,
-      (M & kHasEnableSignaling) ? w_enable_signaling : nullptr,
-      (M & kHasSignaled) ? w_signaled : nullptr,
-      (M & kHasWait) ? w_wait : nullptr,
-      (M & kHasRelease) ? w_release : nullptr,
-      (M & kHasSetDeadline) ? w_set_deadline : nullptr,
+      .get_driver_name = w_driver_name,
+      .get_timeline_name = w_timeline_name,
+      .enable_signaling = (M & kHasEnableSignaling) ? w_enable_signaling : nullptr,
+      .signaled = (M & kHasSignaled) ? w_signaled : nullptr,
+      .wait = (M & kHasWait) ? w_wait : nullptr,
+      .release = (M & kHasRelease) ? w_release : nullptr,
+      .set_deadline = (M & kHasSetDeadline) ? w_set_deadline : nullptr,
   };
 }
 template <size_t... I>

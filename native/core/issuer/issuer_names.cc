@@ -26,8 +26,7 @@ const char* named_driver(Fence* f) { return reinterpret_cast<NamedFence*>(f)->dr
 const char* named_timeline(Fence* f) { return reinterpret_cast<NamedFence*>(f)->timeline; }
 
 // Names only: detached at signal time, like the kernel selftests' mock fences.
-const FenceOps kNamedOps = {named_driver, named_timeline, nullptr, nullptr,
-                            nullptr,      nullptr,        nullptr};
+const FenceOps kNamedOps = {.get_driver_name = named_driver, .get_timeline_name = named_timeline};
 
 int check_name(std::string_view name, const char* what, std::string* error) {
   auto fail = [&](int code, const char* why) {

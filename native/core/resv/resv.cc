@@ -13,7 +13,7 @@
 
 namespace dmabuf {
 
-WwClass reservation_ww_class{{1}, true, "reservation_ww_class"};
+WwClass reservation_ww_class{.stamp{1}, .is_wait_die = true, .name = "reservation_ww_class"};
 
 namespace {
 

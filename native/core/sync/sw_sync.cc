@@ -60,8 +60,11 @@ void timeline_free_rcu(rcu::DeferredFree* first) {
 }  // namespace
 
 const FenceOps timeline_fence_ops = {
-    timeline_driver_name, timeline_name, nullptr, timeline_fence_signaled,
-    nullptr,              timeline_fence_release, timeline_fence_set_deadline,
+    .get_driver_name = timeline_driver_name,
+    .get_timeline_name = timeline_name,
+    .signaled = timeline_fence_signaled,
+    .release = timeline_fence_release,
+    .set_deadline = timeline_fence_set_deadline,
 };
 
 SyncTimeline* sync_timeline_create(const char* name) {

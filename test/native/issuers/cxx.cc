@@ -21,7 +21,7 @@ struct Instance {
 
 const char* driver(dmabuf_fence*) { return "cxx-driver"; }
 const char* timeline(dmabuf_fence*) { return "cxx-timeline"; }
-constexpr dmabuf_fence_ops kOps = {driver, timeline, nullptr, nullptr, nullptr, nullptr, nullptr};
+constexpr dmabuf_fence_ops kOps = {.get_driver_name = driver, .get_timeline_name = timeline};
 
 int create(void* priv, const dmabuf_fence_args*, dmabuf_fence** out) {
   auto* in = static_cast<Instance*>(priv);
@@ -54,7 +54,11 @@ void signal_all(void* priv) {
 
 void shutdown(void* priv) { delete static_cast<Instance*>(priv); }
 
-constexpr dmabuf_issuer_ops kIssuerOps = {create, signal_all, shutdown, nullptr, nullptr};
+constexpr dmabuf_issuer_ops kIssuerOps = {
+    .create_fence = create,
+    .signal_all = signal_all,
+    .shutdown = shutdown,
+};
 
 int cxx_init(const dmabuf_core_api* api, dmabuf_issuer* issuer, dmabuf_issuer_module* m) {
   auto* in = new (std::nothrow) Instance;
