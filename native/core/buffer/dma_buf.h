@@ -138,74 +138,183 @@ struct ExportInfo {
   void* priv = nullptr;
 };
 
-// dma_buf_export: creates the buffer and its backing file (a memfd of `size`
-// bytes, sealed against resizing) and puts it on the platform's list. The
-// caller owns the one file reference; the exporter's release op runs when the
-// last reference goes, including on a later failure. -EINVAL for missing ops
-// or a zero size; -ENOMEM/-EMFILE if the memfd cannot be made (or the
-// "dma_buf_export" fault point fires).
+/**
+ * dma_buf_export() - create a buffer and its backing file
+ *
+ * The file is a memfd of @info.size bytes, sealed against resizing; the
+ * buffer goes on the platform's list. The exporter's release op runs when the
+ * last file reference goes, including on a later failure of the caller.
+ *
+ * Context: any thread; takes the platform's buffer-list lock.
+ * Returns: 0 with *@out holding the one file reference (no fd yet); -EINVAL
+ * (with a warning) for missing ops (release, map_dma_buf, unmap_dma_buf), a
+ * null platform or name, or a zero size; -ENOMEM/-EMFILE if the memfd cannot
+ * be made (or the "dma_buf_export" fault point fires).
+ */
 int dma_buf_export(const ExportInfo& info, DmaBuf** out);
 
-// dma_buf_fd: installs the user's fd (the memfd itself, or a reopen with the
-// buffer's access mode) and hands it the caller's reference. Returns the fd or
-// a negative errno; on failure the caller still owns its reference.
+/**
+ * dma_buf_fd() - install the user's fd and hand it the caller's reference
+ * @fd_flags: O_CLOEXEC is honoured; the access mode is the buffer's own
+ *
+ * The fd is the memfd itself, or a reopen with the buffer's access mode.
+ *
+ * Context: any thread; once per buffer.
+ * Returns: the fd; -EINVAL for a null @buf or an fd installed already,
+ * -EMFILE ("dma_buf_fd" fault point) or the open's error. On failure the
+ * caller still owns its reference.
+ */
 int dma_buf_fd(DmaBuf* buf, uint32_t fd_flags);
 
-// get_dma_buf / dma_buf_put: file references.
+/**
+ * dma_buf_get() - take a file reference (get_dma_buf)
+ *
+ * Context: any; the caller must already hold one.
+ */
 void dma_buf_get(DmaBuf* buf);
+
+/**
+ * dma_buf_put() - drop a file reference (nullptr-tolerant); the last one
+ * releases the buffer (dma_buf_release())
+ *
+ * Context: any thread; must not hold the buffer's reservation lock when this
+ * may be the last reference.
+ */
 void dma_buf_put(DmaBuf* buf);
 
-// close(fd) on the user's fd, made safe for JavaScript: also invalidates every
-// CPU mapping (they become PROT_NONE), then drops the fd's reference. The
-// buffer lives on while attachments or other references hold it. Returns
-// -EBADF if already closed. The caller must not use `buf` afterwards unless it
-// holds another reference.
+/**
+ * dma_buf_close() - close(fd) on the user's fd, made safe for JavaScript
+ *
+ * Also invalidates every CPU mapping (they become PROT_NONE), then drops the
+ * fd's reference. The buffer lives on while attachments or other references
+ * hold it; the caller must not use @buf afterwards unless it holds one.
+ *
+ * Context: any thread; takes map_lock. Returns: 0; -EBADF if already closed
+ * (or a null @buf).
+ */
 int dma_buf_close(DmaBuf* buf);
 
-// dma_buf_get(fd): a new reference to the buffer behind one of our user fds.
-// -EBADF for a negative fd or one we did not hand out (or already closed).
+/**
+ * dma_buf_from_fd() - dma_buf_get(fd): a new reference to the buffer behind
+ * one of our user fds
+ *
+ * Context: any. Returns: 0; -EBADF for a negative fd or one we did not hand
+ * out (or already closed).
+ */
 int dma_buf_from_fd(int fd, DmaBuf** out);
-// close(fd) for an fd from dma_heap_ioctl or dma_buf_fd: dma_buf_close on the
-// buffer behind it. -EBADF if it is not one of ours.
+
+/**
+ * dma_buf_close_fd() - close(fd) for an fd from dma_heap_ioctl or dma_buf_fd:
+ * dma_buf_close() on the buffer behind it
+ *
+ * Returns: 0; -EBADF if it is not one of ours (or a racing close won).
+ */
 int dma_buf_close_fd(int fd);
 
-// DMA_BUF_SET_NAME: the first NUL-terminated string in name[0..len); -EINVAL if
-// it has 32 bytes or more (no NUL within DMA_BUF_NAME_LEN), -EFAULT for a null
-// pointer, -EBUSY with attachments on kernels before 5.16.
+/**
+ * dma_buf_set_name() - DMA_BUF_SET_NAME: the first NUL-terminated string in
+ * @name[0..@len)
+ *
+ * Context: any thread; takes name_lock (and attach_lock before 5.16).
+ * Returns: 0; -EINVAL for a null @buf or a name of 32 bytes or more (no NUL
+ * within DMA_BUF_NAME_LEN); -EFAULT for a null @name; -EBUSY with
+ * attachments on kernels before 5.16.
+ */
 int dma_buf_set_name(DmaBuf* buf, const char* name, size_t len);
-// The name, false if SET_NAME was never used.
+
+/**
+ * dma_buf_get_name() - copy the name into *@name (if non-null)
+ *
+ * Returns: false if SET_NAME was never used (*@name untouched).
+ */
 bool dma_buf_get_name(DmaBuf* buf, std::string* name);
 
-// DMA_BUF_IOCTL_SYNC: flags outside DMA_BUF_SYNC_VALID_FLAGS_MASK or without a
-// READ/WRITE bit -> -EINVAL. START runs begin_cpu_access (which waits for the
-// implicit fences); END runs end_cpu_access. Neither is paired or enforced.
+/**
+ * dma_buf_cpu_sync() - DMA_BUF_IOCTL_SYNC: START runs
+ * dma_buf_begin_cpu_access(), END dma_buf_end_cpu_access(); neither is
+ * paired or enforced
+ *
+ * Context: as dma_buf_begin_cpu_access() for START.
+ * Returns: 0, the exporter's or the wait's error; -EINVAL for flags outside
+ * DMA_BUF_SYNC_VALID_FLAGS_MASK or without a READ/WRITE bit; -EBADF for a
+ * null @buf.
+ */
 int dma_buf_cpu_sync(DmaBuf* buf, uint64_t flags);
+
+/**
+ * dma_buf_begin_cpu_access() - the exporter's begin_cpu_access, then wait for
+ * the implicit fences (the writers for a read; every reader and writer for a
+ * write or bidirectional access)
+ *
+ * Context: may sleep, without a timeout, until those fences signal. May be
+ * called with the reservation lock held (exporters' hooks use attach_lock).
+ * Returns: 0, the exporter's or the wait's error, -EINVAL for a null @buf.
+ */
 int dma_buf_begin_cpu_access(DmaBuf* buf, DmaDataDirection dir);
+
+/**
+ * dma_buf_end_cpu_access() - the exporter's end_cpu_access, if any
+ *
+ * Returns: 0, the exporter's error, -EINVAL for a null @buf.
+ */
 int dma_buf_end_cpu_access(DmaBuf* buf, DmaDataDirection dir);
 
-// The exporter's scatterlist for heap buffers (one entry per chunk for the
-// system heap, one for CMA). Empty for other exporters.
+/**
+ * dma_buf_sg_table() - a copy of the exporter's scatterlist
+ *
+ * One entry per chunk for the system heap, one for CMA; empty for exporters
+ * without the sg_table op (or a null @buf).
+ */
 SgTable dma_buf_sg_table(DmaBuf* buf);
 
-// Releases the buffer once file_count is zero (called by dma_buf_put).
+/**
+ * dma_buf_release() - release the buffer once file_count is zero: off the
+ * platform's list, exporter release, reservation object torn down
+ *
+ * Called by dma_buf_put(); the C++ object lives on while obj_refs holds it.
+ */
 void dma_buf_release(DmaBuf* buf);
+
+/**
+ * dma_buf_obj_get() - keep the C++ object (not the buffer) alive
+ */
 void dma_buf_obj_get(DmaBuf* buf);
+
+/**
+ * dma_buf_obj_put() - drop that; the last one frees the object and its
+ * platform reference
+ */
 void dma_buf_obj_put(DmaBuf* buf);
 
 // --- fdinfo and debugfs (dma_buf_fdinfo.cc) ---
 
-// /proc/self/fdinfo/<fd> for the user fd, exactly as the kernel prints it:
-// "pos:\t0\nflags:\t0<octal>\nmnt_id:\t<n>\nino:\t<n>\nsize:\t<n>\ncount:\t<n>\n
-//  exp_name:\t<name>\n" and "name:\t<name>\n" once named. -EBADF once closed.
+/**
+ * dma_buf_fdinfo() - /proc/self/fdinfo/<fd> for the user fd, exactly as the
+ * kernel prints it: "pos:\t0\nflags:\t0<octal>\nmnt_id:\t<n>\nino:\t<n>\n
+ * size:\t<n>\ncount:\t<n>\nexp_name:\t<name>\n", and "name:\t<name>\n" once named
+ *
+ * Context: any thread; takes map_lock. Returns: 0; -EBADF once closed;
+ * -EINVAL for null arguments.
+ */
 int dma_buf_fdinfo(DmaBuf* buf, std::string* out);
-// The /proc/self/fd/<fd> link target: "/dmabuf:<name>".
+
+/**
+ * dma_buf_link() - the /proc/self/fd/<fd> link target: "/dmabuf:<name>"
+ */
 std::string dma_buf_link(DmaBuf* buf);
 
 struct BufInfoTotals {
   uint64_t objects = 0;
   uint64_t bytes = 0;
 };
-// /sys/kernel/debug/dma_buf/bufinfo for one platform, newest buffer first.
+/**
+ * dma_buf_bufinfo() - /sys/kernel/debug/dma_buf/bufinfo for one platform,
+ * newest buffer first, with each buffer's fences (dma_resv_describe())
+ * @totals: optional; the object and byte counts of the last line
+ *
+ * Context: may sleep: takes the platform's buffer-list lock and each
+ * buffer's reservation lock, except one the calling thread holds already.
+ */
 std::string dma_buf_bufinfo(Platform* p, BufInfoTotals* totals = nullptr);
 
 }  // namespace dmabuf

@@ -1,7 +1,7 @@
 // dma_fence_array (Linux 7.1): one fence that signals once every member has
-// (or, with signal_on_any, once any member has). Arrays are flat (no containers inside), use the inline
-// lock and 32-bit seqno semantics, and never detach their ops (they have
-// `release`).
+// (or, with signal_on_any, once any member has). Arrays are flat (no
+// containers inside), use the inline lock and 32-bit seqno semantics, and
+// never detach their ops (they have `release`).
 #pragma once
 
 #include <atomic>

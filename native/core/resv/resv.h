@@ -28,7 +28,9 @@ enum ResvUsage : unsigned {
  */
 inline ResvUsage resv_usage_rw(bool write) { return write ? RESV_USAGE_READ : RESV_USAGE_WRITE; }
 
-// "kernel", "write", "read", "bookkeep"
+/**
+ * resv_usage_name() - "kernel", "write", "read", "bookkeep" ("invalid" otherwise)
+ */
 const char* resv_usage_name(ResvUsage usage);
 
 // struct dma_resv_list: RCU-replaced as a whole; entries are tagged pointers
@@ -61,44 +63,101 @@ struct ResvIter {
 
 /**
  * resv_init() - an empty, unlocked object
+ *
+ * Context: before @obj is shared.
  */
 void resv_init(Resv* obj);
 
 /**
  * resv_fini() - drop every fence and tear the lock down
+ *
+ * Context: nobody else may use @obj any more; the lock must not be held
+ * (ww_mutex_destroy() warns).
  */
 void resv_fini(Resv* obj);
 
 // --- locking (ww semantics; ctx may be null for a plain lock) ---
 
 /**
- * resv_lock() - 0, -EALREADY (ctx holds it), or -EDEADLK (back off, drop all
- * locks of ctx, then resv_lock_slow)
+ * resv_lock() - lock @obj, as part of @ctx (null: a plain lock)
+ *
+ * Context: may sleep. The lock is not recursive: a thread that holds @obj
+ * outside @ctx waits for itself for ever (resv_lock_checked() refuses that).
+ * Returns: 0; -EALREADY if @ctx holds it; -EDEADLK: back off (drop every lock
+ * of @ctx), then resv_lock_slow().
  */
 inline int resv_lock(Resv* obj, WwAcquireCtx* ctx) { return ww_mutex_lock(&obj->lock, ctx); }
+
+/**
+ * resv_lock_interruptible() - resv_lock(); a sleep also ends with -EINTR once
+ * the thread's interrupt check says so (interrupt.h)
+ */
 inline int resv_lock_interruptible(Resv* obj, WwAcquireCtx* ctx) {
   return ww_mutex_lock_interruptible(&obj->lock, ctx);
 }
+
+/**
+ * resv_lock_slow() - sleep on the contended @obj after backing off
+ *
+ * Context: may sleep; @ctx must hold no locks.
+ */
 inline void resv_lock_slow(Resv* obj, WwAcquireCtx* ctx) { ww_mutex_lock_slow(&obj->lock, ctx); }
+
+/**
+ * resv_lock_slow_interruptible() - resv_lock_slow(); 0 or -EINTR
+ */
 inline int resv_lock_slow_interruptible(Resv* obj, WwAcquireCtx* ctx) {
   return ww_mutex_lock_slow_interruptible(&obj->lock, ctx);
 }
+
+/**
+ * resv_trylock() - lock @obj without a context and without waiting
+ *
+ * Returns: true if this call took it.
+ */
 inline bool resv_trylock(Resv* obj) { return ww_mutex_trylock(&obj->lock, nullptr); }
+
+/**
+ * resv_is_locked() - whether any thread holds @obj's lock
+ */
 inline bool resv_is_locked(Resv* obj) { return ww_mutex_is_locked(&obj->lock); }
+
+/**
+ * resv_locking_ctx() - the holder's acquire context (null: none, or a plain lock)
+ */
 inline WwAcquireCtx* resv_locking_ctx(Resv* obj) {
   return obj->lock.ctx.load(std::memory_order_relaxed);
 }
-inline void resv_unlock(Resv* obj) { ww_mutex_unlock(&obj->lock); }
-inline bool resv_held(Resv* obj) { return ww_mutex_is_owned_by_current(&obj->lock); }
-void resv_assert_held(Resv* obj);  // warns (lockdep would) if the caller does not hold it
 
-// --- writers (lock held) ---
+/**
+ * resv_unlock() - release @obj's lock and wake its waiters
+ *
+ * Context: the calling thread holds it (resv_unlock_checked() checks).
+ */
+inline void resv_unlock(Resv* obj) { ww_mutex_unlock(&obj->lock); }
+
+/**
+ * resv_held() - whether the calling thread holds @obj's lock (lockdep_is_held)
+ */
+inline bool resv_held(Resv* obj) { return ww_mutex_is_owned_by_current(&obj->lock); }
+
+/**
+ * resv_assert_held() - warn, as lockdep would, unless the calling thread holds
+ * @obj's lock
+ */
+void resv_assert_held(Resv* obj);
+
+// --- writers: the calling thread holds the lock (they warn otherwise) ---
+// They poll entries with fence_is_signaled(), so they must not be called with
+// a fence lock held.
 
 /**
  * resv_reserve_fences() - make room for @num_fences more adds
  *
- * Returns 0, -EINVAL for 0 (with a warning) or -ENOMEM. Reallocating drops
- * signalled fences.
+ * Reallocating drops signalled fences.
+ *
+ * Context: @obj locked by the calling thread.
+ * Returns: 0, -EINVAL for 0 (with a warning) or -ENOMEM.
  */
 int resv_reserve_fences(Resv* obj, unsigned num_fences);
 
@@ -110,22 +169,32 @@ int resv_reserve_fences(Resv* obj, unsigned num_fences);
  * reserved slot. Containers warn: add their members instead. Without a reserved
  * slot it warns and reserves one itself (the kernel BUG()s); if even that fails
  * the fence is not added.
+ *
+ * Context: @obj locked by the calling thread; cannot fail (with a slot).
  */
 void resv_add_fence(Resv* obj, Fence* fence, ResvUsage usage);
 
 /**
  * resv_replace_fences() - every entry on @context becomes @replacement, @usage
+ *
+ * Context: @obj locked by the calling thread. Warns for a null @replacement.
  */
 void resv_replace_fences(Resv* obj, uint64_t context, Fence* replacement, ResvUsage usage);
 
 /**
  * resv_copy_fences() - replace @dst's fences by a snapshot of @src's pending
- * ones (all usages); 0 or -ENOMEM. @dst locked, @src not necessarily.
+ * ones (all usages)
+ *
+ * Context: @dst locked by the calling thread; @src not necessarily.
+ * Returns: 0 or -ENOMEM (@dst unchanged).
  */
 int resv_copy_fences(Resv* dst, Resv* src);
 
 // --- iteration ---
 
+/**
+ * resv_iter_begin() - point @cursor at @obj's fences of @usage (or stronger)
+ */
 inline void resv_iter_begin(ResvIter* cursor, Resv* obj, ResvUsage usage) {
   cursor->obj = obj;
   cursor->usage = usage;
@@ -138,6 +207,9 @@ inline void resv_iter_end(ResvIter* cursor) {
   fence_put(cursor->fence);
   cursor->fence = nullptr;
 }
+/**
+ * resv_iter_usage() - the usage of the cursor's current fence
+ */
 inline ResvUsage resv_iter_usage(const ResvIter* cursor) { return cursor->fence_usage; }
 /**
  * resv_iter_is_restarted() - true for the first fence after a (re)start:
@@ -147,19 +219,31 @@ inline bool resv_iter_is_restarted(const ResvIter* cursor) { return cursor->is_r
 
 /**
  * resv_iter_first_unlocked() - first pending fence with usage <= the cursor's,
- * referenced by the cursor; no lock needed
+ * referenced by the cursor
+ *
+ * Context: no lock needed (RCU inside); must not hold a fence lock (polls).
+ * Returns: the fence, or nullptr at the end.
  */
 Fence* resv_iter_first_unlocked(ResvIter* cursor);
 /**
  * resv_iter_next_unlocked() - next one; restarts from the beginning (and sets
  * is_restarted) if the object changed meanwhile
+ *
+ * Context and returns: as resv_iter_first_unlocked().
  */
 Fence* resv_iter_next_unlocked(ResvIter* cursor);
 /**
  * resv_iter_first() - locked walk: every entry with usage <= the cursor's,
  * signalled ones included, no references taken
+ *
+ * Context: the object locked by the calling thread (warns otherwise).
+ * Returns: the fence (valid while the lock is held), or nullptr at the end.
  */
 Fence* resv_iter_first(ResvIter* cursor);
+
+/**
+ * resv_iter_next() - the next entry of a locked walk; as resv_iter_first()
+ */
 Fence* resv_iter_next(ResvIter* cursor);
 
 #define resv_for_each_fence_unlocked(cursor, fence)                      \
@@ -171,13 +255,14 @@ Fence* resv_iter_next(ResvIter* cursor);
        (fence) = ::dmabuf::resv_iter_first(cursor);                             \
        (fence); (fence) = ::dmabuf::resv_iter_next(cursor))
 
-// --- readers (no lock needed) ---
+// --- readers: no lock needed; they poll fences (fence_is_signaled()), so
+// they must not be called with a fence lock held ---
 
 /**
  * resv_get_fences() - referenced snapshot of the pending fences of @usage
  * @fences: out: malloc'd array (free with std::free), nullptr when empty
  *
- * Returns 0 or -ENOMEM.
+ * Returns: 0 (the caller puts each fence) or -ENOMEM (nothing returned).
  */
 int resv_get_fences(Resv* obj, ResvUsage usage, unsigned* num_fences, Fence*** fences);
 
@@ -185,15 +270,23 @@ int resv_get_fences(Resv* obj, ResvUsage usage, unsigned* num_fences, Fence*** f
  * resv_get_singleton() - one fence for all pending fences of @usage: nullptr
  * if none, the fence itself if one, else a new array (new context, seqno 1)
  *
- * Returns 0 or -ENOMEM. Never add the result back to the same object.
+ * Never add the result back to the same object (resv_add_fence() warns for
+ * containers).
+ * Returns: 0 with *@fence referenced (or nullptr), or -ENOMEM.
  */
 int resv_get_singleton(Resv* obj, ResvUsage usage, Fence** fence);
 
 /**
  * resv_wait_timeout() - wait for every pending fence of @usage in turn
  *
- * Returns the remaining time (> 0; 1 for a zero timeout with nothing pending),
- * 0 on timeout, or a negative error. Enables signalling on what it looks at.
+ * @intr: passed to fence_wait_timeout(), which does not interrupt fence waits
+ *
+ * Enables signalling on what it looks at.
+ *
+ * Context: may sleep; no lock needed.
+ * Returns: the remaining time (> 0; 1 for a zero timeout with nothing
+ * pending), 0 on timeout, -EINVAL (with a warning) for a negative timeout, or
+ * a fence's wait error.
  */
 long resv_wait_timeout(Resv* obj, ResvUsage usage, bool intr, int64_t timeout_ns);
 
@@ -209,14 +302,20 @@ bool resv_test_signaled(Resv* obj, ResvUsage usage);
 
 /**
  * resv_describe() - one line per fence with usage <= READ: "\t<usage> fence:"
- * followed by fence_describe(); lock held
+ * followed by fence_describe()
+ *
+ * Decides "signalled" as fence_describe() does, with fence_is_signaled()
+ * (polls, and may signal).
+ *
+ * Context: @obj locked by the calling thread.
  */
 std::string resv_describe(Resv* obj);
 
 // --- checked entry points ---------------------------------------------------
 // For callers that cannot promise the locking rules (the JavaScript binding).
 // Where the kernel's lockdep would splat (or the thread would wait for itself
-// for ever), these refuse with an errno and change nothing.
+// for ever), these refuse with an errno and change nothing. Context: any
+// thread; the lock calls may sleep.
 
 /**
  * resv_lock_checked() - resv_lock_interruptible() that refuses what would hang

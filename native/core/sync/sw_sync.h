@@ -67,10 +67,19 @@ inline SyncPt* fence_to_sync_pt(Fence* fence) {
  * @name: timeline name (truncated to 31 bytes); nullptr = the calling thread's
  *        name, as the kernel uses the opener's task comm
  *
- * Returns nullptr on OOM.
+ * Context: any. Returns: the timeline with one reference, nullptr on OOM.
  */
 SyncTimeline* sync_timeline_create(const char* name);
+
+/**
+ * sync_timeline_get() - take a reference to @obj (each point holds one)
+ */
 void sync_timeline_get(SyncTimeline* obj);
+
+/**
+ * sync_timeline_put() - drop a reference; the last one frees @obj after an
+ * RCU grace period (readers may still be reading its name)
+ */
 void sync_timeline_put(SyncTimeline* obj);
 
 /**
@@ -78,13 +87,20 @@ void sync_timeline_put(SyncTimeline* obj);
  *
  * Already signalled if @value is not later than the timeline; else queued -- or,
  * if a live point with the same value exists, that one is returned instead.
- * Returns a new reference, nullptr on OOM.
+ *
+ * Context: must not hold the timeline lock (takes it).
+ * Returns: a new reference, nullptr on OOM.
  */
 SyncPt* sync_pt_create(SyncTimeline* obj, uint32_t value);
 
 /**
  * sync_timeline_signal() - advance by @inc and signal, in seqno order, every
  * point no longer later than the value
+ *
+ * The points' callbacks run on this thread, under the timeline lock (it is
+ * their fence lock).
+ *
+ * Context: must not hold the timeline lock or any of its points' fence locks.
  */
 void sync_timeline_signal(SyncTimeline* obj, uint32_t inc);
 
@@ -97,7 +113,10 @@ SyncTimeline* sw_sync_debugfs_open(const char* name);
 
 /**
  * sw_sync_debugfs_release() - "close": every point still pending gets -ENOENT
- * and is signalled; the timeline lives on while points reference it
+ * and is signalled; drops the opener's reference (the timeline lives on
+ * while points reference it). Null-tolerant.
+ *
+ * Context: as sync_timeline_signal().
  */
 void sw_sync_debugfs_release(SyncTimeline* obj);
 
@@ -123,25 +142,34 @@ enum SwSyncIoctl : unsigned {
 };
 
 /**
- * sw_sync_ioctl_create_fence() - 0, -EFAULT (null @data), -ENOMEM
+ * sw_sync_ioctl_create_fence() - SW_SYNC_IOC_CREATE_FENCE: a sync_file
+ * (reference in @data->fence) for a point at @data->value
+ *
+ * Context: as sync_pt_create(). Returns: 0, -EFAULT (null @data), -ENOMEM.
  */
 int sw_sync_ioctl_create_fence(SyncTimeline* obj, SwSyncCreateFenceData* data);
 
 /**
- * sw_sync_ioctl_inc() - advance by *@value (in INT_MAX steps); 0 or -EFAULT
+ * sw_sync_ioctl_inc() - SW_SYNC_IOC_INC: advance by *@value (in INT_MAX steps)
+ *
+ * Context: as sync_timeline_signal(). Returns: 0, or -EFAULT for a null @value.
  */
 int sw_sync_ioctl_inc(SyncTimeline* obj, const uint32_t* value);
 
 /**
  * sw_sync_ioctl_get_deadline() - the earliest deadline set on a point
  *
- * 0; -EFAULT (null @data); -EINVAL (deadline_ns or pad set, no sync_file, not
- * a sw_sync fence); -ENOENT (no deadline set).
+ * Context: must not hold the point's fence (timeline) lock.
+ * Returns: 0; -EFAULT (null @data); -EINVAL (deadline_ns or pad set, no
+ * sync_file, not a sw_sync fence); -ENOENT (no deadline set).
  */
 int sw_sync_ioctl_get_deadline(SyncTimeline* obj, SwSyncGetDeadline* data);
 
 /**
- * sw_sync_ioctl() - dispatch; -EBADF for a null @obj, -ENOTTY for unknown @cmd
+ * sw_sync_ioctl() - dispatch by _IOC nr (SwSyncIoctl)
+ *
+ * Returns: the command's result; -EBADF for a null @obj, -ENOTTY for an
+ * unknown @cmd.
  */
 long sw_sync_ioctl(SyncTimeline* obj, unsigned cmd, void* arg);
 

@@ -38,18 +38,27 @@ constexpr unsigned SYNC_POLLIN = 0x1;           // EPOLLIN
 /**
  * sync_file_create() - a new sync_file holding a new reference to @fence
  *
- * Returns nullptr on OOM or a null @fence.
+ * Context: any. Returns: the sync_file with one reference; nullptr on OOM or
+ * for a null @fence (with a warning).
  */
 SyncFile* sync_file_create(Fence* fence);
 
 /**
- * sync_file_get() - another reference to @sf (like fget)
+ * sync_file_get() - another reference to @sf (like fget); nullptr-tolerant
+ *
+ * Returns: @sf.
  */
 SyncFile* sync_file_get(SyncFile* sf);
 
 /**
- * sync_file_put() - drop a reference; the last one disarms the poll callback
- * and drops the fence (like the file's release)
+ * sync_file_put() - drop a reference (nullptr-tolerant); the last one disarms
+ * the poll callback and drops the fence (like the file's release)
+ *
+ * Warns if poll waiters are still queued at release.
+ *
+ * Context: any thread; must not hold the fence's lock or the sync_file's
+ * wait-queue lock (so not from a SyncFileWaiter func) when this may be the
+ * last reference.
  */
 void sync_file_put(SyncFile* sf);
 
@@ -61,13 +70,19 @@ Fence* sync_file_get_fence(SyncFile* sf);
 /**
  * sync_file_get_name() - the merge name if set, else
  * "<driver>-<timeline><context>-<seqno>" (placeholder names once signalled)
+ *
+ * Context: any; reads the names in its own RCU read section.
+ * Returns: @buf (NUL-terminated, truncated to @len).
  */
 char* sync_file_get_name(SyncFile* sf, char* buf, size_t len);
 
 /**
  * sync_file_merge() - a new sync_file for fence_unwrap_merge(a, b), named @name
  *
- * Inputs stay valid. Returns nullptr on OOM.
+ * Inputs stay valid.
+ *
+ * Context: any; must not hold a fence lock (the merge polls the fences).
+ * Returns: the new sync_file with one reference, or nullptr on OOM.
  */
 SyncFile* sync_file_merge(const char* name, SyncFile* a, SyncFile* b);
 
@@ -77,19 +92,30 @@ SyncFile* sync_file_merge(const char* name, SyncFile* a, SyncFile* b);
  *     signals. Remove it with sync_file_poll_remove() when done, even if this
  *     call already reported readiness.
  *
- * The first poll arms the fence callback. Returns SYNC_POLLIN or 0.
+ * The first poll arms the fence callback. @w's func may run on this thread
+ * before the call returns (the fence had signalled already).
+ *
+ * Context: must not hold the fence's lock or @sf's wait-queue lock.
+ * Returns: SYNC_POLLIN or 0.
  */
 unsigned sync_file_poll(SyncFile* sf, SyncFileWaiter* w);
 
 /**
- * sync_file_poll_remove() - dequeue @w; true if its func had not run. After
- * this returns, func is not running.
+ * sync_file_poll_remove() - dequeue @w
+ *
+ * After this returns, func is not running and will not run.
+ *
+ * Context: not from a waiter's func (it takes the wait-queue lock func runs
+ * under). Returns: true if func had not run.
  */
 bool sync_file_poll_remove(SyncFile* sf, SyncFileWaiter* w);
 
 /**
- * sync_file_wait() - block like poll(2) on the fd: 1 ready, 0 on timeout
- * @timeout_ns: < 0 waits forever
+ * sync_file_wait() - block like poll(2) on the fd
+ * @timeout_ns: < 0 waits forever, 0 only polls
+ *
+ * Context: may sleep; must not hold the fence's lock.
+ * Returns: 1 ready (the fence signalled), 0 on timeout.
  */
 int sync_file_wait(SyncFile* sf, int64_t timeout_ns);
 
@@ -138,8 +164,11 @@ enum SyncFileIoctl : unsigned {
 };
 
 /**
- * sync_file_ioctl_merge() - SYNC_IOC_MERGE: 0, -EFAULT (null @data), -EINVAL
- * (flags or pad set), -ENOENT (no fd2), -ENOMEM
+ * sync_file_ioctl_merge() - SYNC_IOC_MERGE: a new sync_file (reference in
+ * @data->fence) for @sf and @data->fd2, named @data->name
+ *
+ * Returns: 0, -EFAULT (null @data), -EINVAL (flags or pad set), -ENOENT (no
+ * fd2), -ENOMEM.
  */
 int sync_file_ioctl_merge(SyncFile* sf, SyncMergeData* data);
 
@@ -148,18 +177,27 @@ int sync_file_ioctl_merge(SyncFile* sf, SyncMergeData* data);
  *
  * num_fences 0 asks for the count, name and status only. Otherwise fills one
  * entry per leaf fence and the aggregate status (1, or the first leaf status
- * that is not positive). 0, -EFAULT, -EINVAL (flags/pad set, or too few
- * entries), -ENOMEM.
+ * that is not positive). Leaf statuses may poll and signal.
+ *
+ * Context: must not hold a fence lock.
+ * Returns: 0; -EFAULT (null @info or entry array); -EINVAL (flags/pad set, or
+ * too few entries).
  */
 int sync_file_ioctl_fence_info(SyncFile* sf, SyncFileInfo* info);
 
 /**
- * sync_file_ioctl_set_deadline() - SYNC_IOC_SET_DEADLINE: 0, -EFAULT, -EINVAL
+ * sync_file_ioctl_set_deadline() - SYNC_IOC_SET_DEADLINE: fence_set_deadline()
+ * on the sync_file's fence
+ *
+ * Returns: 0, -EFAULT (null @data), -EINVAL (pad set).
  */
 int sync_file_ioctl_set_deadline(SyncFile* sf, const SyncSetDeadline* data);
 
 /**
- * sync_file_ioctl() - dispatch; -EBADF for a null @sf, -ENOTTY for unknown @cmd
+ * sync_file_ioctl() - dispatch by _IOC nr (SyncFileIoctl)
+ *
+ * Returns: the command's result; -EBADF for a null @sf, -ENOTTY for an
+ * unknown @cmd.
  */
 long sync_file_ioctl(SyncFile* sf, unsigned cmd, void* arg);
 
