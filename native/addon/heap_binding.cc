@@ -1,8 +1,13 @@
 // dma-buf heap and buffer bindings, emulated (native/core) and real kernel
-// (native/kernel). Holder Externals over a heap and over a buffer; flat
-// functions that return values and throw failures as DmaBufError (the core's
-// errno, or the kernel backend's KError with its op and message).
-// lib/heap.ts and lib/dma_buf.ts validate.
+// (native/kernel): Holder Externals over a heap and over a buffer. The heap
+// functions (heapList, heapOpen, heapDispose, heapAlloc) serve lib/heap.ts,
+// also for the platform heaps lib/platform.ts opens through it; the buffer's
+// fd, size, fdinfo, name, CPU-access sync, mmap/unmap, close and dispose
+// (buf*) serve lib/dma_buf.ts. The buffer's reservation object, sync_file
+// import/export and revocation are in dma_buf_binding.cc; attachments in
+// attach_binding.cc (lib/attachment.ts). Flat functions that return values
+// and throw failures as DmaBufError (the core's errno, or the kernel
+// backend's KError with its op and message); lib/ validates.
 #include <sys/mman.h>
 
 #include <algorithm>

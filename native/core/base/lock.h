@@ -60,7 +60,8 @@ class SpinLock {
 };
 static_assert(sizeof(SpinLock) == 4, "the fence lock union relies on a 4-byte spinlock");
 
-// RAII holder, the userspace stand-in for spin_lock_irqsave/unlock_irqrestore.
+// RAII holder for plain spin_lock/spin_unlock. The irqsave form, which also
+// defers irq_work until the lock is dropped, is IrqSpinGuard (irq_work.h).
 class SpinGuard {
  public:
   explicit SpinGuard(SpinLock* l) : l_(l) { l_->lock(); }

@@ -9,8 +9,9 @@
 //    behind an older waiter; an older one waits.
 //  - wound-wait (DEFINE_WW_CLASS): an older context wounds a younger holder,
 //    which gets -EDEADLK at its next contended lock (or at once if sleeping).
-// Userspace threads cannot be interrupted, so the _interruptible variants never
-// return -EINTR; they exist for the kernel's signatures.
+// Userspace threads get no signals: the _interruptible variants return -EINTR
+// when the thread's interrupt check says so (interrupt.h), where the kernel's
+// return it for a pending signal.
 #pragma once
 
 #include <atomic>

@@ -1,6 +1,7 @@
 // struct dma_buf: export, fds, references, names, CPU-access brackets, release.
-// Mappings live in dma_buf_mmap.cc, attachments in dma_buf_attach.cc, text
-// views in dma_buf_fdinfo.cc, implicit sync in dma_buf_sync_file.cc.
+// Mappings live in dma_buf_mmap.cc, attachments in attachment.cc, text views
+// in dma_buf_fdinfo.cc, the reservation object and implicit sync (sync_file
+// export/import, poll) in dma_buf_resv.cc, the ioctls in dma_buf_ioctl.cc.
 #include "core/buffer/dma_buf.h"
 
 #include <fcntl.h>

@@ -7,15 +7,6 @@
 
 namespace dmabuf {
 
-const char* page_state_name(PageState s) {
-  switch (s) {
-    case PageState::kPrivate: return "private";
-    case PageState::kShared: return "shared";
-    case PageState::kLeaked: return "leaked";
-  }
-  return "?";
-}
-
 PageAllocator::PageAllocator(uint64_t base_pfn, uint64_t npages)
     : base_(base_pfn), npages_(npages) {
   // Seed the free lists with the largest naturally aligned blocks, as memblock

@@ -20,7 +20,6 @@ enum class PageState : uint8_t {
   kShared,       // decrypted with set_memory_decrypted (system_cc_shared only)
   kLeaked,       // shared, re-encryption failed: never freed, never reused
 };
-const char* page_state_name(PageState s);
 
 struct PageAllocStats {
   uint64_t total_pages = 0;
