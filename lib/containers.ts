@@ -90,7 +90,7 @@ export class FenceArray extends Fence {
 
   /** Adopts a handle of a fence array exported by exportHandle() (once); EINVAL if it is not an array. */
   static override importHandle(h: bigint): FenceArray {
-    return importFenceHandle(h, KIND_ARRAY, 'a fence array') as FenceArray;
+    return importFenceHandle(h, KIND_ARRAY) as FenceArray;
   }
 
   /** Whether `f` is a fence array (dma_fence_is_array). */
@@ -145,7 +145,7 @@ export class FenceChain extends Fence {
 
   /** Adopts a handle of a chain node exported by exportHandle() (once); EINVAL if it is not a chain node. */
   static override importHandle(h: bigint): FenceChain {
-    return importFenceHandle(h, KIND_CHAIN, 'a chain node') as FenceChain;
+    return importFenceHandle(h, KIND_CHAIN) as FenceChain;
   }
 
   /** Whether `f` is a chain node (dma_fence_is_chain). */

@@ -61,15 +61,15 @@ export interface NativeBinding {
   fenceSignal(h: Handle): void;
   fenceSignalAt(h: Handle, timestampNs: bigint): void;
   fenceCheckAndSignal(h: Handle): boolean;
-  /** 0, or -EBUSY (-16) when the fence is already signalled (nothing stored). */
-  fenceSetError(h: Handle, err: number): number;
+  /** Throws DmaBufError EBUSY when the fence is already signalled (nothing stored). */
+  fenceSetError(h: Handle, err: number): void;
   fenceEnableSignaling(h: Handle): void;
   /** A callback token (> 0), or 0 if the fence is already signalled; throws ENOMEM. */
   fenceAddCallback(h: Handle, id: number): CallbackToken;
   fenceRemoveCallback(h: Handle, token: CallbackToken): boolean;
-  /** Remaining ns (>= 1), 0 on timeout, or a negative errno (the fence's wait op, -EINTR on teardown). */
+  /** Remaining ns (>= 1) or 0 on timeout; throws DmaBufError (the wait op's errno, EINTR on teardown). */
   fenceWaitSync(h: Handle, timeoutNs: number): number;
-  /** [remaining ns / 0 on timeout / negative errno, index of the signalled fence or -1]. */
+  /** [remaining ns or 0 on timeout, index of the signalled fence or -1]; throws like fenceWaitSync. */
   fenceWaitAnySync(hs: Handle[], timeoutNs: number): [number, number];
   fenceSetDeadline(h: Handle, deadlineNs: bigint): void;
   fenceDescribe(h: Handle): string;
@@ -80,7 +80,7 @@ export interface NativeBinding {
   fencePrivateStub(timestampNs?: bigint): Handle;
   fenceAllocContext(count: number): bigint;
   fenceExportHandle(h: Handle): bigint;
-  /** A token; 0 for an unknown handle, -1 for one of another kind (which stays importable). */
+  /** A token; throws EINVAL for an unknown handle or one of another kind (which stays importable). */
   fenceImportHandle(h: bigint, kind: number): Handle;
   fenceSame(a: Handle, b: Handle): boolean;
   fenceRefcount(h: Handle): number;

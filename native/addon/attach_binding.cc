@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/dma_buf_obj.h"
@@ -29,7 +30,6 @@
 namespace dmabuf::addon {
 namespace {
 
-Napi::Number Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 
 Napi::Error LockedByCaller(Napi::Env env, const char* op) {
   return ErrnoError(env, -EDEADLK, op, "this thread holds the buffer's reservation lock (resv.lock()): unlock it first");

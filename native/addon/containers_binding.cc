@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/handles.h"
@@ -23,12 +24,6 @@ Fence* FenceArg(const Napi::CallbackInfo& info, size_t i) {
   return f;
 }
 
-uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
-  bool ok = true;
-  uint64_t v = info[i].IsBigInt() ? BigIntU64(info[i], &ok) : 0;
-  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
-  return v;
-}
 
 // Reads handles[] (all checked before any reference is taken).
 std::vector<Fence*> FenceList(const Napi::CallbackInfo& info, size_t i) { return FenceListArg(info, i); }

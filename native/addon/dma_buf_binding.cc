@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <string>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/dma_buf_obj.h"
@@ -23,10 +24,6 @@
 namespace dmabuf::addon {
 namespace {
 
-uint32_t U32Arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) throw BadArg(info.Env(), "expected a number");
-  return info[i].As<Napi::Number>().Uint32Value();
-}
 // DMA_BUF_SYNC_READ / _WRITE / _RW as the TypeScript API spells them.
 const char* DirName(uint32_t flags) {
   switch (flags & kDmaBufSyncRw) {

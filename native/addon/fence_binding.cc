@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "core/fence/array.h"
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "core/fence/chain.h"
 #include "addon/env_state.h"
@@ -31,15 +32,6 @@ Fence* FenceArg(const Napi::CallbackInfo& info, size_t i) {
 
 Napi::Value BigU64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
 
-int64_t I64Arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "expected a bigint");
-  bool lossless;
-  return info[i].As<Napi::BigInt>().Int64Value(&lossless);
-}
-double NumArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) throw BadArg(info.Env(), "expected a number");
-  return info[i].As<Napi::Number>().DoubleValue();
-}
 
 // Fence references parked for another thread (exportHandle / importHandle).
 ExportRegistry<Fence, fence_put> g_exports;
@@ -191,7 +183,9 @@ Napi::Value FenceSetError(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
   const double e = NumArg(info, 1);
   if (!(e <= -1 && e >= -4095)) throw Napi::RangeError::New(info.Env(), "dmabuf: error must be -4095..-1");
-  return Napi::Number::New(info.Env(), fence_set_error_unless_signaled(f, static_cast<int>(e)));
+  if (fence_set_error_unless_signaled(f, static_cast<int>(e)) == -EBUSY)
+    throw ErrnoError(info.Env(), -EBUSY, "dma_fence_set_error", "cannot set the error of a signalled fence");
+  return info.Env().Undefined();
 }
 Napi::Value FenceEnableSignaling(const Napi::CallbackInfo& info) {
   fence_enable_sw_signaling(FenceArg(info, 0));
@@ -219,13 +213,21 @@ Napi::Value FenceRemoveCallback(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, r == 1);
 }
 
-// fenceWaitSync(h, timeoutNs: number, -1 = forever) -> remaining ns (>=1), 0, <0
+// A failed blocking wait. EINTR: the environment is being torn down
+// (worker.terminate(), process.exit()); no JavaScript runs after it.
+Napi::Error WaitError(Napi::Env env, long r, const char* op) {
+  if (r == -EINTR) return ErrnoError(env, -EINTR, op, "wait interrupted: the environment is being torn down");
+  return ErrnoError(env, static_cast<int>(r), op, std::string(op) + " failed");
+}
+
+// fenceWaitSync(h, timeoutNs: number, -1 = forever) -> remaining ns (>=1) or 0 (timed out)
 Napi::Value FenceWaitSync(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
   const double t = NumArg(info, 1);
   EnvState* s = EnvState::Get(info.Env());
   // No JS runs while waiting, so the JS reference keeps `f` alive throughout.
   const long r = InterruptibleWait(s, t, [&](int64_t slice) { return fence_wait_timeout(f, true, slice); });
+  if (r < 0) throw WaitError(info.Env(), r, "dma_fence_wait_timeout");
   return Napi::Number::New(info.Env(), static_cast<double>(r));
 }
 // fenceWaitAnySync(handles[], timeoutNs) -> [ret, idx]
@@ -238,6 +240,7 @@ Napi::Value FenceWaitAnySync(const Napi::CallbackInfo& info) {
   const long r = InterruptibleWait(s, t, [&](int64_t slice) {
     return fence_wait_any_timeout(fences.data(), static_cast<uint32_t>(fences.size()), true, slice, &idx);
   });
+  if (r < 0) throw WaitError(env, r, "dma_fence_wait_any_timeout");
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Number::New(env, static_cast<double>(r)));
   out.Set(1u, Napi::Number::New(env, r > 0 ? static_cast<double>(idx) : -1));
@@ -289,20 +292,24 @@ Napi::Value FenceExportHandle(const Napi::CallbackInfo& info) {
 }
 bool IsArrayFence(Fence* f) { return fence_is_array(f); }
 bool IsChainFence(Fence* f) { return fence_is_chain(f); }
-// fenceImportHandle(id: bigint, kind: 0 any, 1 array, 2 chain) -> token, 0 if
-// it was never exported (or already imported), -1 if it is not of that kind
-// (then it stays importable).
+// fenceImportHandle(id: bigint, kind: 0 any, 1 array, 2 chain) -> token; EINVAL
+// if it was never exported (or already imported, or expired), or is not of that
+// kind (then it stays importable).
 Napi::Value FenceImportHandle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool ok = true;
   if (!info[0].IsBigInt()) throw BadArg(env, "expected a bigint handle");
   const uint64_t id = BigIntU64(info[0], &ok);
   const double kind = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
-  if (!ok) return Napi::Number::New(env, 0);
   Fence* f = nullptr;
-  auto r = g_exports.Import(id, &f, kind == 1 ? IsArrayFence : kind == 2 ? IsChainFence : nullptr);
-  if (r == decltype(g_exports)::Result::kRefused) return Napi::Number::New(env, -1);
-  if (r != decltype(g_exports)::Result::kOk) return Napi::Number::New(env, 0);
+  auto r = ok ? g_exports.Import(id, &f, kind == 1 ? IsArrayFence : kind == 2 ? IsChainFence : nullptr)
+              : decltype(g_exports)::Result::kUnknown;
+  if (r == decltype(g_exports)::Result::kRefused)
+    throw ErrnoError(env, -EINVAL, nullptr,
+                     std::string("the handle is not ") + (kind == 1 ? "a fence array" : "a chain node") +
+                         " (it stays importable)");
+  if (r != decltype(g_exports)::Result::kOk)
+    throw ErrnoError(env, -EINVAL, nullptr, "unknown fence handle (never exported, already imported, or expired)");
   return WrapFence(env, f);
 }
 // fenceRefcount(h): the native reference count (tests check finalizers with it).

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/dma_buf_obj.h"
@@ -152,17 +153,6 @@ BufObj* OpenBufArg(const Napi::CallbackInfo& info, const char* op) {
   BufObj* b = BufArgAt(info, 0);
   if (b->closed) throw ErrnoError(info.Env(), -EBADF, op, "dma-buf is closed");
   return b;
-}
-std::string StrArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsString()) throw BadArg(info.Env(), "expected a string");
-  return info[i].As<Napi::String>().Utf8Value();
-}
-uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "expected a bigint");
-  bool ok = true;
-  const uint64_t v = BigIntU64(info[i], &ok);
-  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
-  return v;
 }
 // Detaches a mapping's ArrayBuffer (JS can never read the range again).
 void DetachArg(const Napi::CallbackInfo& info, size_t i) {

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/env_state.h"
@@ -107,10 +108,6 @@ std::once_flag g_atexit_once;
 // An issuer failure: its errno, with the core's message (what failed and why).
 Napi::Error Failure(Napi::Env env, int rc, const char* op, const std::string& message) {
   return ErrnoError(env, rc, op, message.empty() ? std::string(op) + " failed" : message);
-}
-std::string StrArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsString()) throw BadArg(info.Env(), "expected a string");
-  return info[i].As<Napi::String>().Utf8Value();
 }
 // Wraps an issuer reference (adopted; dropped if the wrapper cannot be made).
 Napi::Value WrapIssuer(Napi::Env env, Issuer* iss) {

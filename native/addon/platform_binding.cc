@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/dma_buf_obj.h"
@@ -32,7 +33,6 @@
 namespace dmabuf::addon {
 namespace {
 
-Napi::Number Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 
 Platform* PlatHandle(const Napi::CallbackInfo& info, size_t i) {
   Platform* p = PlatHolder::From(info[i]);
@@ -40,21 +40,6 @@ Platform* PlatHandle(const Napi::CallbackInfo& info, size_t i) {
   return p;
 }
 
-std::string StrArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsString()) throw BadArg(info.Env(), "expected a string");
-  return info[i].As<Napi::String>().Utf8Value();
-}
-uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "expected a bigint");
-  bool ok = true;
-  const uint64_t v = BigIntU64(info[i], &ok);
-  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
-  return v;
-}
-uint32_t U32Arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) throw BadArg(info.Env(), "expected a number");
-  return info[i].As<Napi::Number>().Uint32Value();
-}
 
 // Wraps a platform reference (adopted; dropped if the wrapper cannot be made).
 Napi::Value WrapPlatform(Napi::Env env, Platform* p) {

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "core/buffer/dma_buf.h"
@@ -106,7 +107,6 @@ ResvUsage UsageArg(const Napi::CallbackInfo& info, size_t i) {
   if (u > RESV_USAGE_BOOKKEEP) throw Napi::RangeError::New(info.Env(), "dmabuf: bad usage");
   return static_cast<ResvUsage>(u);
 }
-Napi::Number Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 
 // EINTR: the sleep ended because this thread's environment is being torn down
 // (worker.terminate(), process.exit()); no JavaScript runs after it anyway.

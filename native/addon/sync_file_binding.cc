@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <uv.h>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/handles.h"
@@ -46,14 +47,6 @@ SyncTimeline* TlArg(const Napi::CallbackInfo& info, size_t i) {
 
 std::string Str32(const char* s) { return std::string(s, strnlen(s, 32)); }
 
-std::string StrArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsString()) throw BadArg(info.Env(), "expected a string");
-  return info[i].As<Napi::String>().Utf8Value();
-}
-uint32_t U32Arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) throw BadArg(info.Env(), "expected a number");
-  return info[i].As<Napi::Number>().Uint32Value();
-}
 
 // Wraps an emulated sync_file (adopting it); drops it if the wrapper cannot be made.
 Napi::Value WrapSf(Napi::Env env, SyncFile* sf) {
@@ -131,13 +124,6 @@ Napi::Value SfInfo(const Napi::CallbackInfo& info) {
   return InfoObject(env, Str32(count.name), count.status, arr);
 }
 
-uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "expected a bigint");
-  bool ok = true;
-  const uint64_t v = BigIntU64(info[i], &ok);
-  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
-  return v;
-}
 
 // sfSetDeadline(sf, ns: bigint)
 Napi::Value SfSetDeadline(const Napi::CallbackInfo& info) {

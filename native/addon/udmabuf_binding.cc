@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/handles.h"
@@ -33,17 +34,6 @@ MemfdObj* MemfdArg(const Napi::CallbackInfo& info) {
   return m;
 }
 
-uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsBigInt()) throw BadArg(info.Env(), "udmabuf binding expects a bigint");
-  bool ok = true;
-  uint64_t v = BigIntU64(info[i], &ok);
-  if (!ok) throw Napi::RangeError::New(info.Env(), "dmabuf: value out of the u64 range");
-  return v;
-}
-uint32_t U32Arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) throw BadArg(info.Env(), "udmabuf binding expects a number");
-  return info[i].As<Napi::Number>().Uint32Value();
-}
 int32_t I32Arg(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsNumber()) throw BadArg(info.Env(), "udmabuf binding expects an fd number");
   return info[i].As<Napi::Number>().Int32Value();

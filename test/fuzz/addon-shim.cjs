@@ -12,10 +12,12 @@ const addon = process.env.DMABUF_ADDON_PATH;
 const pkg = process.env.DMABUF_FUZZ_PKG; // the package's main file (dist/index.js)
 if (addon && pkg) {
   let native = false;
-  try {
-    native = fs.readFileSync(path.join(path.dirname(pkg), 'binding.js'), 'utf8').includes('DMABUF_ADDON_PATH');
-  } catch {
-    native = false;
+  for (const rel of ['internal/binding.js', 'binding.js']) {
+    try {
+      native ||= fs.readFileSync(path.join(path.dirname(pkg), rel), 'utf8').includes('DMABUF_ADDON_PATH');
+    } catch {
+      // not at this place in this version of the package
+    }
   }
   if (!native) {
     const file = path.resolve(addon);
