@@ -30,7 +30,6 @@
 namespace dmabuf::addon {
 namespace {
 
-
 Napi::Error LockedByCaller(Napi::Env env, const char* op) {
   return ErrnoError(env, -EDEADLK, op, "this thread holds the buffer's reservation lock (resv.lock()): unlock it first");
 }

@@ -1,6 +1,7 @@
 // benchRun(filter, msPerRow, json): the native benchmark scenarios, run on
 // native threads, for `dmabuf bench`.
 #include "addon/bindings.h"
+#include "addon/boundary.h"
 #include "bench/bench.h"
 
 namespace dmabuf::addon {
@@ -17,7 +18,7 @@ Napi::Value BenchRun(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterBench(Napi::Env env, Napi::Object exports) {
-  exports.Set("benchRun", Napi::Function::New(env, BenchRun, "benchRun"));
+  ExportFunctions(env, exports, {{"benchRun", BenchRun}});
 }
 
 }  // namespace dmabuf::addon

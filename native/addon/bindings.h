@@ -33,6 +33,9 @@ void RegisterAttach(Napi::Env env, Napi::Object exports);
 // bindings of other classes that take or return fences.
 Fence* FenceFromHandle(const Napi::Value& v);          // nullptr if not a live fence token
 Napi::Value WrapFence(Napi::Env env, Fence* adopted);  // adopts one reference; throws ENOMEM
+// New references as an array of tokens; if that fails part-way, the references
+// not yet handed out are dropped.
+Napi::Array WrapFenceList(Napi::Env env, const std::vector<Fence*>& adopted);
 // handles[] at info[i]: every element a live token, or it throws (EBADF).
 std::vector<Fence*> FenceListArg(const Napi::CallbackInfo& info, size_t i);
 

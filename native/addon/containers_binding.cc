@@ -24,23 +24,6 @@ Fence* FenceArg(const Napi::CallbackInfo& info, size_t i) {
   return f;
 }
 
-
-// Reads handles[] (all checked before any reference is taken).
-std::vector<Fence*> FenceList(const Napi::CallbackInfo& info, size_t i) { return FenceListArg(info, i); }
-
-// Returns new references as handles.
-Napi::Array WrapAll(Napi::Env env, const std::vector<Fence*>& adopted) {
-  Napi::Array out = Napi::Array::New(env, adopted.size());
-  uint32_t k = 0;
-  try {
-    for (; k < adopted.size(); ++k) out.Set(k, WrapFence(env, adopted[k]));
-  } catch (...) {
-    for (++k; k < adopted.size(); ++k) fence_put(adopted[k]);  // WrapFence put adopted[k]
-    throw;
-  }
-  return out;
-}
-
 // fenceKind(h) -> 0 plain, 1 array, 2 chain
 Napi::Value FenceKind(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
@@ -54,7 +37,7 @@ Napi::Value FenceGetError(const Napi::CallbackInfo& info) {
 
 // fenceArrayCreate(handles[], context: bigint, seqno: bigint (u32), signalOnAny) -> handle; ENOMEM
 Napi::Value FenceArrayCreate(const Napi::CallbackInfo& info) {
-  std::vector<Fence*> list = FenceList(info, 0);
+  std::vector<Fence*> list = FenceListArg(info, 0);
   const uint64_t ctx = U64Arg(info, 1);
   const uint64_t seqno = U64Arg(info, 2);
   if (seqno > UINT32_MAX) throw Napi::RangeError::New(info.Env(), "dmabuf: an array's seqno is 32 bits");
@@ -78,7 +61,7 @@ Napi::Value FenceArrayMembers(const Napi::CallbackInfo& info) {
   if (!a) return info.Env().Null();
   std::vector<Fence*> out(a->num_fences);
   for (unsigned k = 0; k < a->num_fences; ++k) out[k] = fence_get(a->fences[k]);
-  return WrapAll(info.Env(), out);
+  return WrapFenceList(info.Env(), out);
 }
 
 // fenceMatchContext(h, context: bigint)
@@ -144,12 +127,12 @@ Napi::Value FenceUnwrapAll(const Napi::CallbackInfo& info) {
   for (Fence* f = fence_unwrap_first(head, &cursor); f; f = fence_unwrap_next(&cursor)) {
     out.push_back(fence_get(f));
   }
-  return WrapAll(info.Env(), out);
+  return WrapFenceList(info.Env(), out);
 }
 
 // fenceMerge(handles[]) -> handle (new reference); ENOMEM
 Napi::Value FenceMerge(const Napi::CallbackInfo& info) {
-  std::vector<Fence*> list = FenceList(info, 0);
+  std::vector<Fence*> list = FenceListArg(info, 0);
   std::vector<FenceUnwrap> cursors(list.size());
   Fence* r = fence_unwrap_merge_array(static_cast<unsigned>(list.size()), list.data(), cursors.data());
   if (!r) throw ErrnoError(info.Env(), -ENOMEM, "dma_fence_unwrap_merge", "out of memory");
@@ -158,11 +141,11 @@ Napi::Value FenceMerge(const Napi::CallbackInfo& info) {
 
 // fenceDedup(handles[]) -> handles[]: the latest per context, ascending context
 Napi::Value FenceDedup(const Napi::CallbackInfo& info) {
-  std::vector<Fence*> list = FenceList(info, 0);
+  std::vector<Fence*> list = FenceListArg(info, 0);
   for (Fence*& f : list) f = fence_get(f);
   int n = fence_dedup_array(list.data(), static_cast<int>(list.size()));
   list.resize(static_cast<size_t>(n));
-  return WrapAll(info.Env(), list);
+  return WrapFenceList(info.Env(), list);
 }
 
 // fenceDup(h) -> a new reference to the same fence

@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "addon/bindings.h"
+#include "addon/boundary.h"
 #include "addon/env_state.h"
 #include "addon/handles.h"
 #include "core/base/rcu.h"
@@ -81,14 +82,16 @@ Napi::Value DeferredPending(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterEnv(Napi::Env env, Napi::Object exports) {
-  exports.Set("envInit", Napi::Function::New(env, EnvInit, "envInit"));
-  exports.Set("envDrain", Napi::Function::New(env, EnvDrain, "envDrain"));
-  exports.Set("envKeepAlive", Napi::Function::New(env, EnvKeepAlive, "envKeepAlive"));
-  exports.Set("liveFences", Napi::Function::New(env, LiveFences, "liveFences"));
-  exports.Set("diagFailCallbackAlloc", Napi::Function::New(env, DiagFailCallbackAlloc, "diagFailCallbackAlloc"));
-  exports.Set("warnCount", Napi::Function::New(env, WarnCount, "warnCount"));
-  exports.Set("rcuBarrier", Napi::Function::New(env, RcuBarrier, "rcuBarrier"));
-  exports.Set("deferredPending", Napi::Function::New(env, DeferredPending, "deferredPending"));
+  ExportFunctions(env, exports, {
+      {"envInit", EnvInit},
+      {"envDrain", EnvDrain},
+      {"envKeepAlive", EnvKeepAlive},
+      {"liveFences", LiveFences},
+      {"diagFailCallbackAlloc", DiagFailCallbackAlloc},
+      {"warnCount", WarnCount},
+      {"rcuBarrier", RcuBarrier},
+      {"deferredPending", DeferredPending},
+  });
 }
 
 }  // namespace dmabuf::addon

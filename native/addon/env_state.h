@@ -131,7 +131,7 @@ class EnvState {
 // < 0 error. Returns what the kernel's wait would (remaining
 // time, 0 or -errno), or -EINTR when the environment is being torn down.
 template <typename Wait>
-long InterruptibleWait(EnvState* s, double timeout_ns, Wait wait) {
+long InterruptibleWait(double timeout_ns, Wait wait) {
   const bool forever = timeout_ns < 0;
   if (!forever && timeout_ns <= kInterruptPollNs) return wait(static_cast<int64_t>(timeout_ns));
   const int64_t deadline = forever ? 0 : monotonic_ns() + static_cast<int64_t>(std::min(timeout_ns, 9.2e18));
@@ -146,7 +146,7 @@ long InterruptibleWait(EnvState* s, double timeout_ns, Wait wait) {
       return left > 0 ? static_cast<long>(left) : 1;
     }
     if (!forever && monotonic_ns() >= deadline) return 0;
-    if (s->Terminating()) return -EINTR;
+    if (interrupt_pending()) return -EINTR;  // the thread's check: EnvState::Terminating
   }
 }
 

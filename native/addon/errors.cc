@@ -29,6 +29,11 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::s
   return e;
 }
 
+Napi::Error SleepError(Napi::Env env, long err, const char* syscall) {
+  if (err == -EINTR) return ErrnoError(env, -EINTR, syscall, "interrupted: the environment is being torn down");
+  return ErrnoError(env, static_cast<int>(err), syscall, std::string(syscall) + " failed");
+}
+
 Napi::Error BadHandle(Napi::Env env, const char* what) {
   return ErrnoError(env, -EBADF, nullptr, std::string("invalid or disposed ") + what);
 }

@@ -13,6 +13,11 @@ namespace dmabuf::addon {
 // kernel function or ioctl that failed; null for none.
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& message);
 
+// A blocking wait or lock that failed. EINTR means the sleep ended because the
+// thread's environment is being torn down (worker.terminate(), process.exit());
+// no JavaScript runs after it anyway. Anything else: "<syscall> failed".
+Napi::Error SleepError(Napi::Env env, long err, const char* syscall);
+
 // A disposed, closed or foreign handle: EBADF.
 Napi::Error BadHandle(Napi::Env env, const char* what);
 

@@ -10,6 +10,7 @@
 #include "core/fence/array.h"
 #include "addon/args.h"
 #include "addon/bindings.h"
+#include "addon/boundary.h"
 #include "core/fence/chain.h"
 #include "addon/env_state.h"
 #include "addon/export_registry.h"
@@ -31,7 +32,6 @@ Fence* FenceArg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 Napi::Value BigU64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
-
 
 // Fence references parked for another thread (exportHandle / importHandle).
 ExportRegistry<Fence, fence_put> g_exports;
@@ -213,21 +213,13 @@ Napi::Value FenceRemoveCallback(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, r == 1);
 }
 
-// A failed blocking wait. EINTR: the environment is being torn down
-// (worker.terminate(), process.exit()); no JavaScript runs after it.
-Napi::Error WaitError(Napi::Env env, long r, const char* op) {
-  if (r == -EINTR) return ErrnoError(env, -EINTR, op, "wait interrupted: the environment is being torn down");
-  return ErrnoError(env, static_cast<int>(r), op, std::string(op) + " failed");
-}
-
 // fenceWaitSync(h, timeoutNs: number, -1 = forever) -> remaining ns (>=1) or 0 (timed out)
 Napi::Value FenceWaitSync(const Napi::CallbackInfo& info) {
   Fence* f = FenceArg(info, 0);
   const double t = NumArg(info, 1);
-  EnvState* s = EnvState::Get(info.Env());
   // No JS runs while waiting, so the JS reference keeps `f` alive throughout.
-  const long r = InterruptibleWait(s, t, [&](int64_t slice) { return fence_wait_timeout(f, true, slice); });
-  if (r < 0) throw WaitError(info.Env(), r, "dma_fence_wait_timeout");
+  const long r = InterruptibleWait(t, [&](int64_t slice) { return fence_wait_timeout(f, true, slice); });
+  if (r < 0) throw SleepError(info.Env(), r, "dma_fence_wait_timeout");
   return Napi::Number::New(info.Env(), static_cast<double>(r));
 }
 // fenceWaitAnySync(handles[], timeoutNs) -> [ret, idx]
@@ -235,12 +227,11 @@ Napi::Value FenceWaitAnySync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<Fence*> fences = FenceListArg(info, 0);
   const double t = NumArg(info, 1);
-  EnvState* s = EnvState::Get(env);
   uint32_t idx = 0;
-  const long r = InterruptibleWait(s, t, [&](int64_t slice) {
+  const long r = InterruptibleWait(t, [&](int64_t slice) {
     return fence_wait_any_timeout(fences.data(), static_cast<uint32_t>(fences.size()), true, slice, &idx);
   });
-  if (r < 0) throw WaitError(env, r, "dma_fence_wait_any_timeout");
+  if (r < 0) throw SleepError(env, r, "dma_fence_wait_any_timeout");
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Number::New(env, static_cast<double>(r)));
   out.Set(1u, Napi::Number::New(env, r > 0 ? static_cast<double>(idx) : -1));
@@ -343,6 +334,20 @@ Napi::Value WrapFence(Napi::Env env, Fence* adopted) {
   if (token == 0) throw ErrnoError(env, -ENOMEM, nullptr, "too many fences held by this environment");
   return Napi::Number::New(env, token);
 }
+Napi::Array WrapFenceList(Napi::Env env, const std::vector<Fence*>& adopted) {
+  size_t ours = 0;  // adopted[ours..] are still this function's to drop
+  try {
+    Napi::Array out = Napi::Array::New(env, adopted.size());
+    for (size_t k = 0; k < adopted.size(); ++k) {
+      ours = k + 1;  // WrapFence takes adopted[k], even when it throws
+      out.Set(static_cast<uint32_t>(k), WrapFence(env, adopted[k]));
+    }
+    return out;
+  } catch (...) {
+    for (size_t k = ours; k < adopted.size(); ++k) fence_put(adopted[k]);
+    throw;
+  }
+}
 std::vector<Fence*> FenceListArg(const Napi::CallbackInfo& info, size_t i) {
   Napi::Env env = info.Env();
   if (!info[i].IsArray()) throw BadArg(env, "expected an array of fence handles");
@@ -365,7 +370,7 @@ std::vector<Fence*> FenceListArg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 void RegisterFence(Napi::Env env, Napi::Object exports) {
-  const std::pair<const char*, Napi::Function::Callback> fns[] = {
+  ExportFunctions(env, exports, {
       {"fenceCreate", FenceCreate},
       {"fenceCreateMany", FenceCreateMany},
       {"fencePutMany", FencePutMany},
@@ -400,8 +405,7 @@ void RegisterFence(Napi::Env env, Napi::Object exports) {
       {"fenceRefcount", FenceRefcount},
       {"lockCreate", LockCreate},
       {"lockDispose", LockDispose},
-  };
-  for (auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
+  });
   const std::pair<const char*, napi_callback> raw[] = {
       {"fenceSignal", FenceSignal},
       {"fenceSignaled", FenceSignaled},

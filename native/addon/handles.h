@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <new>
 #include <string>
 
 #include "addon/errors.h"
@@ -22,9 +23,21 @@ struct Holder {
     if (h->obj) Put(h->obj);
     delete h;
   }
-  // Wraps `obj`, adopting one reference.
+  // Wraps `obj`, adopting one reference; if the External cannot be made the
+  // reference is dropped here, so callers never clean up after a failed Wrap.
   static Napi::External<Holder> Wrap(Napi::Env env, T* obj) {
-    return Napi::External<Holder>::New(env, new Holder{Magic, obj}, Finalize);
+    auto* h = new (std::nothrow) Holder{Magic, obj};
+    if (!h) {
+      Put(obj);
+      throw std::bad_alloc();
+    }
+    try {
+      return Napi::External<Holder>::New(env, h, Finalize);
+    } catch (...) {
+      delete h;
+      Put(obj);
+      throw;
+    }
   }
   static Holder* Of(const Napi::Value& v) {
     if (!v.IsExternal()) return nullptr;

@@ -109,15 +109,6 @@ std::once_flag g_atexit_once;
 Napi::Error Failure(Napi::Env env, int rc, const char* op, const std::string& message) {
   return ErrnoError(env, rc, op, message.empty() ? std::string(op) + " failed" : message);
 }
-// Wraps an issuer reference (adopted; dropped if the wrapper cannot be made).
-Napi::Value WrapIssuer(Napi::Env env, Issuer* iss) {
-  try {
-    return IssuerHolder::Wrap(env, iss);
-  } catch (...) {
-    iss->put();
-    throw;
-  }
-}
 
 Issuer* IssuerArg(const Napi::CallbackInfo& info, size_t i) {
   Issuer* iss = IssuerHolder::From(info[i]);
@@ -138,7 +129,7 @@ Napi::Value IssuerLoad(const Napi::CallbackInfo& info) {
   const int rc = Issuer::load(path, opts, &iss, &err);
   if (rc != 0) throw Failure(env, rc, "Issuer.load", err);
   std::call_once(g_atexit_once, [] { std::atexit(AtExit); });
-  return WrapIssuer(env, iss);
+  return IssuerHolder::Wrap(env, iss);
 }
 
 // issuerCreateNamed(driverName: string, timelineName: string) -> handle
@@ -149,7 +140,7 @@ Napi::Value IssuerCreateNamed(const Napi::CallbackInfo& info) {
   std::string err;
   const int rc = Issuer::create_named(driver, timeline, &iss, &err);
   if (rc != 0) throw Failure(env, rc, "Issuer", err);
-  return WrapIssuer(env, iss);
+  return IssuerHolder::Wrap(env, iss);
 }
 
 // issuerInfo(h) -> { kind, name, path, timelineName, params, keepOps }: what never changes.

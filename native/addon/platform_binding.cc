@@ -33,22 +33,10 @@
 namespace dmabuf::addon {
 namespace {
 
-
 Platform* PlatHandle(const Napi::CallbackInfo& info, size_t i) {
   Platform* p = PlatHolder::From(info[i]);
   if (!p) throw BadHandle(info.Env(), "Platform handle");
   return p;
-}
-
-
-// Wraps a platform reference (adopted; dropped if the wrapper cannot be made).
-Napi::Value WrapPlatform(Napi::Env env, Platform* p) {
-  try {
-    return PlatHolder::Wrap(env, p);
-  } catch (...) {
-    platform_put(p);
-    throw;
-  }
 }
 
 // platformCreate(kernelVersion, arch, memEncrypt, cmaBytes: bigint, ramBytes: bigint) -> External
@@ -68,7 +56,7 @@ Napi::Value PlatformCreate(const Napi::CallbackInfo& info) {
     throw ErrnoError(env, e, "platform_create",
                      "bad platform configuration (kernel '" + kv + "', arch '" + arch + "', cma " +
                          std::to_string(c.cma_bytes) + ", ram " + std::to_string(c.ram_bytes) + ")");
-  return WrapPlatform(env, p);
+  return PlatHolder::Wrap(env, p);
 }
 
 Napi::Value PlatformDispose(const Napi::CallbackInfo& info) {
@@ -111,7 +99,7 @@ Napi::Value PlatformImport(const Napi::CallbackInfo& info) {
   Platform* p = nullptr;
   if (!ok || g_exports.Import(id, &p) != decltype(g_exports)::Result::kOk)
     throw ErrnoError(env, -EINVAL, nullptr, "unknown Platform handle (never exported, or already imported)");
-  return WrapPlatform(env, p);
+  return PlatHolder::Wrap(env, p);
 }
 
 // --- counters ---

@@ -108,11 +108,6 @@ ResvUsage UsageArg(const Napi::CallbackInfo& info, size_t i) {
   return static_cast<ResvUsage>(u);
 }
 
-// EINTR: the sleep ended because this thread's environment is being torn down
-// (worker.terminate(), process.exit()); no JavaScript runs after it anyway.
-Napi::Error Interrupted(Napi::Env env, const char* op) {
-  return ErrnoError(env, -EINTR, op, "interrupted: the environment is being torn down");
-}
 // A writer's errno: -EPERM is the core's "lock not held by this thread".
 void CheckLocked(Napi::Env env, int err, const char* op) {
   if (err == -EPERM) throw ErrnoError(env, err, op, "lock the Resv first");
@@ -183,7 +178,7 @@ Napi::Value ResvLock(const Napi::CallbackInfo& info) {
     case -EINVAL:
       throw ErrnoError(env, err, "dma_resv_lock", "locking after AcquireContext.done()");
     case -EINTR:
-      throw Interrupted(env, "dma_resv_lock");
+      throw SleepError(env, -EINTR, "dma_resv_lock");
     default:
       throw ErrnoError(env, err, "dma_resv_lock", "back off: unlock every lock of the context, then lockSlow()");
   }
@@ -204,7 +199,7 @@ Napi::Value ResvLockSlow(const Napi::CallbackInfo& info) {
     case -EALREADY:
       throw ErrnoError(env, err, "dma_resv_lock_slow", "this thread already holds the lock");
     case -EINTR:
-      throw Interrupted(env, "dma_resv_lock_slow");
+      throw SleepError(env, -EINTR, "dma_resv_lock_slow");
     default:
       throw ErrnoError(env, err, "dma_resv_lock_slow", "dma_resv_lock_slow failed");
   }
@@ -274,20 +269,6 @@ Napi::Value ResvCopyFences(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Hands out new references as fence tokens; on a failure the references not
-// yet handed out are dropped.
-Napi::Array WrapFences(Napi::Env env, std::vector<Fence*>& fences) {
-  Napi::Array hs = Napi::Array::New(env, fences.size());
-  uint32_t k = 0;
-  try {
-    for (; k < fences.size(); ++k) hs.Set(k, WrapFence(env, fences[k]));
-  } catch (...) {
-    for (++k; k < fences.size(); ++k) fence_put(fences[k]);  // WrapFence put fences[k]
-    throw;
-  }
-  return hs;
-}
-
 // resvFences(h, usage) -> [handles[], usages[]] (resv_list_fences: every
 // entry if this thread holds the lock, else the pending ones).
 Napi::Value ResvFences(const Napi::CallbackInfo& info) {
@@ -301,9 +282,9 @@ Napi::Value ResvFences(const Napi::CallbackInfo& info) {
     for (Fence* f : fences) fence_put(f);
     throw ErrnoError(env, err, "dma_resv_iter", "dma_resv_iter failed");
   }
+  Napi::Array hs = WrapFenceList(env, fences);  // first: it owns the references
   Napi::Array us = Napi::Array::New(env, usages.size());
   for (uint32_t k = 0; k < usages.size(); ++k) us.Set(k, Num(env, usages[k]));
-  Napi::Array hs = WrapFences(env, fences);
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, hs);
   out.Set(1u, us);
@@ -327,7 +308,7 @@ Napi::Value ResvGetFences(const Napi::CallbackInfo& info) {
     throw;
   }
   std::free(fences);
-  return WrapFences(env, list);
+  return WrapFenceList(env, list);
 }
 // resvGetSingleton(h, usage) -> handle, or 0 (nothing pending); ENOMEM
 Napi::Value ResvGetSingleton(const Napi::CallbackInfo& info) {
@@ -349,12 +330,10 @@ Napi::Value ResvWaitSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Resv* r = ResvArg(info, 0);
   ResvUsage u = UsageArg(info, 1);
-  if (!info[2].IsNumber()) throw BadArg(env, "expected a timeout number");
-  const double t = info[2].As<Napi::Number>().DoubleValue();
-  const long ret = InterruptibleWait(EnvState::Get(env), t,
+  const double t = NumArg(info, 2);
+  const long ret = InterruptibleWait(t,
                                      [&](int64_t slice) { return resv_wait_timeout(r, u, true, slice); });
-  if (ret == -EINTR) throw Interrupted(env, "dma_resv_wait_timeout");
-  if (ret < 0) throw ErrnoError(env, static_cast<int>(ret), "dma_resv_wait_timeout", "dma_resv_wait_timeout failed");
+  if (ret < 0) throw SleepError(env, ret, "dma_resv_wait_timeout");
   return Num(env, static_cast<double>(ret));
 }
 Napi::Value ResvSetDeadline(const Napi::CallbackInfo& info) {

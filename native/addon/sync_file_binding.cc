@@ -47,24 +47,13 @@ SyncTimeline* TlArg(const Napi::CallbackInfo& info, size_t i) {
 
 std::string Str32(const char* s) { return std::string(s, strnlen(s, 32)); }
 
-
-// Wraps an emulated sync_file (adopting it); drops it if the wrapper cannot be made.
-Napi::Value WrapSf(Napi::Env env, SyncFile* sf) {
-  try {
-    return SyncFileHolder::Wrap(env, sf);
-  } catch (...) {
-    sync_file_put(sf);
-    throw;
-  }
-}
-
 // sfCreate(fence): External; ENOMEM
 Napi::Value SfCreate(const Napi::CallbackInfo& info) {
   Fence* f = FenceFromHandle(info[0]);
   if (!f) throw BadHandle(info.Env(), "fence handle");
   SyncFile* sf = sync_file_create(f);
   if (!sf) throw ErrnoError(info.Env(), -ENOMEM, "sync_file_create", "cannot create a sync_file");
-  return WrapSf(info.Env(), sf);
+  return SyncFileHolder::Wrap(info.Env(), sf);
 }
 
 // sfMerge(name, a, b): External
@@ -77,7 +66,7 @@ Napi::Value SfMerge(const Napi::CallbackInfo& info) {
   d.fd2 = b;
   int r = sync_file_ioctl_merge(a, &d);
   if (r < 0) throw ErrnoError(info.Env(), r, "SYNC_IOC_MERGE", "merge failed");
-  return WrapSf(info.Env(), d.fence);
+  return SyncFileHolder::Wrap(info.Env(), d.fence);
 }
 
 Napi::Value SfFence(const Napi::CallbackInfo& info) {
@@ -124,7 +113,6 @@ Napi::Value SfInfo(const Napi::CallbackInfo& info) {
   return InfoObject(env, Str32(count.name), count.status, arr);
 }
 
-
 // sfSetDeadline(sf, ns: bigint)
 Napi::Value SfSetDeadline(const Napi::CallbackInfo& info) {
   SyncFile* sf = SfArg(info, 0);
@@ -153,12 +141,7 @@ Napi::Value TlCreate(const Napi::CallbackInfo& info) {
   if (named) name = info[0].As<Napi::String>().Utf8Value();
   SyncTimeline* t = sw_sync_debugfs_open(named ? name.c_str() : nullptr);
   if (!t) throw ErrnoError(info.Env(), -ENOMEM, "sw_sync_debugfs_open", "cannot create a timeline");
-  try {
-    return TimelineHolder::Wrap(info.Env(), t);
-  } catch (...) {
-    timeline_release(t);
-    throw;
-  }
+  return TimelineHolder::Wrap(info.Env(), t);
 }
 
 // tlCreateFence(tl, value, name): External
@@ -172,7 +155,7 @@ Napi::Value TlCreateFence(const Napi::CallbackInfo& info) {
   }
   int r = sw_sync_ioctl_create_fence(t, &d);
   if (r < 0) throw ErrnoError(info.Env(), r, "SW_SYNC_IOC_CREATE_FENCE", "cannot create a fence");
-  return WrapSf(info.Env(), d.fence);
+  return SyncFileHolder::Wrap(info.Env(), d.fence);
 }
 
 Napi::Value TlInc(const Napi::CallbackInfo& info) {
@@ -221,19 +204,13 @@ int KTlArg(const Napi::CallbackInfo& info, size_t i) {
   return k->fd;
 }
 
-
 // Wraps an owned fd; on any failure (ENOMEM) the fd is closed by `fd`.
 template <typename H>
 Napi::Value WrapFd(Napi::Env env, kernel::UniqueFd fd) {
   KFd* k = new (std::nothrow) KFd{fd.get()};
   if (!k) throw ErrnoError(env, -ENOMEM, nullptr, "out of memory");
   fd.release();
-  try {
-    return H::Wrap(env, k);
-  } catch (...) {
-    kfd_close(k);
-    throw;
-  }
+  return H::Wrap(env, k);  // closes the fd if the handle cannot be made
 }
 
 // ksfFromFd(fd, dup: boolean): External. Checks that fd is

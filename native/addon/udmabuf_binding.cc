@@ -27,7 +27,6 @@ struct MemfdObj {
 void memfd_put(MemfdObj* m) { delete m; }  // closes the fd
 using MemfdHolder = Holder<MemfdObj, memfd_put, 0x4d454d46>;  // "MEMF"
 
-
 MemfdObj* MemfdArg(const Napi::CallbackInfo& info) {
   MemfdObj* m = MemfdHolder::From(info[0]);
   if (!m) throw BadHandle(info.Env(), "Memfd handle");
