@@ -569,6 +569,9 @@ export class Ops {
     if (mode === 'lock') {
       const x = fz.pick('Resv');
       if (x) try { resvs.push(x.exportHandle()); } catch (e) { fz.judge(e); }
+      // The worker adds (possibly never-signalled) fences to it at a time of its
+      // choosing, so no later check can tell that a CPU access would not block.
+      if (x) fz.resvHandedToWorker = true;
       // Once the worker is gone, the lock must be free again (issue 9 #5).
       if (x && r.chance(0.6)) lockAfter = x;
     }

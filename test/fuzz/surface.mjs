@@ -190,7 +190,11 @@ export class Surface {
     const { DmaBuf } = this.fz.dm;
     if (!(recv instanceof DmaBuf)) return true;
     try {
-      if (recv.closed || recv.backend !== 'emulated') return true;
+      // Not `recv.backend`: it is a plain field that hostile calls may have
+      // overwritten. A kernel buffer's resv throws (EOPNOTSUPP) and lands below.
+      if (recv.closed) return true;
+      // A worker may add a pending fence between this check and the wait (ops.mjs).
+      if (this.fz.resvHandedToWorker) return false;
       return recv.resv.testSignaled('bookkeep');
     } catch {
       return true;
