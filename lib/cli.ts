@@ -1,48 +1,26 @@
 #!/usr/bin/env node
-// The `dmabuf` command.
-import { formatBench, runBenchAsync } from './bench';
+// The `dmabuf` command: picks a subcommand; each lives in lib/cli/<name>.ts and
+// exports `main(argv): Promise<exit status>`.
 
-const usage = `usage: dmabuf bench [--json] [--filter <text>] [--ms <per-measurement>] [--js-only]
+type Command = { summary: string; load: () => Promise<{ main(argv: string[]): Promise<number> }> };
 
-  bench    run the benchmarks (native threads, then the rows measured from JS)
-           and print each row with the floor it is compared against, measured
-           in the same run, and the ratio
-           --filter   a native group (fence, containers, heaps, issuer, kernel) runs
-                      that group alone; any other <text> keeps the rows whose
-                      name contains it
-           --js-only  skip the native scenarios
-`;
+const commands: Record<string, Command> = {
+  bench: { summary: 'run the benchmarks', load: () => import('./cli/bench.js') },
+};
+
+function usage(): string {
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`);
+  return `usage: dmabuf <command> [options]\n\n${rows.join('\n')}\n`;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (cmd !== 'bench') {
-    process.stderr.write(usage);
+  const c = cmd === undefined ? undefined : commands[cmd];
+  if (!c) {
+    process.stderr.write(usage());
     return cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2;
   }
-  let json = false;
-  let jsOnly = false;
-  let filter = '';
-  let ms = 150;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    if (a === '--json') json = true;
-    else if (a === '--js-only') jsOnly = true;
-    else if (a === '--filter' && i + 1 < rest.length) filter = rest[++i]!;
-    else if (a.startsWith('--filter=')) filter = a.slice(9);
-    else if ((a === '--ms' && i + 1 < rest.length) || a.startsWith('--ms=')) {
-      ms = Number(a.startsWith('--ms=') ? a.slice(5) : rest[++i]);
-      if (!(ms > 0)) {
-        process.stderr.write('dmabuf: --ms must be a positive number\n');
-        return 2;
-      }
-    } else {
-      process.stderr.write(`dmabuf: unknown option ${a}\n${usage}`);
-      return 2;
-    }
-  }
-  const rows = await runBenchAsync({ filter, ms, jsOnly });
-  process.stdout.write(json ? JSON.stringify(rows, null, 2) + '\n' : formatBench(rows));
-  return 0;
+  return (await c.load()).main(rest);
 }
 
 main(process.argv.slice(2)).then(

@@ -80,6 +80,14 @@ export class Surface {
     this.fz = fz;
     this.entries = discover(fz.dm);
     this.ownFds = [];
+    // The package's own accessors, taken before any run can redefine properties
+    // on instances ('redefine property' in ops.mjs): the CPU-access guard must
+    // not believe a `closed` or `resv` a hostile op planted.
+    const own = (cls, key) => Object.getOwnPropertyDescriptor(cls.prototype, key);
+    const { DmaBuf, Resv } = fz.dm;
+    this.bufClosed = own(DmaBuf, 'closed').get;
+    this.bufResv = own(DmaBuf, 'resv').get;
+    this.resvTestSignaled = own(Resv, 'testSignaled').value;
   }
 
   receiver(entry) {
@@ -190,12 +198,13 @@ export class Surface {
     const { DmaBuf } = this.fz.dm;
     if (!(recv instanceof DmaBuf)) return true;
     try {
-      // Not `recv.backend`: it is a plain field that hostile calls may have
-      // overwritten. A kernel buffer's resv throws (EOPNOTSUPP) and lands below.
-      if (recv.closed) return true;
+      // Through the prototype's accessors, never the instance's properties:
+      // hostile ops redefine those. A kernel buffer's resv throws (EOPNOTSUPP)
+      // and lands below.
+      if (this.bufClosed.call(recv)) return true;
       // A worker may add a pending fence between this check and the wait (ops.mjs).
       if (this.fz.resvHandedToWorker) return false;
-      return recv.resv.testSignaled('bookkeep');
+      return this.resvTestSignaled.call(this.bufResv.call(recv), 'bookkeep');
     } catch {
       return true;
     }
