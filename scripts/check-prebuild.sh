@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Builds the prebuild (prebuilds/linux-x64/dmabuf.node + the liburcu .so files
-# it needs, found through an $ORIGIN rpath) and proves it loads and works on a
-# machine without liburcu: the system copies are hidden in a private mount
-# namespace. Needs root (or unshare rights); skips with a reason otherwise.
+# Builds the host's prebuild (prebuilds/linux-<arch>/dmabuf.glibc.node + the
+# liburcu .so files it needs, found through an $ORIGIN rpath, + their LGPL notice)
+# and proves that node-gyp-build picks it and that it loads and works on a machine
+# without liburcu: the system copies are hidden in a private mount namespace.
+# Needs root (or unshare rights); skips that part with a reason otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-npm run prebuild >/dev/null
-pb=prebuilds/linux-x64
-for f in dmabuf.node liburcu-bp.so.8 liburcu-common.so.8; do
+npm run --silent prebuilds -- --quiet
+arch=$(node -p process.arch)
+pb=prebuilds/linux-$arch
+for f in dmabuf.glibc.node liburcu-bp.so.8 liburcu-common.so.8 liburcu-NOTICE.txt; do
   [ -f "$pb/$f" ] || { echo "check-prebuild: FAIL: $pb/$f missing"; exit 1; }
 done
-readelf -d "$pb/dmabuf.node" | grep -q 'RUNPATH.*\$ORIGIN' || { echo "check-prebuild: FAIL: no \$ORIGIN runpath"; exit 1; }
+readelf -d "$pb/dmabuf.glibc.node" | grep -q 'RUNPATH.*\$ORIGIN' || { echo "check-prebuild: FAIL: no \$ORIGIN runpath"; exit 1; }
 
 if ! unshare -m true 2>/dev/null; then
   echo "check-prebuild: SKIP hidden-liburcu run (unshare -m not permitted here)"
@@ -19,6 +21,8 @@ if ! unshare -m true 2>/dev/null; then
 fi
 libdir=$(dirname "$(readlink -f "$(ldconfig -p | awk '/liburcu-bp.so.8 /{print $NF; exit}')")")
 script='
+  const picked = require("node-gyp-build").path(".");
+  if (!picked.endsWith("/'"$pb"'/dmabuf.glibc.node")) { console.error("node-gyp-build picked " + picked); process.exit(4); }
   const { Fence } = require("./dist/index.js");
   const f = new Fence(); f.signal();
   if (f.status !== 1) process.exit(3);
@@ -30,5 +34,3 @@ unshare -m bash -c "
   [ ! -s $libdir/liburcu-bp.so.8 ] || { echo 'check-prebuild: FAIL: system liburcu still visible'; exit 1; }
   PREBUILDS_ONLY=1 node -e '$script'
 "
-# prebuildify moved the addon out of build/; put the development build back.
-npx cmake-js compile >/dev/null
