@@ -47,7 +47,7 @@ if (!from && arch === process.arch) {
       '--CDDMABUF_TESTS=OFF', `--CDCMAKE_FIND_ROOT_PATH=/usr/lib/${cross.triple}`], env);
   }
   sh('ninja', ['-C', out, '-j2', 'dmabuf'], env);
-  from = out;
+  from = path.join(out, 'Release');
 }
 
 const addon = path.join(from, 'dmabuf.node');
