@@ -7,6 +7,7 @@ type Command = { summary: string; load: () => Promise<{ main(argv: string[]): Pr
 const commands: Record<string, Command> = {
   bench: { summary: 'run the benchmarks', load: () => import('./cli/bench.js') },
   selftest: { summary: 'run the conformance suites (KTAP, TAP, JUnit, JSON, LAVA)', load: () => import('./cli/selftest.js') },
+  probe: { summary: 'what this node offers for dma-buf work (--json)', load: () => import('./cli/probe.js') },
 };
 
 function usage(): string {

@@ -16,6 +16,8 @@ export type {
 export { runBench, runBenchAsync } from './bench';
 export type { BenchRow, BenchOptions } from './bench';
 export { diagnostics } from './diagnostics';
+export { probe } from './probe';
+export type { ProbeReport, ProbeCheck } from './probe';
 export { FenceArray, FenceChain, unwrap, merge, dedup } from './containers';
 export type { FenceArrayInit } from './containers';
 export { Resv, AcquireContext } from './resv';
