@@ -4,6 +4,9 @@
 // and the emulated SyncFile, each against a floor measured in the same run:
 // a plain Promise resolved from setImmediate (one turn of the event loop).
 import type { BenchOptions, BenchRow } from './bench';
+
+/** A row before lib/bench.ts gives it its id, group and status. */
+type Row = Omit<BenchRow, 'id' | 'group' | 'status'>;
 import { SwSyncTimeline, type SyncFile } from './sync_file';
 
 const FLOOR_NAME = 'setImmediate -> Promise resolves (one loop turn)';
@@ -70,8 +73,8 @@ function timelineCase(tl: SwSyncTimeline, wait: (sf: SyncFile) => Promise<unknow
   };
 }
 
-function row(name: string, value: number, floor: number, note: string): BenchRow {
-  return { name, value: value / 1000, unit: 'us', floorName: FLOOR_NAME, floor: floor / 1000, ratio: value / floor, target: '', met: true, note };
+function row(name: string, value: number, floor: number, note: string): Row {
+  return { name, value: value / 1000, unit: 'us', floorName: FLOOR_NAME, floor: floor / 1000, ratio: value / floor, target: '', met: null, note };
 }
 
 function kernelSkipReason(): string | null {
@@ -85,19 +88,19 @@ function kernelSkipReason(): string | null {
 }
 
 /** The sync_file wait-latency rows whose names contain opts.filter (median of opts.ms rounds, at least 50). */
-export async function syncFileWaitRows(opts: BenchOptions): Promise<BenchRow[]> {
+export async function syncFileWaitRows(opts: BenchOptions): Promise<Row[]> {
   const filter = opts.filter ?? '';
   const want = (n: string): boolean => n.includes(filter);
   const wantKernel = [KERNEL_WAIT_ROW, KERNEL_BRIDGE_ROW, KERNEL_SKIP_ROW].some(want);
   if (!wantKernel && !want(EMULATED_WAIT_ROW)) return [];
   const iters = Math.max(50, Math.round(opts.ms ?? 150));
   const floor = await medianLatencyNs(iters, floorCase());
-  const rows: BenchRow[] = [];
+  const rows: Row[] = [];
   if (wantKernel) {
     const why = kernelSkipReason();
     if (why !== null) {
       if (want(KERNEL_SKIP_ROW)) {
-        rows.push({ name: KERNEL_SKIP_ROW, value: 0, unit: '', floorName: '', floor: 0, ratio: 0, target: '', met: true, note: why });
+        rows.push({ name: KERNEL_SKIP_ROW, value: 0, unit: '', floorName: '', floor: 0, ratio: 0, target: '', met: null, note: why });
       }
     } else {
       if (want(KERNEL_WAIT_ROW)) {
