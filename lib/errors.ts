@@ -43,10 +43,26 @@ export function errnoNumber(name: string): number | undefined {
   return n === undefined ? undefined : -n;
 }
 
+/**
+ * Every errno name a DmaBufError can carry: the ones this package's code
+ * produces and the ones the kernel backend passes through from the syscalls and
+ * ioctls it makes (open, ioctl, mmap, poll, memfd, dlopen). test/types.test.ts
+ * checks that every errno the sources name is here.
+ */
+export const DMABUF_ERROR_CODES = [
+  'EACCES', 'EAGAIN', 'EALREADY', 'EBADF', 'EBADFD', 'EBUSY', 'ECANCELED', 'EDEADLK',
+  'EEXIST', 'EFAULT', 'EFBIG', 'EINTR', 'EINVAL', 'EIO', 'EISDIR', 'EMFILE', 'ENAMETOOLONG',
+  'ENFILE', 'ENODEV', 'ENOENT', 'ENOEXEC', 'ENOMEM', 'ENOSPC', 'ENOSYS', 'ENOTDIR', 'ENOTTY',
+  'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM', 'EPIPE', 'EPROTO', 'ESRCH', 'ETIME', 'ETIMEDOUT',
+] as const;
+
+/** The errno name of a DmaBufError: `e.code === 'EBUSY'` narrows, and a typo fails to compile. */
+export type DmaBufErrorCode = (typeof DMABUF_ERROR_CODES)[number];
+
 /** A failure the kernel would report with an errno. */
 export class DmaBufError extends Error {
   /** Stable errno name, e.g. 'EINVAL'. */
-  readonly code: string;
+  readonly code: DmaBufErrorCode;
   /** Negative errno, e.g. -22. */
   readonly errno: number;
   /** The operation (ioctl or function) that failed, when there is one. */
@@ -56,13 +72,13 @@ export class DmaBufError extends Error {
     const name = typeof code === 'number' ? errnoName(code) : code;
     super(`${name}: ${message}`);
     this.name = 'DmaBufError';
-    this.code = name;
+    this.code = name as DmaBufErrorCode;
     this.errno = typeof code === 'number' ? -Math.abs(code) : errnoNumber(code) ?? 0;
     this.syscall = syscall;
   }
 }
 
 /** Whether `e` is a DmaBufError, optionally with the given code. */
-export function isDmaBufError(e: unknown, code?: string): e is DmaBufError {
+export function isDmaBufError(e: unknown, code?: DmaBufErrorCode): e is DmaBufError {
   return e instanceof DmaBufError && (code === undefined || e.code === code);
 }

@@ -24,7 +24,7 @@ export function openPlatformHeap(name: string, platform: External): Heap {
 export interface RawHeapInfo {
   name: string;
   path?: string;
-  kind?: string;
+  kind?: HeapKind;
   contiguous?: boolean;
   cpuAccess?: boolean;
   ccShared?: boolean;
@@ -38,12 +38,15 @@ export interface HeapInfo {
   backend: HeapBackend;
   /** Kernel heaps: the device node. */
   path?: string;
-  /** Emulated heaps: 'system', 'cc_shared', 'cma', 'protected' or 'custom'. */
-  kind?: string;
+  /** Emulated heaps: what the heap is (native/core/heaps: heap_kind_name). */
+  kind?: HeapKind;
   contiguous?: boolean;
   cpuAccess?: boolean;
   ccShared?: boolean;
 }
+
+/** What an emulated heap is: its allocator, as heap_kind_name() names it. */
+export type HeapKind = 'system' | 'system_cc_shared' | 'cma' | 'protected' | 'custom';
 
 /** O_RDWR | O_CLOEXEC: what userspace allocators pass as fd_flags. */
 export const DEFAULT_FD_FLAGS = 0o2000002;

@@ -1,5 +1,6 @@
 // dmabuf: Linux's dma-buf subsystem in userspace C++, for Node.js.
-export { DmaBufError, isDmaBufError, errnoName, errnoNumber } from './errors';
+export { DmaBufError, isDmaBufError, errnoName, errnoNumber, DMABUF_ERROR_CODES } from './errors';
+export type { DmaBufErrorCode } from './errors';
 export { Fence, FenceLock, FenceCallback } from './fence';
 export type { FenceInit, FenceFlags, WaitOptions } from './fence';
 export { Issuer } from './issuer';
@@ -14,7 +15,7 @@ export type {
   UnloadOptions,
 } from './issuer';
 export { runBench, runBenchAsync } from './bench';
-export type { BenchRow, BenchOptions } from './bench';
+export type { BenchRow, BenchOptions, BenchProgress, BenchGroup } from './bench';
 export { diagnostics } from './diagnostics';
 export { probe } from './probe';
 export type { ProbeReport, ProbeCheck } from './probe';
@@ -27,7 +28,7 @@ export type { SyncFileInfo, SyncFenceInfo, SyncBackend, SwSyncTimelineOptions } 
 export { createMemfd, Memfd, udmabufCreate, udmabufCreateList, udmabufAvailable, UDMABUF_PATH, UDMABUF_FLAGS_CLOEXEC } from './udmabuf';
 export type { MemfdSeal, MemfdOptions, UdmabufOptions, UdmabufRange } from './udmabuf';
 export { listHeaps, openHeap, Heap, DEFAULT_FD_FLAGS } from './heap';
-export type { HeapInfo, HeapBackend, AllocOptions } from './heap';
+export type { HeapInfo, HeapBackend, HeapKind, AllocOptions } from './heap';
 export { DmaBuf } from './dma_buf';
 export type { CpuAccessDir, SyncFileDir } from './dma_buf';
 export { Attachment } from './attachment';

@@ -93,7 +93,7 @@ function issuerHandle(v: unknown): External {
 }
 
 /** A fence issuer: a loaded module or a names-only issuer. */
-export class Issuer implements Disposable {
+export class Issuer implements Disposable, AsyncDisposable {
   #h: External | null;
   readonly #info: NativeIssuerInfo;
   static {
@@ -316,5 +316,18 @@ export class Issuer implements Disposable {
 
   [Symbol.dispose](): void {
     Issuer.prototype.dispose.call(this);
+  }
+
+  /**
+   * `await using issuer = Issuer.load(path)`: unload() (rejecting as it does, EBUSY
+   * when fences still pin the module), then dispose(). Nothing to do once disposed.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (issuerSlot(this) === null) return; // brand-checked: TypeError for a non-Issuer
+    try {
+      await Issuer.prototype.unload.call(this);
+    } finally {
+      Issuer.prototype.dispose.call(this);
+    }
   }
 }

@@ -15,6 +15,8 @@
 # Env: KERNEL_RIG_DIR (default ../shared/kernel-rig from the repo root), BUILD_DIR
 # (default build-dev), ASAN_BUILD_DIR / TSAN_BUILD_DIR (build-asan, build-tsan), plus the rig's own
 # RIG_* knobs (RIG_MEM, RIG_TIMEOUT, ...).
+# The JS part also runs `dmabuf selftest --backend kernel` into SELFTEST_KTAP (default
+# build-rig-out/selftest-kernel.ktap) and checks it with test/kernel/check-ktap.sh (kunit.py).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,6 +25,7 @@ RIG_CACHE_DIR=${RIG_CACHE:-/var/cache/kernel-rig}
 BUILD_DIR=${BUILD_DIR:-build-dev}
 ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
 TSAN_BUILD_DIR=${TSAN_BUILD_DIR:-build-tsan}
+SELFTEST_KTAP=${SELFTEST_KTAP:-build-rig-out/selftest-kernel.ktap}
 ASAN=0 TSAN=0 BENCH=0 BUILD=1
 GTEST_ARGS=()
 while [ $# -gt 0 ]; do
@@ -32,7 +35,7 @@ while [ $# -gt 0 ]; do
 	--bench) BENCH=1 ;;
 	--no-build) BUILD=0 ;;
 	--) shift; GTEST_ARGS=("$@"); break ;;
-	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run-in-rig.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -90,6 +93,10 @@ if [ -f dist/index.js ] && [ -f dist/cli.js ]; then
 	CMD+="run js-sync-file-tests node test/kernel/sync_file_js.mjs; "
 	CMD+="run js-heap-tests node test/kernel/heaps_js.mjs; "
 	CMD+="run js-dmabuf-sync node test/kernel/dmabuf_sync_js.mjs; "
+	# `dmabuf selftest --backend kernel` (KTAP into $SELFTEST_KTAP, parsed by kunit.py below) and probe
+	mkdir -p "$(dirname "$SELFTEST_KTAP")" && rm -f "$SELFTEST_KTAP"
+	CMD+="run js-probe node test/kernel/probe_js.mjs; "
+	CMD+="run selftest-kernel node dist/cli.js selftest --backend kernel --output $(q "$SELFTEST_KTAP"); "
 else
 	echo "run-in-rig.sh: dist/ not built: JS kernel tests and JS bench rows skipped (npm run build)" >&2
 fi
@@ -103,6 +110,12 @@ CMD+='echo "===== summary"; printf "%s" "$summary"; exit $rc'
 echo "== booting the rig ($RIG_DIR)" >&2
 "$RIG_DIR/run-in-kernel.sh" "$CMD"
 st=$?
+if [ $JS = 1 ] && [ -f "$SELFTEST_KTAP" ]; then
+	sed 's/^/    /' "$SELFTEST_KTAP" | grep -v '# SKIP' >&2
+	test/kernel/check-ktap.sh "$SELFTEST_KTAP" || { [ $st = 0 ] && st=1; }
+elif [ $JS = 1 ] && [ $st = 0 ]; then
+	echo "run-in-rig.sh: selftest wrote no $SELFTEST_KTAP" >&2; st=1
+fi
 case $st in
 0) echo "run-in-rig.sh: all runs passed" >&2; exit 0 ;;
 124) echo "run-in-rig.sh: the rig timed out" >&2; exit 1 ;;
