@@ -17,6 +17,7 @@
         "native/addon/issuer_binding.cc",
         "native/addon/platform_binding.cc",
         "native/addon/resv_binding.cc",
+        "native/addon/sw_sync_binding.cc",
         "native/addon/sync_file_binding.cc",
         "native/addon/udmabuf_binding.cc",
         "native/bench/bench.cc",

@@ -38,8 +38,8 @@ function toDir(name: string, v: unknown): bigint {
 const kBuf = Symbol('dmabuf.buf');
 
 /** @internal Wraps a native buffer handle (Heap.alloc, exportVfioBuffer). */
-export function wrapDmaBuf(b: External, backend: HeapBackend): DmaBuf {
-  return new DmaBuf(kBuf, b, backend);
+export function wrapDmaBuf(b: External): DmaBuf {
+  return new DmaBuf(kBuf, b);
 }
 
 // Brand check: the handle is read from the private slot of a real DmaBuf;
@@ -55,7 +55,7 @@ function bufHandle(v: unknown, op: string): External {
 
 /** A dma-buf: its fd, CPU mapping, CPU-access brackets, name, fdinfo and implicit sync. */
 export class DmaBuf implements Disposable {
-  readonly backend: HeapBackend;
+  #backend: HeapBackend;
   #b: External | null;
   #ab: ArrayBuffer | null = null;
   #resv: Resv | null = null;
@@ -68,10 +68,16 @@ export class DmaBuf implements Disposable {
   }
 
   /** @internal use Heap.alloc() */
-  constructor(token: symbol, b: External, backend: HeapBackend) {
+  constructor(token: symbol, b: External) {
     if (token !== kBuf) throw new TypeError('DmaBuf objects come from Heap.alloc() or udmabufCreate()');
     this.#b = b;
-    this.backend = backend;
+    this.#backend = binding.bufBackend(b); // the addon's handle says which
+  }
+
+  /** 'emulated' (an in-process buffer) or 'kernel' (a real dma-buf fd). */
+  get backend(): HeapBackend {
+    bufSlot(this); // a TypeError for a wrong receiver
+    return this.#backend;
   }
 
   /** Whether close() has run. */
@@ -165,14 +171,6 @@ export class DmaBuf implements Disposable {
    */
   get resv(): Resv {
     const h = bufHandle(this, 'dma_buf_resv');
-    // The native side refuses kernel buffers too; this answers for the object's backend.
-    if (this.backend === 'kernel') {
-      throw new DmaBufError(
-        'EOPNOTSUPP',
-        "a kernel dma-buf's reservation object is not reachable from userspace: use exportSyncFile()/importSyncFile()",
-        'dma_buf_resv',
-      );
-    }
     if (!this.#resv || this.#resv.disposed) this.#resv = resvFromHandle(binding.bufResv(h));
     return this.#resv;
   }
@@ -189,9 +187,6 @@ export class DmaBuf implements Disposable {
     bufSlot(this);
     const o = parseAttachOptions(opts);
     const h = bufHandle(this, 'dma_buf_attach');
-    if (this.backend === 'kernel') {
-      throw new DmaBufError('EOPNOTSUPP', 'attachments of a kernel dma-buf are made by kernel drivers, not from userspace', 'dma_buf_attach');
-    }
     return createAttachment(h, o);
   }
 
@@ -205,7 +200,7 @@ export class DmaBuf implements Disposable {
     bufSlot(this);
     const flags = Number(toDir('dir', dir));
     const h = bufHandle(this, 'DMA_BUF_IOCTL_EXPORT_SYNC_FILE');
-    return wrapSyncFile(binding.bufExportSyncFile(h, flags), this.backend);
+    return wrapSyncFile(binding.bufExportSyncFile(h, flags));
   }
 
   /**
@@ -220,11 +215,7 @@ export class DmaBuf implements Disposable {
     const flags = Number(toDir('dir', dir));
     const op = 'DMA_BUF_IOCTL_IMPORT_SYNC_FILE';
     const h = bufHandle(this, op);
-    const sh = syncFileHandle(s);
-    if (s.backend !== this.backend) {
-      throw new DmaBufError('EINVAL', `cannot import a ${s.backend} sync_file into a ${this.backend} dma-buf`, op);
-    }
-    binding.bufImportSyncFile(h, sh, flags);
+    binding.bufImportSyncFile(h, syncFileHandle(s), flags);
   }
 
   /** Whether a revocable exporter has revoked the buffer (false for every other buffer). */

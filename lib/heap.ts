@@ -148,7 +148,7 @@ export class Heap implements Disposable {
     const fdFlags = toFdFlags('opts.fdFlags', o.fdFlags);
     let heapFlags = 0n;
     if (o.heapFlags !== undefined) heapFlags = toU64('opts.heapFlags', o.heapFlags);
-    return wrapDmaBuf(binding.heapAlloc(h, n, fdFlags, heapFlags), this.backend);
+    return wrapDmaBuf(binding.heapAlloc(h, n, fdFlags, heapFlags));
   }
 
   /** Closes the heap node. Idempotent; buffers stay valid. */

@@ -298,7 +298,7 @@ function vfioExport(size: unknown, opts: unknown, platform: () => External | und
   const n = toU64('size', size);
   const o = toOpts('opts', opts);
   const fdFlags = toFdFlags('opts.fdFlags', o.fdFlags);
-  return wrapDmaBuf(binding.vfioExport(platform(), n, fdFlags), 'emulated');
+  return wrapDmaBuf(binding.vfioExport(platform(), n, fdFlags));
 }
 
 /** Platform.exportVfioBuffer() on the default emulated platform. */

@@ -2,9 +2,12 @@
 //  - 'emulated': the in-process objects of native/core (drivers/dma-buf/sync_file.c
 //    and sw_sync.c as userspace objects); any Fence can become a SyncFile.
 //  - 'kernel': real fds (SYNC_IOC_* / SW_SYNC_IOC_* ioctls on /dev and debugfs).
-//    wait() watches the fd with uv_poll on Node's loop (never blocks it);
 //    `fence` bridges the fd into a core Fence (kernel_fence, signalled by the
 //    kernel backend's epoll watcher), so it can go into emulated containers.
+// The addon picks the backend from the handle (native/addon/sync_file_obj.h);
+// this file never branches on it. The one choice here is how to wait: a
+// sync_file with an fd is watched with uv_poll on Node's loop, one without
+// through its fence.
 import { adoptFence } from './containers';
 import { DmaBufError } from './errors';
 import { type Fence, handleOf, isFence } from './fence';
@@ -79,9 +82,9 @@ function timelineHandle(v: unknown): External {
  */
 export class SyncFile implements Disposable {
   #h: External | null;
-  readonly backend: SyncBackend;
+  #backend: SyncBackend;
   #fence: Fence | null = null;
-  // Kernel backend: one uv_poll per sync_file (libuv allows one poll handle
+  // With an fd: one uv_poll per sync_file (libuv allows one poll handle
   // per fd), shared by every pending wait().
   #poll: External | null = null;
   #waiters = new Set<PollWaiter>();
@@ -94,16 +97,22 @@ export class SyncFile implements Disposable {
   }
 
   /** @internal */
-  constructor(key: typeof kCreate, h: External, backend: SyncBackend) {
+  constructor(key: typeof kCreate, h: External) {
     if (key !== kCreate) throw new TypeError('Illegal constructor: use SyncFile.create() or SyncFile.fromFd()');
     this.#h = h;
-    this.backend = backend;
+    this.#backend = nb.sfBackend(h);
+  }
+
+  /** 'emulated' (an in-process sync_file) or 'kernel' (a real fd). */
+  get backend(): SyncBackend {
+    sfSlot(this); // a TypeError for a wrong receiver
+    return this.#backend;
   }
 
   /** A new (emulated) sync_file holding a reference to `f` (sync_file_create). */
   static create(f: Fence): SyncFile {
     if (!isFence(f)) throw invalidArgType('f', 'an instance of Fence', f);
-    return new SyncFile(kCreate, nb.sfCreate(handleOf(f)), 'emulated');
+    return new SyncFile(kCreate, nb.sfCreate(handleOf(f)));
   }
 
   /**
@@ -117,7 +126,7 @@ export class SyncFile implements Disposable {
     if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange('fd', 'a non-negative 32-bit integer', fd);
     const dup = opts?.dup ?? true;
     if (typeof dup !== 'boolean') throw invalidArgType('opts.dup', 'of type boolean', dup);
-    return new SyncFile(kCreate, nb.ksfFromFd(fd, dup), 'kernel');
+    return new SyncFile(kCreate, nb.sfFromFd(fd, dup));
   }
 
   /**
@@ -128,19 +137,12 @@ export class SyncFile implements Disposable {
     checkName(name, 'name');
     if (!isSyncFile(a)) throw invalidArgType('a', 'an instance of SyncFile', a);
     if (!isSyncFile(b)) throw invalidArgType('b', 'an instance of SyncFile', b);
-    const ha = syncFileHandle(a);
-    const hb = syncFileHandle(b);
-    if (a.backend !== b.backend) {
-      throw new DmaBufError('EINVAL', `cannot merge a ${a.backend} sync_file with a ${b.backend} one`, 'SYNC_IOC_MERGE');
-    }
-    if (a.backend === 'kernel') return new SyncFile(kCreate, nb.ksfMerge(name, ha, hb), 'kernel');
-    return new SyncFile(kCreate, nb.sfMerge(name, ha, hb), 'emulated');
+    return new SyncFile(kCreate, nb.sfMerge(name, syncFileHandle(a), syncFileHandle(b)));
   }
 
   /** The kernel fd (valid until close()); -1 for an emulated sync_file. */
   get fd(): number {
-    const h = syncFileHandle(this);
-    return this.backend === 'kernel' ? nb.ksfFd(h) : -1;
+    return nb.sfFd(syncFileHandle(this));
   }
 
   /**
@@ -152,16 +154,14 @@ export class SyncFile implements Disposable {
   get fence(): Fence {
     const h = syncFileHandle(this);
     if (!this.#fence) {
-      const fh = this.backend === 'kernel' ? nb.ksfFence(h) : nb.sfFence(h);
-      this.#fence = adoptFence(fh);
+      this.#fence = adoptFence(nb.sfFence(h));
     }
     return this.#fence;
   }
 
   /** SYNC_IOC_FILE_INFO: the name, status and every leaf fence. */
   info(): SyncFileInfo {
-    const h = syncFileHandle(this);
-    return this.backend === 'kernel' ? nb.ksfInfo(h) : nb.sfInfo(h);
+    return nb.sfInfo(syncFileHandle(this));
   }
 
   /** 1 signalled, 0 active, < 0 signalled with that errno. */
@@ -174,9 +174,7 @@ export class SyncFile implements Disposable {
    * Like poll(2) on the fd, the first call enables signalling on the fence.
    */
   isSignaled(): boolean {
-    const h = syncFileHandle(this);
-    if (this.backend === 'kernel') return nb.ksfIsSignaled(h);
-    const r = nb.sfPoll(h); // arms the callback, as poll(2) on the fd does
+    const r = nb.sfIsSignaled(syncFileHandle(this)); // arms the callback, as poll(2) on the fd does
     drain();
     return r;
   }
@@ -187,26 +185,25 @@ export class SyncFile implements Disposable {
    */
   setDeadline(deadlineNs: bigint | number): void {
     const h = syncFileHandle(this);
-    const ns = toU64('deadlineNs', deadlineNs);
-    if (this.backend === 'kernel') nb.ksfSetDeadline(h, ns);
-    else nb.sfSetDeadline(h, ns);
+    nb.sfSetDeadline(h, toU64('deadlineNs', deadlineNs));
   }
 
   /**
    * Resolves true once signalled (also with an error: read `status`), false on
-   * timeout; rejects on abort or close(). Kernel fds are watched with uv_poll
-   * on Node's loop: the loop keeps running while the wait is pending.
+   * timeout; rejects on abort or close(). A sync_file with an fd is watched
+   * with uv_poll on Node's loop (never blocking it); one without, through its
+   * fence.
    */
   wait(opts?: WaitOptions): Promise<boolean> {
     try {
       const h = syncFileHandle(this);
-      if (this.backend === 'emulated') {
-        // The emulated sync_file is readable exactly when its fence signals.
+      if (nb.sfFd(h) < 0) {
+        // Readable exactly when its fence signals.
         return this.fence.wait(opts);
       }
       const { timeoutMs, signal } = parseWaitOptions(opts);
       if (signal?.aborted) return Promise.reject(abortError(signal.reason));
-      if (nb.ksfIsSignaled(h)) return Promise.resolve(true);
+      if (nb.sfIsSignaled(h)) return Promise.resolve(true);
       if (timeoutMs === 0) return Promise.resolve(false);
       return new Promise<boolean>((resolve, reject) => {
         let timer: { cancel(): void } | undefined;
@@ -250,7 +247,7 @@ export class SyncFile implements Disposable {
 
   #startPoll(h: External): void {
     if (this.#poll) return;
-    this.#poll = nb.ksfPoll(h, (revents, err) => {
+    this.#poll = nb.sfPoll(h, (revents, err) => {
       this.#poll = null; // the native side closed it before calling us
       for (const w of [...this.#waiters]) w.done(revents, err);
     });
@@ -258,11 +255,11 @@ export class SyncFile implements Disposable {
 
   #stopPoll(): void {
     if (!this.#poll) return;
-    nb.ksfPollCancel(this.#poll);
+    nb.sfPollCancel(this.#poll);
     this.#poll = null;
   }
 
-  /** Closes the sync_file (the fd for the kernel backend); pending waits reject with EBADF. Idempotent. */
+  /** Closes the sync_file (and its fd); pending waits reject with EBADF. Idempotent. */
   close(): void {
     const h = sfSlot(this);
     if (!h) return;
@@ -272,8 +269,7 @@ export class SyncFile implements Disposable {
     this.#h = null;
     this.#fence?.dispose();
     this.#fence = null;
-    if (this.backend === 'kernel') nb.ksfClose(h);
-    else nb.sfDispose(h);
+    nb.sfClose(h);
   }
 
   dispose(): void {
@@ -286,8 +282,8 @@ export class SyncFile implements Disposable {
 }
 
 /** @internal Wraps a native sync_file handle (e.g. from a dma-buf's EXPORT_SYNC_FILE), adopting it. */
-export function wrapSyncFile(h: External, backend: SyncBackend): SyncFile {
-  return new SyncFile(kCreate, h, backend);
+export function wrapSyncFile(h: External): SyncFile {
+  return new SyncFile(kCreate, h);
 }
 
 export interface SwSyncTimelineOptions {
@@ -307,7 +303,7 @@ const SW_SYNC_PATH = '/sys/kernel/debug/sync/sw_sync';
  */
 export class SwSyncTimeline implements Disposable {
   #h: External | null;
-  readonly backend: SyncBackend;
+  #backend: SyncBackend;
   static {
     isTimeline = (v): v is SwSyncTimeline => typeof v === 'object' && v !== null && #h in v;
     tlSlot = (v) => {
@@ -326,31 +322,19 @@ export class SwSyncTimeline implements Disposable {
     }
     if (opts?.name !== undefined) checkName(opts.name, 'opts.name');
     if (opts?.path !== undefined) checkName(opts.path, 'opts.path');
-    if (want === 'kernel') {
-      this.#h = nb.kswOpen(opts?.path ?? SW_SYNC_PATH);
-      this.backend = 'kernel';
-      return;
-    }
-    if (want === 'auto') {
-      let h: External | null = null;
-      try {
-        h = nb.kswOpen(opts?.path ?? SW_SYNC_PATH);
-      } catch (e) {
-        if (!(e instanceof DmaBufError)) throw e; // no kernel timeline: the emulated one
-      }
-      if (h) {
-        this.#h = h;
-        this.backend = 'kernel';
-        return;
-      }
-    }
-    this.#h = nb.tlCreate(opts?.name);
-    this.backend = 'emulated';
+    this.#h = nb.tlCreate(want, opts?.name, opts?.path ?? SW_SYNC_PATH);
+    this.#backend = nb.tlBackend(this.#h);
+  }
+
+  /** 'emulated' (in-process) or 'kernel' (the debugfs sw_sync file). */
+  get backend(): SyncBackend {
+    tlSlot(this); // a TypeError for a wrong receiver
+    return this.#backend;
   }
 
   /** Whether a kernel timeline can be opened (debugfs sw_sync present and accessible). */
   static kernelAvailable(): boolean {
-    return nb.kswAvailable();
+    return nb.tlKernelAvailable();
   }
 
   /** Whether close() has run. */
@@ -367,16 +351,13 @@ export class SwSyncTimeline implements Disposable {
     const h = timelineHandle(this);
     const v = toU32('value', value);
     checkName(name, 'name');
-    if (this.backend === 'kernel') return new SyncFile(kCreate, nb.kswCreateFence(h, v, name), 'kernel');
-    return new SyncFile(kCreate, nb.tlCreateFence(h, v, name), 'emulated');
+    return new SyncFile(kCreate, nb.tlCreateFence(h, v, name));
   }
 
   /** SW_SYNC_IOC_INC: advance by `n` (default 1), signalling reached points in order. */
   inc(n = 1): void {
     const h = timelineHandle(this);
-    const v = toU32('n', n);
-    if (this.backend === 'kernel') nb.kswInc(h, v);
-    else nb.tlInc(h, v);
+    nb.tlInc(h, toU32('n', n));
     drain(); // callbacks of points signalled on this thread
   }
 
@@ -387,12 +368,7 @@ export class SwSyncTimeline implements Disposable {
   getDeadline(f: SyncFile): bigint {
     const h = timelineHandle(this);
     if (!isSyncFile(f)) throw invalidArgType('f', 'an instance of SyncFile', f);
-    const fh = syncFileHandle(f);
-    if (f.backend !== this.backend) {
-      throw new DmaBufError('EINVAL', `a ${f.backend} sync_file is not a point of a ${this.backend} timeline`, 'SW_SYNC_GET_DEADLINE');
-    }
-    if (this.backend === 'kernel') return nb.kswGetDeadline(h, fh);
-    return nb.tlGetDeadline(h, fh);
+    return nb.tlGetDeadline(h, syncFileHandle(f));
   }
 
   /** Closes the timeline: points still pending signal with ENOENT. Idempotent. */
@@ -400,8 +376,7 @@ export class SwSyncTimeline implements Disposable {
     const h = tlSlot(this);
     if (!h) return;
     this.#h = null;
-    if (this.backend === 'kernel') nb.kswClose(h);
-    else nb.tlClose(h);
+    nb.tlClose(h);
     drain();
   }
 

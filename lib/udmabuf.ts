@@ -193,7 +193,7 @@ export function udmabufCreate(memfd: Memfd | number, opts?: UdmabufOptions): Dma
   const o = toOpts('opts', opts);
   const [fd, offset, size] = toRange('opts', memfd, o.offset, o.size);
   const flags = toCloexec('opts.cloexec', o.cloexec);
-  return wrapDmaBuf(nb.udmabufCreate(fd, offset, size, flags), 'kernel');
+  return wrapDmaBuf(nb.udmabufCreate(fd, offset, size, flags));
 }
 
 /**
@@ -218,7 +218,7 @@ export function udmabufCreateList(ranges: readonly UdmabufRange[], opts?: { cloe
     offsets.push(off);
     sizes.push(size);
   }
-  return wrapDmaBuf(nb.udmabufCreateList(fds, offsets, sizes, flags), 'kernel');
+  return wrapDmaBuf(nb.udmabufCreateList(fds, offsets, sizes, flags));
 }
 
 /** Whether /dev/udmabuf exists and this process may open it read-write. */

@@ -3,6 +3,7 @@
 // fences an access waits for, and every failure path (argument errors, closed
 // objects, mixed backends, the caller holding the lock, old kernels).
 import { spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Fence, Resv, SwSyncTimeline, SyncFile, createPlatform, openHeap } from '../lib';
 import { wrapDmaBuf } from '../lib/dma_buf';
@@ -222,21 +223,39 @@ describe('failure paths', () => {
   });
 
   it('mixed backends: EINVAL both ways', () => {
-    // A kernel-backend SyncFile object around an emulated handle stands in for
-    // a real one: the backend check runs before any native call.
+    // A kernel-backend handle over /dev/null stands in for a real sync_file:
+    // the addon checks the backends before any ioctl.
     using heap = openHeap('system');
     using buf = heap.alloc(4096);
-    const ext = raw.sfCreate(Fence.stub().handle);
-    const kernelSf = wrapSyncFile(ext, 'kernel');
+    using kernelSf = kernelHandle('sync_file', wrapSyncFile);
+    expect(kernelSf.backend).toBe('kernel');
     const e = expectDmaBufError(() => buf.importSyncFile(kernelSf, 'write'), 'EINVAL');
-    expect(e.message).toMatch(/kernel sync_file into a emulated dma-buf/);
+    expect(e.message).toMatch(/kernel sync_file into an emulated dma-buf/);
     expect(e.syscall).toBe('DMA_BUF_IOCTL_IMPORT_SYNC_FILE');
-    raw.sfDispose(ext);
 
     const kbuf = kernelLabelled();
+    expect(kbuf.backend).toBe('kernel');
     using emuSf = SyncFile.create(Fence.stub());
     expect(expectDmaBufError(() => kbuf.importSyncFile(emuSf, 'read'), 'EINVAL').message).toMatch(/emulated sync_file into a kernel dma-buf/);
     kbuf.close();
+    expect(kbuf.backend).toBe('kernel'); // still answers once closed
+  });
+
+  it('mixed backends: merge and SW_SYNC_GET_DEADLINE refuse them with EINVAL', () => {
+    using kernelSf = kernelHandle('sync_file', wrapSyncFile);
+    using emuSf = SyncFile.create(Fence.stub());
+    for (const [a, b, msg] of [[kernelSf, emuSf, /a kernel sync_file with an emulated one/], [emuSf, kernelSf, /an emulated sync_file with a kernel one/]] as const) {
+      const e = expectDmaBufError(() => SyncFile.merge('m', a, b), 'EINVAL');
+      expect(e.message).toMatch(msg);
+      expect(e.syscall).toBe('SYNC_IOC_MERGE');
+    }
+    using tl = new SwSyncTimeline();
+    const e = expectDmaBufError(() => tl.getDeadline(kernelSf), 'EINVAL');
+    expect(e.message).toMatch(/a kernel sync_file is not a point of an emulated timeline/);
+    expect(e.syscall).toBe('SW_SYNC_GET_DEADLINE');
+    // The kernel handle is a real fd: ioctls on it answer as that fd does.
+    expect(kernelSf.fd).toBeGreaterThan(2);
+    expectDmaBufError(() => kernelSf.info(), 'ENOTTY');
   });
 
   it('kernel buffers: resv and attach are EOPNOTSUPP, with the way out in the message', () => {
@@ -284,11 +303,18 @@ describe('failure paths', () => {
   });
 });
 
-/** A DmaBuf labelled 'kernel' around an emulated handle: exercises the TS-side kernel checks. */
+/** A kernel-backend object over a dup of /dev/null (the addon's test hook): its backend rules without the device. */
+function kernelHandle<T>(kind: 'sync_file' | 'dma_buf', wrap: (h: ReturnType<typeof raw.diagWrapFd>) => T): T {
+  const fd = openSync('/dev/null', 'r');
+  try {
+    return wrap(raw.diagWrapFd(kind, fd));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A kernel-backend DmaBuf (over /dev/null): what kernel buffers refuse, checked by the addon. */
 function kernelLabelled() {
-  const h = raw.heapOpen('system', false);
-  const b = raw.heapAlloc(h, 4096n, 0o2000002, 0n);
-  raw.heapDispose(h);
-  return wrapDmaBuf(b, 'kernel');
+  return kernelHandle('dma_buf', wrapDmaBuf);
 }
 

@@ -2,7 +2,7 @@
 // Fence.waitAny, SyncFile.wait (both backends) and Resv.wait: the same errors
 // for the same bad options, and timeouts past setTimeout's 2^31 - 1 ms limit
 // that do not fire early.
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Fence, Resv, SyncFile } from '../lib';
@@ -69,10 +69,12 @@ describe('WaitOptions', () => {
   it('Fence.wait, Fence.waitAny, SyncFile.wait (both backends) and Resv.wait reject bad options alike', async () => {
     const f = new Fence();
     const sf = SyncFile.create(f);
-    // A kernel-backend SyncFile object around an emulated handle: the options
-    // are checked before any native call, so it stands in for a real one.
-    const ext = binding.sfCreate(f.handle);
-    const kernelSf = wrapSyncFile(ext, 'kernel');
+    // A kernel-backend sync_file over /dev/null (the addon's test hook): the
+    // options are checked before the fd is polled, so it stands in for a real one.
+    const nullFd = openSync('/dev/null', 'r');
+    const kernelSf = wrapSyncFile(binding.diagWrapFd('sync_file', nullFd));
+    closeSync(nullFd);
+    expect(kernelSf.fd).toBeGreaterThan(2);
     const r = new Resv();
     for (const [what, opts] of BAD) {
       const o = opts as never;
@@ -88,7 +90,7 @@ describe('WaitOptions', () => {
       expect(['TypeError', 'RangeError']).toContain(results[0]!.cls);
       expect(['ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE']).toContain(results[0]!.code);
     }
-    binding.sfDispose(ext);
+    kernelSf.close();
     sf.close();
     r.dispose();
     f.dispose();

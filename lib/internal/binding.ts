@@ -41,6 +41,8 @@ export interface NativeBinding {
   deferredPending(): number;
   liveFences(): number;
   diagFailCallbackAlloc(nth: number, times: number): void;
+  /** Tests: a kernel-backend handle over a dup of any fd, unchecked. */
+  diagWrapFd(kind: 'sync_file' | 'dma_buf', fd: number): External;
 
   // --- fences and fence locks (native/addon/fence_binding.cc) ------------------
   fenceCreate(context?: bigint, seqno?: bigint | number, seqno64?: boolean, lock?: External): Handle;
@@ -157,37 +159,28 @@ export interface NativeBinding {
   ctxStamp(h: External): bigint;
   ctxDispose(h: External): void;
 
-  // --- sync_file and sw_sync, emulated (sf*, tl*) and kernel (ksf*, ksw*) ------
-  //     (native/addon/sync_file_binding.cc)
+  // --- sync_file and sw_sync, either backend: the handle says which ----------
+  //     (native/addon/sync_file_binding.cc, sw_sync_binding.cc)
   sfCreate(f: Handle): External;
+  sfFromFd(fd: number, dup: boolean): External;
+  sfBackend(sf: External): 'emulated' | 'kernel';
   sfMerge(name: string, a: External, b: External): External;
+  sfFd(sf: External): number;
   sfFence(sf: External): Handle;
   sfInfo(sf: External): SyncFileInfo;
+  sfIsSignaled(sf: External): boolean;
   sfSetDeadline(sf: External, ns: bigint): void;
-  sfPoll(sf: External): boolean;
-  sfDispose(sf: External): void;
-  tlCreate(name?: string): External;
+  /** cb(revents) once readable, or cb(status, error) if uv_poll fails; returns the cancel token. */
+  sfPoll(sf: External, cb: (revents: number, err?: DmaBufError) => void): External;
+  sfPollCancel(token: External): void;
+  sfClose(sf: External): void;
+  tlCreate(backend: 'emulated' | 'kernel' | 'auto', name?: string, path?: string): External;
+  tlBackend(tl: External): 'emulated' | 'kernel';
   tlCreateFence(tl: External, value: number, name: string): External;
   tlInc(tl: External, n: number): void;
   tlGetDeadline(tl: External, sf: External): bigint;
   tlClose(tl: External): void;
-  ksfFromFd(fd: number, dup: boolean): External;
-  ksfFd(sf: External): number;
-  ksfClose(sf: External): void;
-  ksfMerge(name: string, a: External, b: External): External;
-  ksfInfo(sf: External): SyncFileInfo;
-  ksfIsSignaled(sf: External): boolean;
-  ksfSetDeadline(sf: External, ns: bigint): void;
-  ksfFence(sf: External): Handle;
-  /** cb(revents) once readable, or cb(status, error) if uv_poll fails; returns the cancel token. */
-  ksfPoll(sf: External, cb: (revents: number, err?: DmaBufError) => void): External;
-  ksfPollCancel(token: External): void;
-  kswOpen(path?: string): External;
-  kswCreateFence(tl: External, value: number, name: string): External;
-  kswInc(tl: External, n: number): void;
-  kswGetDeadline(tl: External, sf: External): bigint;
-  kswClose(tl: External): void;
-  kswAvailable(): boolean;
+  tlKernelAvailable(): boolean;
 
   // --- heaps and dma-bufs (native/addon/heap_binding.cc, dma_buf_binding.cc) ----
   heapList(kernel: boolean, platform?: External): RawHeapInfo[];
@@ -203,6 +196,7 @@ export interface NativeBinding {
   bufUnmap(b: External, ab?: ArrayBuffer): void;
   bufClose(b: External, ab?: ArrayBuffer): void;
   bufDispose(b: External): void;
+  bufBackend(b: External): 'emulated' | 'kernel';
   bufResv(b: External): External;
   bufExportSyncFile(b: External, flags: number): External;
   bufImportSyncFile(b: External, sf: External, flags: number): void;

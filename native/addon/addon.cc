@@ -22,6 +22,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterContainers(env, exports);
   RegisterResv(env, exports);
   RegisterSyncFile(env, exports);
+  RegisterSwSync(env, exports);
   RegisterHeap(env, exports);
   RegisterUdmabuf(env, exports);
   RegisterPlatform(env, exports);

@@ -23,6 +23,7 @@ void RegisterBench(Napi::Env env, Napi::Object exports);
 void RegisterContainers(Napi::Env env, Napi::Object exports);
 void RegisterResv(Napi::Env env, Napi::Object exports);
 void RegisterSyncFile(Napi::Env env, Napi::Object exports);
+void RegisterSwSync(Napi::Env env, Napi::Object exports);
 void RegisterHeap(Napi::Env env, Napi::Object exports);
 void RegisterUdmabuf(Napi::Env env, Napi::Object exports);
 void RegisterPlatform(Napi::Env env, Napi::Object exports);
@@ -41,11 +42,7 @@ std::vector<Fence*> FenceListArg(const Napi::CallbackInfo& info, size_t i);
 
 // A kernel dma-buf fd as a DmaBuf handle of heap_binding.cc (adopts the fd).
 Napi::Value WrapKernelDmaBuf(Napi::Env env, int fd);
-// sync_file handles (sync_file_binding.cc), for the dma-buf sync_file ioctls.
-Napi::Value WrapSyncFile(Napi::Env env, SyncFile* adopted);   // adopts one reference
-SyncFile* SyncFileFromHandle(const Napi::Value& v);           // nullptr if not an emulated one
-Napi::Value WrapKernelSyncFile(Napi::Env env, kernel::UniqueFd fd);
-int KernelSyncFileFd(const Napi::Value& v);                   // -1 if not a kernel one
+// sync_file handles, either backend: addon/sync_file_obj.h.
 
 // A Resv handle on a dma-buf's reservation object; takes a file reference.
 Napi::Value WrapBufResv(Napi::Env env, DmaBuf* buf);

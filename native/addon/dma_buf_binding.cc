@@ -15,6 +15,7 @@
 #include "addon/boundary.h"
 #include "addon/dma_buf_obj.h"
 #include "addon/handles.h"
+#include "addon/sync_file_obj.h"
 #include "core/buffer/dma_buf.h"
 #include "core/buffer/dma_buf_ioctl.h"
 #include "core/buffer/dma_buf_resv.h"
@@ -37,6 +38,11 @@ Napi::Error LockedByCaller(Napi::Env env, int err, const char* op) {
 }
 
 // bufResv(b) -> Resv External. EBADF closed; EOPNOTSUPP for a kernel buffer.
+// bufBackend(b): 'emulated' | 'kernel' (also once closed)
+Napi::Value BufBackend(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), BackendName(BufArgAt(info, 0)->kernel));
+}
+
 Napi::Value BufResv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BufObj* b = BufArgAt(info, 0);
@@ -65,28 +71,28 @@ Napi::Value BufExportSyncFile(const Napi::CallbackInfo& info) {
   long r = dma_buf_ioctl(b->emu, kDmaBufIoctlExportSyncFile, &arg);
   if (r < 0)
     throw ErrnoError(env, static_cast<int>(r), kOp, std::string("exporting the implicit fences for ") + DirName(flags));
-  return WrapSyncFile(env, arg.fd);
+  return WrapEmuSyncFile(env, arg.fd);
 }
 
-// bufImportSyncFile(b, syncFile, flags). The sync_file handle must be of the
-// buffer's backend (lib/dma_buf.ts checks; anything else is EBADF here).
+// bufImportSyncFile(b, syncFile, flags). The sync_file must be of the
+// buffer's backend: EINVAL otherwise.
 Napi::Value BufImportSyncFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   static constexpr const char* kOp = "DMA_BUF_IOCTL_IMPORT_SYNC_FILE";
   BufObj* b = BufArgAt(info, 0);
+  SfObj* sf = SfArgAt(info, 1);
   const uint32_t flags = U32Arg(info, 2);
+  if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
+  if (b->kernel != sf->kernel())
+    throw ErrnoError(env, -EINVAL, kOp,
+                     std::string("cannot import ") + ABackend(sf->kernel()) + " sync_file into " +
+                         ABackend(b->kernel) + " dma-buf");
   if (b->kernel) {
-    const int sfd = KernelSyncFileFd(info[1]);
-    if (sfd < 0) throw BadHandle(env, "kernel sync_file handle");
-    if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
-    auto r = kernel::dma_buf_import_sync(b->kfd, flags, sfd);
+    auto r = kernel::dma_buf_import_sync(b->kfd, flags, sf->kfd);
     if (!r) throw KernelError(env, r.error());
     return env.Undefined();
   }
-  SyncFile* sf = SyncFileFromHandle(info[1]);
-  if (!sf) throw BadHandle(env, "sync_file handle");
-  if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
-  DmaBufSyncFileArg arg{flags, sf};
+  DmaBufSyncFileArg arg{flags, sf->emu};
   const long r = dma_buf_ioctl(b->emu, kDmaBufIoctlImportSyncFile, &arg);
   if (r == -EDEADLK) throw LockedByCaller(env, -EDEADLK, kOp);
   if (r < 0)
@@ -135,6 +141,7 @@ Napi::Value BufRevocable(const Napi::CallbackInfo& info) {
 
 void RegisterDmaBuf(Napi::Env env, Napi::Object exports) {
   ExportFunctions(env, exports, {
+      {"bufBackend", BufBackend},
       {"bufResv", BufResv},
       {"bufExportSyncFile", BufExportSyncFile},
       {"bufImportSyncFile", BufImportSyncFile},

@@ -2,11 +2,14 @@
 // diagnostics (warnings, deferred frees) used by tests.
 #include <algorithm>
 #include <cerrno>
+#include <string>
 
+#include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/env_state.h"
 #include "addon/handles.h"
+#include "addon/sync_file_obj.h"
 #include "core/base/rcu.h"
 #include "core/base/warn.h"
 
@@ -65,6 +68,21 @@ Napi::Value DiagFailCallbackAlloc(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// diagWrapFd(kind, fd): a kernel-backend 'sync_file' or 'dma_buf' handle over a
+// dup of any fd, unchecked: tests of the backend rules (mixed backends, what
+// kernel objects refuse) on machines without the kernel's devices. Ioctls on
+// it answer as that fd does (ENOTTY for /dev/null).
+Napi::Value DiagWrapFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kind = StrArg(info, 0);
+  if (!info[1].IsNumber()) throw BadArg(env, "diagWrapFd(kind, fd)");
+  if (kind != "sync_file" && kind != "dma_buf") throw BadArg(env, "diagWrapFd kind: 'sync_file' or 'dma_buf'");
+  auto d = kernel::dup_fd(info[1].As<Napi::Number>().Int32Value());
+  if (!d) throw KernelError(env, d.error());
+  if (kind == "sync_file") return WrapKernelSyncFile(env, std::move(*d));
+  return WrapKernelDmaBuf(env, d->release());
+}
+
 Napi::Value WarnCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(warn_count()));
 }
@@ -88,6 +106,7 @@ void RegisterEnv(Napi::Env env, Napi::Object exports) {
       {"envKeepAlive", EnvKeepAlive},
       {"liveFences", LiveFences},
       {"diagFailCallbackAlloc", DiagFailCallbackAlloc},
+      {"diagWrapFd", DiagWrapFd},
       {"warnCount", WarnCount},
       {"rcuBarrier", RcuBarrier},
       {"deferredPending", DeferredPending},

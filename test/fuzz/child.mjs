@@ -26,11 +26,20 @@ const pkgPath = path.resolve(opt('pkg', process.env.DMABUF_FUZZ_PKG || path.join
 const without = new Set((opt('without', '') || '').split(',').filter(Boolean));
 const quiet = argv.includes('--quiet');
 
+// Node makes fd 2 non-blocking once anything touches process.stderr, so a
+// write can fail with EAGAIN while the parent is slow to read (a loaded CI
+// machine): retry, or a lost FUZZ-OK line reads as "exit 0 without finishing".
+const pause = new Int32Array(new SharedArrayBuffer(4));
 function out(line) {
-  try {
-    fs.writeSync(2, `${line}\n`);
-  } catch {
-    /* stderr gone */
+  let buf = Buffer.from(`${line}\n`);
+  const deadline = Date.now() + 10000;
+  while (buf.length) {
+    try {
+      buf = buf.subarray(fs.writeSync(2, buf));
+    } catch (e) {
+      if (e?.code !== 'EAGAIN' || Date.now() > deadline) return; // stderr gone
+      Atomics.wait(pause, 0, 0, 1);
+    }
   }
 }
 
