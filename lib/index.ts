@@ -1,4 +1,7 @@
 // dmabuf: Linux's dma-buf subsystem in userspace C++, for Node.js.
+// Disposable and Symbol.dispose/asyncDispose come from TypeScript's own lib, so a
+// consumer's tsconfig needs neither @types/node nor "lib": ["esnext"] for them.
+/// <reference lib="esnext.disposable" preserve="true" />
 export { DmaBufError, isDmaBufError, errnoName, errnoNumber, DMABUF_ERROR_CODES } from './errors';
 export type { DmaBufErrorCode } from './errors';
 export { Fence, FenceLock, FenceCallback } from './fence';

@@ -2,6 +2,14 @@
 // Resv.wait) and the one timer behind their timeouts.
 import { invalidArgType, toTimeoutNs } from './args';
 
+// The published types name AbortSignal without needing @types/node or the DOM
+// lib: a consumer with neither gets an empty interface here (the runtime check
+// below still insists on a real AbortSignal); with either, this merges away.
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface AbortSignal {}
+}
+
 export interface WaitOptions {
   /** Milliseconds; default forever. 0 polls. */
   timeout?: number;
