@@ -82,6 +82,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
+  // `dmabuf selftest | head`: a closed stdout ends the run quietly (the child pool dies with us).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   let out = '';
   const toFile = values.output;
   const write = toFile === undefined ? (t: string) => process.stdout.write(t) : (t: string) => (out += t);

@@ -42,4 +42,6 @@ process.on('message', (m: RunMessage) => {
     process.send!({ type: 'result', id: m.id, result: r });
   })();
 });
+// The runner went away (killed, or its pipe closed): nothing will read our results.
+process.on('disconnect', () => process.exit(1));
 process.send!({ type: 'ready' });
