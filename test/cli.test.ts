@@ -93,7 +93,7 @@ describe('dmabuf bench', () => {
       if (g === 'js') continue;
       for (const row of JSON.parse(binding.benchRun(g, 1)) as Array<{ name: string }>) expect(known, `${g}: ${row.name}`).toContain(row.name);
     }
-  });
+  }, 120000);
 
   it('--json is an envelope; rows carry id, status and met (null without a target)', () => {
     const r = run('bench', '--json', '--ms', '1', '--filter', 'heaps');
@@ -193,7 +193,7 @@ describe('runBenchAsync', () => {
     expect(gap).toBeLessThan(250);
     expect(ticks.length).toBeGreaterThan(elapsed / 50);
     expect(progress).toEqual([{ group: 'containers', index: 0, total: 1 }]);
-  });
+  }, 120000);
 
   it('JS rows let the loop turn between measurements', async () => {
     const ticks: number[] = [];
