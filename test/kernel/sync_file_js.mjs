@@ -178,11 +178,32 @@ test('mixing backends is refused', () => {
   const e = new SwSyncTimeline({ backend: 'emulated' });
   const a = k.createFence(1);
   const b = e.createFence(1);
-  assert.throws(() => SyncFile.merge('x', a, b), (err) => err.code === 'EINVAL');
+  assert.throws(() => SyncFile.merge('x', a, b), (err) => err.code === 'EINVAL' && /a kernel sync_file with an emulated one/.test(err.message));
+  assert.throws(() => e.getDeadline(a), (err) => err.code === 'EINVAL' && err.syscall === 'SW_SYNC_GET_DEADLINE');
+  assert.throws(() => k.getDeadline(b), (err) => err.code === 'EINVAL' && /an emulated sync_file is not a point of a kernel timeline/.test(err.message));
   a.close();
   b.close();
   k.close();
   e.close();
+});
+
+test('a worker terminated with kernel sync_file waits pending ends cleanly', async () => {
+  // Each pending wait is a uv_poll on the worker's loop: the addon must close
+  // them when the environment goes, or Node aborts closing the loop.
+  const { Worker } = await import('node:worker_threads');
+  for (let i = 0; i < 5; i++) {
+    const w = new Worker(`
+      const { parentPort } = require('node:worker_threads');
+      const { SwSyncTimeline } = require(${JSON.stringify(require.resolve('../../dist/index.js'))});
+      const t = new SwSyncTimeline({ backend: 'kernel' });
+      const fs = [1, 2, 3].map((v) => t.createFence(v));
+      for (const f of fs) { f.wait().catch(() => {}); f.wait({ timeout: 60000 }).catch(() => {}); }
+      parentPort.postMessage('waiting');
+      setInterval(() => {}, 1000);
+    `, { eval: true });
+    await new Promise((res, rej) => { w.once('message', res); w.once('error', rej); });
+    await w.terminate();
+  }
 });
 
 let why = null;
