@@ -1,7 +1,11 @@
-// dma-buf-fence-unwrap (st-dma-fence-unwrap.c, 10 cases + dedup_empty) against
-// the public API, plus FenceArray's error sentinel and merge's signalled result.
+// dma-buf-fence-unwrap (st-dma-fence-unwrap.c, 10 cases + dedup_empty): the
+// cases live in lib/selftest/suites/fence_unwrap.ts (`dmabuf selftest --suite
+// dma-buf-fence-unwrap`) and run here from the sources; below, FenceArray's
+// error sentinel and merge's signalled result.
 import { describe, expect, it } from 'vitest';
 import { Fence, FenceArray, FenceChain, dedup, merge, unwrap } from '../lib';
+import { fenceUnwrapSuite } from '../lib/selftest/suites/fence_unwrap';
+import { describeSuite } from './selftest-cases';
 
 // __mock_fence(ctx, seqno) / mock_fence(): a new context, seqno 1.
 function mockFence(context?: bigint, seqno = 1): Fence {
@@ -10,110 +14,8 @@ function mockFence(context?: bigint, seqno = 1): Fence {
   return f;
 }
 const mockArray = (...fs: Fence[]): FenceArray => new FenceArray(fs);
-const mockChain = (prev: Fence | null, f: Fence): FenceChain => new FenceChain(prev, f, 1);
 
-// The leaves of `head` must be exactly `want`, in order.
-function expectLeaves(head: Fence, want: Fence[]): void {
-  const got = [...unwrap(head)];
-  expect(got.length).toBe(want.length);
-  got.forEach((g, i) => expect(g.is(want[i]!)).toBe(true));
-  for (const g of got) g.dispose();
-}
-
-describe('dma-buf-fence-unwrap', () => {
-  it('sanitycheck', () => {
-    const f = mockFence();
-    const a = mockArray(f);
-    const c = mockChain(null, a);
-    expect(c.isSignaled()).toBe(false);
-    for (const x of [f, a, c]) x.dispose();
-  });
-
-  it('unwrap_array', () => {
-    const [f1, f2] = [mockFence(), mockFence()];
-    const a = mockArray(f1, f2);
-    expectLeaves(a, [f1, f2]);
-    for (const x of [f1, f2, a]) x.dispose();
-  });
-
-  it('unwrap_chain', () => {
-    const [f1, f2] = [mockFence(), mockFence()];
-    const c = mockChain(f1, f2);
-    expectLeaves(c, [f2, f1]);
-    for (const x of [f1, f2, c]) x.dispose();
-  });
-
-  it('unwrap_chain_array', () => {
-    const [f1, f2] = [mockFence(), mockFence()];
-    const c = mockChain(null, mockArray(f1, f2));
-    expectLeaves(c, [f1, f2]);
-    for (const x of [f1, f2, c]) x.dispose();
-  });
-
-  it('unwrap_merge', () => {
-    const [f1, f2] = [mockFence(), mockFence()];
-    const m = merge(f1, f2)!;
-    expect(FenceArray.is(m)).toBe(true);
-    expectLeaves(m, [f1, f2]);
-    for (const x of [f1, f2, m]) x.dispose();
-  });
-
-  it('unwrap_merge_duplicate', () => {
-    const f1 = mockFence();
-    const m = merge(f1, f1)!;
-    expect(m.is(f1)).toBe(true); // merging a fence with itself returns it
-    expectLeaves(m, [f1]);
-    f1.dispose();
-    m.dispose();
-  });
-
-  it('unwrap_merge_seqno', () => {
-    const ctxA = Fence.allocContext();
-    const ctxB = Fence.allocContext();
-    const f1 = mockFence(ctxB, 1);
-    const f2 = mockFence(ctxB, 2);
-    const f3 = mockFence(ctxA, 1);
-    const m = merge(f1, f2, f3)!;
-    expectLeaves(m, [f3, f2]);
-    for (const x of [f1, f2, f3, m]) x.dispose();
-  });
-
-  it('unwrap_merge_order', () => {
-    const [f1, f2] = [mockFence(), mockFence()];
-    const a1 = mockArray(f1, f2);
-    const c2 = new FenceChain(mockChain(null, f1), f2, 2);
-    expectLeaves(c2, [f2, f1]);
-    const a2 = merge(a1, c2)!;
-    expectLeaves(a2, [f1, f2]);
-    for (const x of [f1, f2, a1, c2, a2]) x.dispose();
-  });
-
-  it('unwrap_merge_complex', () => {
-    const [f1, f2] = [mockFence(), mockFence()];
-    const f3 = merge(f1, f2)!;
-    const f4 = mockArray(f2, f1);
-    const stub = Fence.stub();
-    const f5 = merge(f3, f4, stub)!;
-    expectLeaves(f5, [f1, f2]);
-    for (const x of [f1, f2, f3, f4, f5, stub]) x.dispose();
-  });
-
-  it('unwrap_merge_complex_seqno', () => {
-    const ctx0 = Fence.allocContext();
-    const ctx1 = Fence.allocContext();
-    const f1 = mockFence(ctx0, 2);
-    const f2 = mockFence(ctx1, 1);
-    const f3 = mockFence(ctx0, 1);
-    const f4 = mockFence(ctx1, 2);
-    const m = merge(mockArray(f1, f2), mockArray(f3, f4))!;
-    expectLeaves(m, [f1, f4]);
-    for (const x of [f1, f2, f3, f4, m]) x.dispose();
-  });
-
-  it('dedup_empty', () => {
-    expect(dedup([])).toEqual([]);
-  });
-});
+describeSuite(fenceUnwrapSuite);
 
 describe('merge / unwrap / dedup extras', () => {
   it('merge of signalled fences is a new signalled stub with the latest timestamp', () => {

@@ -1,97 +1,16 @@
-// dma-buf-resv (st-dma-resv.c: sanitycheck + 4 cases x 4 usages) against the
-// public API, plus ww deadlock avoidance across worker threads.
+// dma-buf-resv (st-dma-resv.c: sanitycheck + 4 cases x 4 usages): the cases
+// live in lib/selftest/suites/resv.ts (`dmabuf selftest --suite dma-buf-resv`)
+// and run here from the sources; below, Resv from JS and ww deadlock avoidance
+// across worker threads.
 import { describe, expect, it } from 'vitest';
 import { AcquireContext, Fence, FenceArray, Resv, type ResvUsage } from '../lib';
 import { expectDmaBufError } from './helpers';
+import { resvSuite } from '../lib/selftest/suites/resv';
+import { describeSuite } from './selftest-cases';
 
 const usages: ResvUsage[] = ['kernel', 'write', 'read', 'bookkeep'];
 
-describe('dma-buf-resv', () => {
-  it('sanitycheck', () => {
-    const f = new Fence();
-    f.enableSignaling();
-    f.signal();
-    f.dispose();
-    const r = new Resv();
-    r.lock();
-    expect(r.held).toBe(true);
-    r.unlock();
-    expect(r.locked).toBe(false);
-    r.dispose();
-  });
-
-  describe.each(usages)('usage %s', (usage) => {
-    it('signaling', () => {
-      const r = new Resv();
-      const f = new Fence();
-      r.lock();
-      r.reserveFences(1);
-      r.addFence(f, usage);
-      expect(r.testSignaled(usage)).toBe(false);
-      f.signal();
-      expect(r.testSignaled(usage)).toBe(true);
-      r.unlock();
-      f.dispose();
-      r.dispose();
-    });
-
-    it('for_each', () => {
-      const r = new Resv();
-      const f = new Fence();
-      r.lock();
-      r.reserveFences(1);
-      r.addFence(f, usage);
-      const seen = r.entries(usage);
-      expect(seen.length).toBe(1);
-      expect(seen[0]![0].is(f)).toBe(true);
-      expect(seen[0]![1]).toBe(usage);
-      f.signal();
-      // the locked walk includes signalled entries (lazy release)
-      expect([...r.fences(usage)].length).toBe(1);
-      r.unlock();
-      for (const [g] of seen) g.dispose();
-      f.dispose();
-      r.dispose();
-    });
-
-    it('for_each_unlocked', () => {
-      const r = new Resv();
-      const f = new Fence();
-      r.lock();
-      r.reserveFences(1);
-      r.addFence(f, usage);
-      r.unlock();
-      // The kernel test forces a restart by corrupting the cursor; the JS
-      // iterator restarts internally and keeps only the last consistent pass.
-      const seen = r.entries(usage);
-      expect(seen.length).toBe(1);
-      expect(seen[0]![0].is(f)).toBe(true);
-      expect(seen[0]![1]).toBe(usage);
-      f.signal();
-      expect([...r.fences(usage)]).toEqual([]); // unlocked: pending fences only
-      seen[0]![0].dispose();
-      f.dispose();
-      r.dispose();
-    });
-
-    it('get_fences', () => {
-      const r = new Resv();
-      const f = new Fence();
-      r.lock();
-      r.reserveFences(1);
-      r.addFence(f, usage);
-      r.unlock();
-      const got = r.getFences(usage);
-      expect(got.length).toBe(1);
-      expect(got[0]!.is(f)).toBe(true);
-      f.signal();
-      expect(r.getFences(usage)).toEqual([]);
-      got[0]!.dispose();
-      f.dispose();
-      r.dispose();
-    });
-  });
-});
+describeSuite(resvSuite);
 
 describe('Resv', () => {
   it('usages are ordered: a query returns its usage and the stronger ones', () => {

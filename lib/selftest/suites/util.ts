@@ -4,8 +4,14 @@ import * as path from 'node:path';
 import { DmaBufError } from '../../index';
 import type { SelftestBackend, SelftestCase, CaseContext } from '../types';
 
-/** dist/index.js, for code that runs in worker threads. */
-export const LIB = path.resolve(__dirname, '..', '..', 'index.js');
+/**
+ * dist/index.js, for code that runs in worker threads: beside these suites once
+ * compiled (dist/selftest/suites), or the repo's dist/ when they run from lib/
+ * (the vitest tests run the same cases from the TypeScript sources).
+ */
+export const LIB = __dirname.split(path.sep).slice(-3, -2)[0] === 'lib'
+  ? path.resolve(__dirname, '..', '..', '..', 'dist', 'index.js')
+  : path.resolve(__dirname, '..', '..', 'index.js');
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
