@@ -12,6 +12,7 @@
         "native/addon/env_state.cc",
         "native/addon/errors.cc",
         "native/addon/export_registry.cc",
+        "native/addon/fd_watch.cc",
         "native/addon/fence_binding.cc",
         "native/addon/heap_binding.cc",
         "native/addon/issuer_binding.cc",

@@ -49,12 +49,12 @@ export function errnoNumber(name: string): number | undefined {
  * ioctls it makes (open, ioctl, mmap, poll, memfd, dlopen). test/types.test.ts
  * checks that every errno the sources name is here.
  */
-export const DMABUF_ERROR_CODES = [
+export const DMABUF_ERROR_CODES = Object.freeze([
   'EACCES', 'EAGAIN', 'EALREADY', 'EBADF', 'EBADFD', 'EBUSY', 'ECANCELED', 'EDEADLK',
   'EEXIST', 'EFAULT', 'EFBIG', 'EINTR', 'EINVAL', 'EIO', 'EISDIR', 'EMFILE', 'ENAMETOOLONG',
   'ENFILE', 'ENODEV', 'ENOENT', 'ENOEXEC', 'ENOMEM', 'ENOSPC', 'ENOSYS', 'ENOTDIR', 'ENOTTY',
   'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM', 'EPIPE', 'EPROTO', 'ESRCH', 'ETIME', 'ETIMEDOUT',
-] as const;
+] as const);
 
 /** The errno name of a DmaBufError: `e.code === 'EBUSY'` narrows, and a typo fails to compile. */
 export type DmaBufErrorCode = (typeof DMABUF_ERROR_CODES)[number];

@@ -16,6 +16,7 @@
 #include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
+#include "addon/fd_watch.h"
 #include "addon/sync_file_obj.h"
 #include "kernel/kernel_fence.h"
 #include "kernel/sync_file.h"
@@ -203,109 +204,19 @@ Napi::Value SfClose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// --- waiting on an fd with uv_poll, on Node's loop ---------------------------------
-
-// One uv_poll per pending watch. The JS callback gets (revents) once
-// (POLLIN), or (status, DmaBufError) for a uv_poll failure, or nothing if
-// cancelled first. The node is freed in the handle's close callback; the
-// token's External only points at it while it is open.
-constexpr uint32_t kPollMagic = 0x504f4c4c;  // "POLL"
-struct PollWait {
-  uint32_t magic = kPollMagic;
-  uv_poll_t poll;
-  napi_env env = nullptr;
-  Napi::FunctionReference cb;
-  bool hooked = false;  // the environment's cleanup hook is registered
-  bool closing = false;
-};
-void PollClosed(uv_handle_t* h) {
-  auto* w = static_cast<PollWait*>(h->data);
-  w->magic = 0;
-  delete w;
-}
-void PollTeardown(void* arg);
-void PollClose(PollWait* w) {
-  if (w->closing) return;
-  w->closing = true;
-  if (w->hooked) napi_remove_env_cleanup_hook(w->env, PollTeardown, w);
-  w->hooked = false;
-  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), PollClosed);
-}
-// The environment is going away (worker.terminate(), exit) with the watch
-// pending: a worker's loop must not be closed with the handle open, so it is
-// closed here; its close callback runs in the loop's last turn.
-void PollTeardown(void* arg) {
-  auto* w = static_cast<PollWait*>(arg);
-  w->hooked = false;
-  w->cb.Reset();
-  PollClose(w);
-}
-void OnPoll(uv_poll_t* h, int status, int events) {
-  auto* w = static_cast<PollWait*>(h->data);
-  if (w->closing) return;
-  Napi::Env env = w->cb.Env();
-  Napi::HandleScope scope(env);
-  Napi::Function fn = w->cb.Value();
-  w->cb.Reset();
-  PollClose(w);
-  // MakeCallback: the Promise reactions it triggers run before we return to libuv.
-  // A C++ exception must not cross libuv's frames: report a throwing callback
-  // as an uncaught exception instead.
-  try {
-    if (status < 0)
-      fn.MakeCallback(env.Global(), {Napi::Number::New(env, status),
-                                     ErrnoError(env, status, "uv_poll", "uv_poll failed on the sync_file fd").Value()});
-    else
-      fn.MakeCallback(env.Global(), {Napi::Number::New(env, events)});
-  } catch (const Napi::Error& e) {
-    napi_fatal_exception(env, e.Value());
-  }
-}
-
-// sfPoll(sf, cb): token. Watches the sync_file's fd for POLLIN; EINVAL for a
-// sync_file without an fd (lib/ waits on those through their fence).
+// sfPoll(sf, cb): token. Watches the sync_file's fd for POLLIN (fd_watch.h);
+// EINVAL for a sync_file without an fd (lib/ waits on those through their fence).
 Napi::Value SfPoll(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SfObj* s = SfArgAt(info, 0);
   if (!info[1].IsFunction()) throw BadArg(env, "expected a callback");
   if (s->kfd < 0) throw ErrnoError(env, -EINVAL, "uv_poll_init", "this sync_file has no fd to poll");
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop)
-    throw ErrnoError(env, -EINVAL, "uv_poll_init", "no event loop");
-  auto* w = new (std::nothrow) PollWait();
-  if (!w) throw ErrnoError(env, -ENOMEM, "uv_poll_init", "out of memory");
-  int r = uv_poll_init(loop, &w->poll, s->kfd);
-  if (r < 0) {
-    delete w;
-    throw ErrnoError(env, r, "uv_poll_init", "cannot watch the sync_file fd");
-  }
-  w->poll.data = w;
-  w->env = env;
-  w->cb = Napi::Persistent(info[1].As<Napi::Function>());
-  r = uv_poll_start(&w->poll, UV_READABLE, OnPoll);
-  if (r == 0) {
-    r = napi_add_env_cleanup_hook(env, PollTeardown, w) == napi_ok ? 0 : UV_ENOMEM;
-    w->hooked = r == 0;
-  }
-  if (r < 0) {
-    w->cb.Reset();
-    PollClose(w);  // initialised: it must be closed; the close cb frees it
-    throw ErrnoError(env, r, "uv_poll_start", "cannot watch the sync_file fd");
-  }
-  // The External's finalizer does nothing: the node lives until uv_close.
-  return Napi::External<PollWait>::New(env, w);
+  return FdWatchStart(env, s->kfd, UV_READABLE, info[1].As<Napi::Function>());
 }
 
-// sfPollCancel(token): stops a pending watch (idempotent). lib/ drops the
-// token when its callback runs or after this call, so it never outlives the node.
+// sfPollCancel(token): stops a pending watch (idempotent).
 Napi::Value SfPollCancel(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) throw BadHandle(info.Env(), "poll token");
-  auto* w = static_cast<PollWait*>(info[0].As<Napi::External<void>>().Data());
-  if (!w || w->magic != kPollMagic) throw BadHandle(info.Env(), "poll token");
-  if (!w->closing) {
-    w->cb.Reset();
-    PollClose(w);
-  }
+  FdWatchCancel(info.Env(), info[0]);
   return info.Env().Undefined();
 }
 
