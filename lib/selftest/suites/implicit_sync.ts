@@ -47,7 +47,10 @@ export const implicitSyncSuite: SelftestSuite = {
       x.inc(1);
       assert.equal(await done, true);
       assert.equal(forWrite.status, 1);
-      for (const s of [writer, forRead, forWrite]) s.close();
+      const after = buf.exportSyncFile('read');
+      assert.equal(after.status, 1, 'an export after the writer signalled is pending');
+      if (t.backend === 'kernel') assert.ok(forRead.fd >= 0, 'a kernel export is a real sync_file fd');
+      for (const s of [writer, forRead, forWrite, after]) s.close();
       x.close();
       buf.close();
     }),
@@ -103,14 +106,20 @@ export const implicitSyncSuite: SelftestSuite = {
     def('refusals', (t) => {
       const buf = buffer(t.backend);
       const other: SelftestBackend = t.backend === 'kernel' ? 'emulated' : 'kernel';
-      if (t.backend === 'kernel') {
-        const emu = SyncFile.create(Fence.stub());
-        assert.throws(() => buf.importSyncFile(emu, 'write'), code('EINVAL'), 'mixed backends');
-        emu.close();
-      } else t.log(`mixed backends (${other} sync_file) checked on the kernel backend only`);
-      assert.throws(() => buf.exportSyncFile('rw' as 'read'), (e: unknown) => (e as { code?: string }).code === 'ERR_INVALID_ARG_VALUE');
       const x = tl(t.backend);
       const k = x.createFence(1);
+      if (t.backend === 'kernel') {
+        // mixed backends, both ways
+        const emu = SyncFile.create(Fence.stub());
+        assert.throws(() => buf.importSyncFile(emu, 'write'), (e: unknown) => code('EINVAL')(e) && /emulated sync_file into a kernel/.test((e as Error).message));
+        emu.close();
+        const emuBuf = openHeap('system').alloc(4096);
+        assert.throws(() => emuBuf.importSyncFile(k, 'read'), code('EINVAL'), 'a kernel sync_file into an emulated buffer');
+        emuBuf.close();
+      } else t.log(`mixed backends (a ${other} sync_file) are checked on the kernel backend`);
+      const argCode = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
+      assert.throws(() => buf.exportSyncFile('rw' as 'read'), argCode('ERR_INVALID_ARG_VALUE'));
+      assert.throws(() => buf.importSyncFile(k, 3 as unknown as 'read'), argCode('ERR_INVALID_ARG_TYPE'));
       k.close();
       assert.throws(() => buf.importSyncFile(k, 'read'), code('EBADF'), 'closed sync_file');
       buf.close();
