@@ -41,5 +41,19 @@ test('dmabuf probe --json is the same report; the table has the heap row', () =>
   assert.match(t.stdout, /^heap +system +ok +crw------- root:root +DMA_HEAP_IOCTL_ALLOC of one page: ok$/m);
 });
 
+test('an unprivileged user: the heap and udmabuf rows say EACCES, with mode and owner', () => {
+  if (process.getuid() !== 0) return 'needs root to drop to an unprivileged uid';
+  const r = spawnSync(process.execPath, [cli, 'probe', '--json'], { encoding: 'utf8', uid: 65534, gid: 65534, cwd: '/' });
+  assert.equal(r.status, 0, r.stderr);
+  const rep = JSON.parse(r.stdout);
+  assert.equal(rep.user.uid, 65534);
+  const heap = find(rep, 'system');
+  assert.deepEqual([heap.result, heap.mode, heap.owner], ['EACCES', 'crw-------', 'root:root']);
+  const u = find(rep, 'udmabuf');
+  assert.deepEqual([u.result, u.mode, u.owner], ['EACCES', 'crw-------', 'root:root']);
+  assert.equal(find(rep, 'DMA_BUF_IOCTL_EXPORT_SYNC_FILE').result, 'untested', 'no heap this user can open');
+  assert.equal(find(rep, 'fence+heap').result, 'ok', 'the emulation needs no device');
+});
+
 // The expectations are the rig kernel's (6.12 with heaps, udmabuf, sw_sync).
 await run({ why: process.env.KERNEL_RIG ? null : 'expects the kernel rig (KERNEL_RIG=1): run it with test/kernel/run-in-rig.sh' });
