@@ -5,9 +5,10 @@
 import { createAttachment, parseAttachOptions, type Attachment, type AttachOptions } from './attachment';
 import { DmaBufError } from './errors';
 import type { HeapBackend } from './heap';
-import { invalidArgType, invalidArgValue, toU64 } from './internal/args';
+import { abortError, invalidArgType, invalidArgValue, outOfRange, toU64 } from './internal/args';
 import { binding, type External } from './internal/binding';
 import { drain } from './internal/dispatch';
+import { parseWaitOptions, waitTimer, type WaitOptions } from './internal/wait_options';
 import { resvFromHandle, type Resv } from './resv';
 import { isSyncFile, syncFileHandle, wrapSyncFile, type SyncFile } from './sync_file';
 
@@ -35,6 +36,27 @@ function toDir(name: string, v: unknown): bigint {
   }
 }
 
+/** What busy()/wait() are about, as poll() on a dma-buf: 'read' (EPOLLIN: the writers), 'write' (EPOLLOUT: every fence). */
+export type PollDir = 'read' | 'write';
+
+function toPollDir(name: string, v: unknown): PollDir {
+  if (typeof v !== 'string') throw invalidArgType(name, 'of type string', v);
+  if (v !== 'read' && v !== 'write') throw invalidArgValue(name, "must be 'read' or 'write'", v);
+  return v;
+}
+
+export interface FromFdOptions {
+  /** true (default): the DmaBuf owns a dup and the caller keeps `fd`; false: it takes `fd` over. */
+  dup?: boolean;
+}
+
+/** A pending busy-wait on a buffer (wait()): settled once. */
+interface BufWaiter {
+  /** 1: 'read' (readable), 2: 'write' (writable), as bufPoll's events. */
+  events: 1 | 2;
+  done(ok: boolean, err?: Error): void;
+}
+
 const kBuf = Symbol('dmabuf.buf');
 
 /** @internal Wraps a native buffer handle (Heap.alloc, exportVfioBuffer). */
@@ -59,6 +81,13 @@ export class DmaBuf implements Disposable {
   #b: External | null;
   #ab: ArrayBuffer | null = null;
   #resv: Resv | null = null;
+  // wait(): every pending waiter, and (kernel fd) the one uv_poll they share --
+  // libuv allows one poll handle per fd per loop -- watching the union of
+  // their directions.
+  #waiters = new Set<BufWaiter>();
+  #poll: External | null = null;
+  #pollEvents = 0;
+  #settling = false; // settling several waiters: one #updatePoll() at the end
   static {
     isDmaBuf = (v): v is DmaBuf => typeof v === 'object' && v !== null && #b in v;
     bufSlot = (v) => {
@@ -72,6 +101,25 @@ export class DmaBuf implements Disposable {
     if (token !== kBuf) throw new TypeError('DmaBuf objects come from Heap.alloc() or udmabufCreate()');
     this.#b = b;
     this.#backend = binding.bufBackend(b); // the addon's handle says which
+  }
+
+  /**
+   * Adopts any dma-buf fd (from an FdChannel, another library, a V4L2 or DRM
+   * export) as a kernel-backend DmaBuf; its size, exporter name and name come
+   * from the kernel. With `{ dup: true }` (the default) the DmaBuf owns a dup
+   * and the caller keeps (and closes) `fd`; with `{ dup: false }` it takes `fd`
+   * over and closes it on close() (on a failure the caller still owns it).
+   * An fd that is not a dma-buf: EINVAL; a closed one: EBADF.
+   */
+  static fromFd(fd: number, opts?: FromFdOptions): DmaBuf {
+    if (typeof fd !== 'number') throw invalidArgType('fd', 'of type number', fd);
+    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange('fd', 'a non-negative 32-bit integer', fd);
+    if (opts !== undefined && (typeof opts !== 'object' || opts === null || Array.isArray(opts))) {
+      throw invalidArgType('opts', 'of type object', opts);
+    }
+    const dup = opts?.dup ?? true;
+    if (typeof dup !== 'boolean') throw invalidArgType('opts.dup', 'of type boolean', dup);
+    return new DmaBuf(kBuf, binding.bufFromFd(fd, dup));
   }
 
   /** 'emulated' (an in-process buffer) or 'kernel' (a real dma-buf fd). */
@@ -253,10 +301,138 @@ export class DmaBuf implements Disposable {
     }
   }
 
-  /** Closes the fd: unmaps (detaching the ArrayBuffer) and disposes `resv` first. Idempotent. */
+  /**
+   * Whether poll() on the buffer would block for `dir`: 'read' (EPOLLIN) while
+   * a writer's fence is pending, 'write' (EPOLLOUT) while any fence is. Like
+   * poll(2) on the fd, it enables signalling on the fences it looks at.
+   */
+  busy(dir: PollDir): boolean {
+    const h = bufHandle(this, 'dma_buf_poll');
+    const d = toPollDir('dir', dir);
+    try {
+      return binding.bufBusy(h, d);
+    } finally {
+      drain(); // callbacks of fences the check signalled
+    }
+  }
+
+  /**
+   * Resolves true once the buffer is no longer busy(dir) -- what poll() on the
+   * fd waits for: 'read' the writers, 'write' every fence -- false on timeout;
+   * rejects on abort (AbortError) or close() (EBADF). A kernel buffer's fd is
+   * watched with uv_poll on Node's loop (one watch per buffer, shared by every
+   * pending wait); an emulated buffer waits on its reservation object (usage
+   * 'write' for 'read', 'read' for 'write'). Never blocks the loop.
+   */
+  wait(dir: PollDir, opts?: WaitOptions): Promise<boolean> {
+    try {
+      const h = bufHandle(this, 'dma_buf_poll');
+      const d = toPollDir('dir', dir);
+      const { timeoutMs, signal } = parseWaitOptions(opts);
+      if (signal?.aborted) return Promise.reject(abortError(signal.reason));
+      if (!DmaBuf.prototype.busy.call(this, d)) return Promise.resolve(true);
+      if (timeoutMs === 0) return Promise.resolve(false);
+      const pollable = binding.bufPollable(h);
+      return new Promise<boolean>((resolve, reject) => {
+        let timer: { cancel(): void } | undefined;
+        let resvWait: AbortController | undefined;
+        const onAbort = (): void => w.done(false, abortError(signal?.reason));
+        const w: BufWaiter = {
+          events: d === 'read' ? 1 : 2,
+          done: (ok, err) => {
+            if (!this.#waiters.delete(w)) return; // settled already
+            timer?.cancel();
+            signal?.removeEventListener('abort', onAbort);
+            resvWait?.abort();
+            if (pollable && !this.#settling) this.#updatePoll();
+            if (err) reject(err);
+            else resolve(ok);
+          },
+        };
+        this.#waiters.add(w);
+        if (timeoutMs !== Infinity) timer = waitTimer(timeoutMs, () => w.done(false));
+        signal?.addEventListener('abort', onAbort, { once: true });
+        if (pollable) {
+          this.#updatePoll();
+        } else {
+          resvWait = new AbortController();
+          this.#waitResv(d, resvWait.signal).then(
+            () => w.done(true),
+            (e: unknown) => w.done(false, e instanceof Error ? e : new Error(String(e))),
+          );
+        }
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  // Emulated: the reservation object's fences of the usage poll() looks at,
+  // again until busy() says no (fences added meanwhile count, as poll's
+  // re-check does). Ends early (rejecting) when `stop` aborts.
+  async #waitResv(d: PollDir, stop: AbortSignal): Promise<void> {
+    const usage = d === 'read' ? 'write' : 'read';
+    for (;;) {
+      const resv = this.resv;
+      await resv.wait(usage, { signal: stop });
+      if (stop.aborted || this.closed || !DmaBuf.prototype.busy.call(this, d)) return;
+    }
+  }
+
+  // Kernel fd: one uv_poll for the union of the pending waiters' directions,
+  // restarted when that union changes (or after it fired with waiters left).
+  #updatePoll(): void {
+    let events = 0;
+    for (const w of this.#waiters) events |= w.events;
+    if (events === this.#pollEvents && (this.#poll || events === 0)) return;
+    if (this.#poll) {
+      binding.bufPollCancel(this.#poll);
+      this.#poll = null;
+    }
+    this.#pollEvents = 0;
+    if (events === 0 || !this.#b) return;
+    try {
+      this.#poll = binding.bufPoll(this.#b, events, (ready, err) => {
+        this.#poll = null; // the native side closed it before calling us
+        this.#pollEvents = 0;
+        this.#settling = true;
+        try {
+          for (const w of [...this.#waiters]) {
+            if (err) w.done(false, err);
+            else if (ready & w.events) w.done(true);
+          }
+        } finally {
+          this.#settling = false;
+        }
+        this.#updatePoll(); // the waiters left (none, or the other direction)
+      });
+      this.#pollEvents = events;
+    } catch (e) {
+      this.#settling = true;
+      try {
+        for (const w of [...this.#waiters]) w.done(false, e as Error);
+      } finally {
+        this.#settling = false;
+      }
+    }
+  }
+
+  /** Closes the fd: unmaps (detaching the ArrayBuffer) and disposes `resv` first; pending waits reject with EBADF. Idempotent. */
   close(): void {
     const b = bufSlot(this);
     if (!b) return;
+    if (this.#waiters.size) {
+      const closed = new DmaBufError('EBADF', 'dma-buf was closed while waiting', 'dma_buf_poll');
+      this.#settling = true;
+      try {
+        for (const w of [...this.#waiters]) w.done(false, closed);
+      } finally {
+        this.#settling = false;
+      }
+    }
+    if (this.#poll) binding.bufPollCancel(this.#poll);
+    this.#poll = null;
+    this.#pollEvents = 0;
     const ab = this.#ab;
     this.#ab = null;
     this.#b = null;

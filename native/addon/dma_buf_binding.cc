@@ -7,13 +7,18 @@
 // The core answers -EDEADLK for calls that would take the buffer's
 // reservation lock while the calling thread holds it (through
 // DmaBuf.resv.lock()): the ww_mutex is not recursive.
+#include <poll.h>
+#include <uv.h>
+
 #include <cerrno>
+#include <cmath>
 #include <string>
 
 #include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
 #include "addon/dma_buf_obj.h"
+#include "addon/fd_watch.h"
 #include "addon/handles.h"
 #include "addon/sync_file_obj.h"
 #include "core/buffer/dma_buf.h"
@@ -137,6 +142,91 @@ Napi::Value BufRevocable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), BufArgAt(info, 0)->revocable);
 }
 
+// bufFromFd(fd, dup): any dma-buf fd as a kernel-backend buffer handle. The fd
+// must be on the dma-buf filesystem (kernel::dma_buf_check_fd: EINVAL
+// otherwise, EBADF for a closed one); with dup the handle owns a dup and the
+// caller keeps `fd`, else the handle takes `fd` over (only once it is known to
+// be a dma-buf: on any error the caller still owns it).
+Napi::Value BufFromFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw BadArg(env, "fd: expected a number");
+  const double v = info[0].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= 2147483647.0) || std::floor(v) != v)
+    throw Napi::RangeError::New(env, "dmabuf: fd must be an integer >= 0 and <= 2147483647");
+  if (!info[1].IsBoolean()) throw BadArg(env, "dup: expected a boolean");
+  const int fd = static_cast<int>(v);
+  const bool dup = info[1].As<Napi::Boolean>().Value();
+  auto ok = kernel::dma_buf_check_fd(fd);
+  if (!ok) throw KernelError(env, ok.error());
+  if (!dup) return WrapKernelDmaBuf(env, fd);
+  auto d = kernel::dup_fd(fd);
+  if (!d) throw KernelError(env, d.error());
+  return WrapKernelDmaBuf(env, d->release());
+}
+
+// 'read' | 'write' at info[i] (dma_buf_poll's two directions); TypeError otherwise.
+bool PollDirArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) throw BadArg(info.Env(), "dir: expected 'read' or 'write'");
+  const std::string d = info[i].As<Napi::String>().Utf8Value();
+  if (d == "read") return false;
+  if (d == "write") return true;
+  throw BadArg(info.Env(), "dir: expected 'read' or 'write'");
+}
+
+// bufBusy(b, dir) -> whether poll() on the buffer would block for `dir`:
+// 'read' (EPOLLIN) waits for the writers, 'write' (EPOLLOUT) for every fence
+// (dma_buf_poll). Kernel: a non-blocking poll() of the fd; emulated: the
+// core's dma_buf_poll on the reservation object. EBADF once closed.
+Napi::Value BufBusy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  static constexpr const char* kOp = "dma_buf_poll";
+  BufObj* b = BufArgAt(info, 0);
+  const bool write = PollDirArg(info, 1);
+  if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
+  if (b->kernel) {
+    const short ev = write ? POLLOUT : POLLIN;
+    auto r = kernel::dma_buf_poll(b->kfd, ev, 0);
+    if (!r) throw KernelError(env, r.error());
+    if (r.value() & POLLNVAL) throw ErrnoError(env, -EBADF, kOp, "poll(): the fd is not open");
+    return Napi::Boolean::New(env, (r.value() & (ev | POLLERR | POLLHUP)) == 0);
+  }
+  const unsigned mask = dma_buf_poll(b->emu);
+  return Napi::Boolean::New(env, (mask & (write ? 0x4u : 0x1u)) == 0);
+}
+
+// bufPollable(b) -> whether the buffer has a kernel fd that uv_poll can watch
+// (lib/ waits for one with bufPoll, for the others through the resv). EBADF once closed.
+Napi::Value BufPollable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BufObj* b = BufArgAt(info, 0);
+  if (b->closed) throw ErrnoError(env, -EBADF, "dma_buf_poll", "dma-buf is closed");
+  return Napi::Boolean::New(env, b->kernel && b->kfd >= 0);
+}
+
+// bufPoll(b, events, cb) -> token. Watches the kernel fd with uv_poll
+// (fd_watch.h) for events: 1 readable ('read' waiters), 2 writable ('write'
+// waiters), 3 both. One watch per fd per loop: the caller shares it. EINVAL
+// for an emulated buffer, EBADF once closed.
+Napi::Value BufPoll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  static constexpr const char* kOp = "uv_poll_init";
+  BufObj* b = BufArgAt(info, 0);
+  if (!info[1].IsNumber()) throw BadArg(env, "events: expected a number");
+  const double ev = info[1].As<Napi::Number>().DoubleValue();
+  if (!(ev == 1 || ev == 2 || ev == 3)) throw Napi::RangeError::New(env, "dmabuf: events must be 1, 2 or 3");
+  if (!info[2].IsFunction()) throw BadArg(env, "expected a callback");
+  if (b->closed) throw ErrnoError(env, -EBADF, kOp, "dma-buf is closed");
+  if (!b->kernel || b->kfd < 0) throw ErrnoError(env, -EINVAL, kOp, "this dma-buf has no kernel fd to poll");
+  const int uvev = (ev == 1 ? UV_READABLE : ev == 2 ? UV_WRITABLE : UV_READABLE | UV_WRITABLE);
+  return FdWatchStart(env, b->kfd, uvev, info[2].As<Napi::Function>());
+}
+
+// bufPollCancel(token): stops a pending watch (idempotent).
+Napi::Value BufPollCancel(const Napi::CallbackInfo& info) {
+  FdWatchCancel(info.Env(), info[0]);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterDmaBuf(Napi::Env env, Napi::Object exports) {
@@ -148,6 +238,11 @@ void RegisterDmaBuf(Napi::Env env, Napi::Object exports) {
       {"bufSetRevoked", BufSetRevoked},
       {"bufRevoked", BufRevoked},
       {"bufRevocable", BufRevocable},
+      {"bufFromFd", BufFromFd},
+      {"bufBusy", BufBusy},
+      {"bufPollable", BufPollable},
+      {"bufPoll", BufPoll},
+      {"bufPollCancel", BufPollCancel},
   });
 }
 

@@ -1,5 +1,6 @@
 #include "kernel/dma_buf.h"
 
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -107,6 +108,21 @@ KStatus dma_buf_import_sync(int fd, uint32_t flags, int sync_file_fd) {
     if (r == -ENOTTY) why += " (not a dma-buf, or the kernel predates 6.0)";
     return kerror(r, "DMA_BUF_IOCTL_IMPORT_SYNC_FILE", why);
   }
+  return {};
+}
+
+KStatus dma_buf_check_fd(int fd) {
+  constexpr unsigned long kDmaBufMagic = 0x444d4142;  // DMA_BUF_MAGIC, include/uapi/linux/magic.h ("DMAB")
+  struct statfs st{};
+  if (fd < 0) return kerror(-EBADF, "fstatfs", kfmt("fd %d", fd));
+  if (::fstatfs(fd, &st) < 0) {
+    const int e = neg_errno();
+    return kerror(e, "fstatfs", kfmt("fd %d", fd));
+  }
+  if (static_cast<unsigned long>(st.f_type) != kDmaBufMagic)
+    return kerror(-EINVAL, "fstatfs",
+                  kfmt("fd %d is not a dma-buf (filesystem magic %#lx, not DMA_BUF_MAGIC %#lx)", fd,
+                       static_cast<unsigned long>(st.f_type), kDmaBufMagic));
   return {};
 }
 

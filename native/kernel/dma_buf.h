@@ -87,6 +87,11 @@ KStatus dma_buf_import_sync(int fd, uint32_t flags, int sync_file_fd);
 // everyone is. Returns revents (0 on timeout).
 KResult<short> dma_buf_poll(int fd, short events, int timeout_ms);
 
+// Whether `fd` is a dma-buf: fstatfs() names the dma-buf pseudo filesystem
+// (DMA_BUF_MAGIC, what every exporter's file lives on). A closed fd: EBADF;
+// anything else (a memfd, /dev/null, a socket): EINVAL, naming what it is.
+KStatus dma_buf_check_fd(int fd);
+
 // close() the dma-buf fd, reporting EBADF for a stale one.
 inline KStatus dma_buf_close(int fd) { return close_fd(fd); }
 
