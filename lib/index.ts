@@ -33,7 +33,7 @@ export type { MemfdSeal, MemfdOptions, UdmabufOptions, UdmabufRange } from './ud
 export { listHeaps, openHeap, Heap, DEFAULT_FD_FLAGS } from './heap';
 export type { HeapInfo, HeapBackend, HeapKind, AllocOptions } from './heap';
 export { DmaBuf } from './dma_buf';
-export type { CpuAccessDir, SyncFileDir } from './dma_buf';
+export type { CpuAccessDir, FromFdOptions, PollDir, SyncFileDir } from './dma_buf';
 export { Attachment } from './attachment';
 export type { AttachOptions, AttachmentStats, DmaDirection, SgEntry, SgTable } from './attachment';
 export { createPlatform, exportVfioBuffer, Platform } from './platform';
