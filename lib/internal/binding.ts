@@ -203,6 +203,15 @@ export interface NativeBinding {
   bufSetRevoked(b: External, revoked: boolean): void;
   bufRevoked(b: External): boolean;
   bufRevocable(b: External): boolean;
+  /** A dma-buf fd (checked: EINVAL if not one, EBADF if closed) as a kernel buffer; dup: the caller keeps fd. */
+  bufFromFd(fd: number, dup: boolean): External;
+  /** Whether poll() would block: 'read' = EPOLLIN (the writers), 'write' = EPOLLOUT (every fence). */
+  bufBusy(b: External, dir: 'read' | 'write'): boolean;
+  /** Whether the buffer has a kernel fd for bufPoll (else wait through its resv). */
+  bufPollable(b: External): boolean;
+  /** uv_poll on the buffer's fd: events 1 readable, 2 writable, 3 both; cb gets the ready UV events. */
+  bufPoll(b: External, events: number, cb: (events: number, err?: DmaBufError) => void): External;
+  bufPollCancel(token: External): void;
 
   // --- attachments (native/addon/attach_binding.cc) -----------------------------
   bufAttach(b: External, device: string, pinned: boolean, peer2peer: boolean, notifyId: number): External;
