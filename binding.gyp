@@ -62,6 +62,7 @@
         "native/core/resv/resv.cc",
         "native/core/sync/sw_sync.cc",
         "native/core/sync/sync_file.cc",
+        "native/core/sync/sync_file_fd.cc",
         "native/kernel/dma_buf.cc",
         "native/kernel/fd.cc",
         "native/kernel/fdinfo.cc",

@@ -5,9 +5,9 @@
 //    `fence` bridges the fd into a core Fence (kernel_fence, signalled by the
 //    kernel backend's epoll watcher), so it can go into emulated containers.
 // The addon picks the backend from the handle (native/addon/sync_file_obj.h);
-// this file never branches on it. The one choice here is how to wait: a
-// sync_file with an fd is watched with uv_poll on Node's loop, one without
-// through its fence.
+// this file never branches on it. The one choice here is how to wait: the
+// addon names an fd to watch with uv_poll on Node's loop (a kernel
+// sync_file's), or none, and the wait goes through the fence.
 import { adoptFence } from './containers';
 import { DmaBufError } from './errors';
 import { type Fence, handleOf, isFence } from './fence';
@@ -116,7 +116,9 @@ export class SyncFile implements Disposable {
   }
 
   /**
-   * Wraps a real sync_file fd. With `{ dup: true }` (the default) the SyncFile
+   * Wraps a sync_file fd: a real one (backend 'kernel'), or an emulated
+   * SyncFile's `fd` received from another process (backend 'emulated', its
+   * fence signalled when the exporter's is). With `{ dup: true }` (the default) the SyncFile
    * owns a dup and the caller keeps (and closes) `fd`; with `{ dup: false }`
    * it takes ownership of `fd` and closes it on close(). A closed fd: EBADF; an
    * fd that is not a sync_file: the kernel's SYNC_IOC_FILE_INFO errno (ENOTTY).
@@ -140,7 +142,13 @@ export class SyncFile implements Disposable {
     return new SyncFile(kCreate, nb.sfMerge(name, syncFileHandle(a), syncFileHandle(b)));
   }
 
-  /** The kernel fd (valid until close()); -1 for an emulated sync_file. */
+  /**
+   * The fd (valid until close()). A kernel sync_file's own; for an emulated
+   * one, an fd made on first read that poll/epoll/libuv report readable once
+   * the fence signals, here or in any process it is sent to (FdChannel), where
+   * `SyncFile.fromFd()` makes it a SyncFile again (status and error included).
+   * See docs/internals.md, "Emulated objects as fds".
+   */
   get fd(): number {
     return nb.sfFd(syncFileHandle(this));
   }
@@ -197,8 +205,8 @@ export class SyncFile implements Disposable {
   wait(opts?: WaitOptions): Promise<boolean> {
     try {
       const h = syncFileHandle(this);
-      if (nb.sfFd(h) < 0) {
-        // Readable exactly when its fence signals.
+      if (nb.sfWaitFd(h) < 0) {
+        // Emulated: readable exactly when its fence signals.
         return this.fence.wait(opts);
       }
       const { timeoutMs, signal } = parseWaitOptions(opts);

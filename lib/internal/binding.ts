@@ -166,6 +166,7 @@ export interface NativeBinding {
   sfBackend(sf: External): 'emulated' | 'kernel';
   sfMerge(name: string, a: External, b: External): External;
   sfFd(sf: External): number;
+  sfWaitFd(sf: External): number;
   sfFence(sf: External): Handle;
   sfInfo(sf: External): SyncFileInfo;
   sfIsSignaled(sf: External): boolean;

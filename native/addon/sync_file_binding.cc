@@ -18,6 +18,7 @@
 #include "addon/boundary.h"
 #include "addon/fd_watch.h"
 #include "addon/sync_file_obj.h"
+#include "core/sync/sync_file_fd.h"
 #include "kernel/kernel_fence.h"
 #include "kernel/sync_file.h"
 
@@ -26,6 +27,7 @@ namespace dmabuf::addon {
 void sf_put(SfObj* s) {
   if (s->emu) sync_file_put(s->emu);
   if (s->kfd >= 0) (void)kernel::close_fd(s->kfd);
+  if (s->efd >= 0) (void)kernel::close_fd(s->efd);
   delete s;
 }
 
@@ -36,7 +38,7 @@ SfObj* SfArgAt(const Napi::CallbackInfo& info, size_t i) {
 }
 
 Napi::Value WrapEmuSyncFile(Napi::Env env, SyncFile* adopted) {
-  SfObj* s = new (std::nothrow) SfObj{adopted, -1};
+  SfObj* s = new (std::nothrow) SfObj{adopted, -1, -1};
   if (!s) {
     sync_file_put(adopted);
     throw std::bad_alloc();
@@ -45,7 +47,7 @@ Napi::Value WrapEmuSyncFile(Napi::Env env, SyncFile* adopted) {
 }
 
 Napi::Value WrapKernelSyncFile(Napi::Env env, kernel::UniqueFd fd) {
-  SfObj* s = new (std::nothrow) SfObj{nullptr, fd.get()};
+  SfObj* s = new (std::nothrow) SfObj{nullptr, fd.get(), -1};
   if (!s) throw std::bad_alloc();  // `fd` closes itself
   fd.release();
   return SfHolder::Wrap(env, s);  // closes the fd if the handle cannot be made
@@ -81,19 +83,46 @@ Napi::Value SfCreate(const Napi::CallbackInfo& info) {
   return WrapEmuSyncFile(info.Env(), sf);
 }
 
-// sfFromFd(fd, dup): a real sync_file fd, checked with SYNC_IOC_FILE_INFO; with
-// dup the caller keeps its fd, else the handle takes it over (and closes it).
+// An exported emulated fence's fd (another process's emulated sync_file, sent
+// here): an emulated sync_file over a fence that signals when the fd does,
+// keeping the fd as its own.
+Napi::Value WrapSyncFd(Napi::Env env, kernel::UniqueFd fd) {
+  auto own = kernel::dup_fd(fd.get());
+  if (!own) throw KernelError(env, own.error());
+  auto f = kernel::kernel_fence_adopt_sync_fd(std::move(*own));
+  if (!f) throw KernelError(env, f.error());
+  SyncFile* sf = sync_file_create(*f);
+  fence_put(*f);
+  if (!sf) throw ErrnoError(env, -ENOMEM, "sync_file_create", "cannot create a sync_file");
+  SfObj* s = new (std::nothrow) SfObj{sf, -1, fd.get()};
+  if (!s) {
+    sync_file_put(sf);
+    throw std::bad_alloc();  // `fd` closes itself
+  }
+  fd.release();
+  return SfHolder::Wrap(env, s);
+}
+
+// sfFromFd(fd, dup): a real sync_file fd (checked with SYNC_IOC_FILE_INFO), or
+// an emulated sync_file's fd from another process. With dup the caller keeps
+// its fd, else the handle takes it over (and closes it).
 Napi::Value SfFromFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw BadArg(env, "expected an fd number");
   const int fd = info[0].As<Napi::Number>().Int32Value();
   const bool dup = info[1].ToBoolean();
   auto n = kernel::sync_file_fence_count(fd);
-  if (!n) throw KernelError(env, n.error());
-  if (!dup) return WrapKernelSyncFile(env, kernel::UniqueFd(fd));
-  auto d = kernel::dup_fd(fd);
-  if (!d) throw KernelError(env, d.error());
-  return WrapKernelSyncFile(env, std::move(*d));
+  const bool sync_fd = !n && n.error().err == -ENOTTY && sync_fd_is_export(fd);
+  if (!n && !sync_fd) throw KernelError(env, n.error());
+  kernel::UniqueFd own;
+  if (dup) {
+    auto d = kernel::dup_fd(fd);
+    if (!d) throw KernelError(env, d.error());
+    own = std::move(*d);
+  } else {
+    own = kernel::UniqueFd(fd);
+  }
+  return sync_fd ? WrapSyncFd(env, std::move(own)) : WrapKernelSyncFile(env, std::move(own));
 }
 
 // sfBackend(sf): 'emulated' | 'kernel'
@@ -124,9 +153,27 @@ Napi::Value SfMerge(const Napi::CallbackInfo& info) {
   return WrapEmuSyncFile(env, d.fence);
 }
 
-// sfFd(sf): the kernel fd; -1 for an emulated sync_file
+// sfFd(sf): the fd: a kernel sync_file's own, or for an emulated one an
+// exported fd (made on first use) that polls readable once its fence signals,
+// here and in any process it is sent to.
 Napi::Value SfFd(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), SfArgAt(info, 0)->kfd);
+  SfObj* s = SfArgAt(info, 0);
+  if (s->kernel()) return Napi::Number::New(info.Env(), s->kfd);
+  if (s->efd < 0) {
+    Fence* f = sync_file_get_fence(s->emu);
+    const int fd = sync_fd_export(f);
+    fence_put(f);
+    if (fd < 0) throw ErrnoError(info.Env(), fd, "sync_file_fd", "cannot export the sync_file as an fd");
+    s->efd = fd;
+  }
+  return Napi::Number::New(info.Env(), s->efd);
+}
+
+// sfWaitFd(sf): the fd a wait watches with uv_poll (a kernel sync_file's), or
+// -1: wait through the fence (emulated ones; no socket needed).
+Napi::Value SfWaitFd(const Napi::CallbackInfo& info) {
+  SfObj* s = SfArgAt(info, 0);
+  return Napi::Number::New(info.Env(), s->kernel() ? s->kfd : -1);
 }
 
 // sfFence(sf): the emulated sync_file's fence, or for a real fd the
@@ -229,6 +276,7 @@ void RegisterSyncFile(Napi::Env env, Napi::Object exports) {
       {"sfBackend", SfBackend},
       {"sfMerge", SfMerge},
       {"sfFd", SfFd},
+      {"sfWaitFd", SfWaitFd},
       {"sfFence", SfFence},
       {"sfInfo", SfInfo},
       {"sfIsSignaled", SfIsSignaled},

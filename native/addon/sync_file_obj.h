@@ -12,10 +12,12 @@
 
 namespace dmabuf::addon {
 
-// A sync_file: an emulated one (one reference) or a real fd (owned).
+// A sync_file: an emulated one (one reference) or a real fd (owned). An
+// emulated one gets an fd too when asked (efd: core/sync/sync_file_fd.h).
 struct SfObj {
   SyncFile* emu = nullptr;
   int kfd = -1;
+  int efd = -1;
   bool kernel() const { return emu == nullptr; }
 };
 void sf_put(SfObj* s);

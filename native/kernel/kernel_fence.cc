@@ -9,6 +9,7 @@
 
 #include "core/base/monotonic.h"
 #include "core/base/warn.h"
+#include "core/sync/sync_file_fd.h"
 #include "kernel/sync_file.h"
 #include "kernel/uapi.h"
 
@@ -21,6 +22,7 @@ constexpr size_t kNameLen = 32;  // sync_fence_info's name fields
 struct KernelFence {
   Fence base;  // first: Fence* <-> KernelFence*
   int fd;
+  bool sync_fd;  // an emulated fence's exported fd (core/sync/sync_file_fd.h), not a sync_file
   KernelFenceWatcher* watcher;
   char driver_name[kNameLen];
   char timeline_name[kNameLen];
@@ -36,7 +38,28 @@ struct KernelState {
   int64_t timestamp_ns = 0;
 };
 
-KernelState query(int fd) {
+// An exported emulated fence: the record it carries once readable.
+KernelState query_sync_fd(int fd) {
+  KernelState st;
+  int status = 0;
+  int64_t ts = 0;
+  const int r = sync_fd_status(fd, &status, &ts);
+  if (r == 0) return st;
+  st.signaled = true;
+  if (r < 0) {
+    warn("kernel fence: fd %d is not an exported fence (%d)", fd, r);
+    st.error = -EIO;
+    st.timestamp_ns = monotonic_ns();
+    return st;
+  }
+  st.error = status < 0 ? status : 0;
+  st.timestamp_ns = ts ? ts : monotonic_ns();
+  return st;
+}
+
+KernelState query(const KernelFence* kf) {
+  if (kf->sync_fd) return query_sync_fd(kf->fd);
+  const int fd = kf->fd;
   KernelState st;
   pollfd p{fd, POLLIN, 0};
   int r;
@@ -90,7 +113,7 @@ bool kf_enable_signaling(Fence* f) {
 // our own caller, fence_is_signaled_locked) we answer "not yet" and leave the
 // signalling to the watcher or the next poll.
 bool kf_signaled(Fence* f) {
-  const KernelState st = query(to_kf(f)->fd);
+  const KernelState st = query(to_kf(f));
   if (!st.signaled) return false;
   // try_lock, never lock: a container may poll us while holding its own lock.
   // Taken "irqsave" like every fence lock, so container irq_work queued by our
@@ -108,6 +131,7 @@ bool kf_signaled(Fence* f) {
 }
 
 void kf_set_deadline(Fence* f, int64_t deadline_ns) {
+  if (to_kf(f)->sync_fd) return;  // no way to pass it back to the exporter
   sync_set_deadline d{};
   d.deadline_ns = static_cast<uint64_t>(deadline_ns < 0 ? 0 : deadline_ns);
   // A hint: kernels before 6.4 say ENOTTY, which is fine to ignore.
@@ -175,6 +199,26 @@ KResult<Fence*> kernel_fence_adopt(UniqueFd fd, KernelFenceWatcher* watcher) {
   return &kf->base;
 }
 
+KResult<Fence*> kernel_fence_adopt_sync_fd(UniqueFd fd, const char* driver_name, const char* timeline_name,
+                                           KernelFenceWatcher* watcher) {
+  if (!sync_fd_is_export(fd.get())) return kerror(-EINVAL, "kernel_fence_adopt_sync_fd", "not an exported fence fd");
+  auto* kf = static_cast<KernelFence*>(std::calloc(1, sizeof(KernelFence)));
+  if (!kf) return kerror(-ENOMEM, "kernel_fence_adopt_sync_fd", "fence allocation");
+  kf->watcher = watcher ? watcher : default_kernel_fence_watcher();
+  kf->sync_fd = true;
+  copy_name(kf->driver_name, driver_name ? driver_name : "sync_fd");
+  copy_name(kf->timeline_name, timeline_name ? timeline_name : "remote");
+  kf->fd = fd.release();
+  fence_init(&kf->base, &kKernelFenceOps, nullptr, fence_context_alloc(1), 1);
+  const KernelState st = query(kf);
+  if (st.signaled) {
+    fence_lock_irqsave(&kf->base);
+    signal_locked(&kf->base, st);
+    fence_unlock_irqrestore(&kf->base);
+  }
+  return &kf->base;
+}
+
 KResult<Fence*> kernel_fence_wrap(int sync_file_fd, KernelFenceWatcher* watcher) {
   auto dup = dup_fd(sync_file_fd);
   if (!dup) return dup.error();
@@ -191,7 +235,7 @@ int kernel_fence_fd(const Fence* f) { return is_kernel_fence(f) ? to_kf(f)->fd :
 
 bool kernel_fence_on_readable(Fence* f) {
   if (fence_test_signaled_flag(f)) return true;
-  const KernelState st = query(to_kf(f)->fd);
+  const KernelState st = query(to_kf(f));
   if (!st.signaled) return false;
   fence_lock_irqsave(f);
   signal_locked(f, st);

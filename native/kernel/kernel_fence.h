@@ -44,6 +44,14 @@ KResult<Fence*> kernel_fence_wrap(int sync_file_fd, KernelFenceWatcher* watcher 
 // Same, taking ownership of `fd`.
 KResult<Fence*> kernel_fence_adopt(UniqueFd fd, KernelFenceWatcher* watcher = nullptr);
 
+// A fence over an emulated fence's exported fd (core/sync/sync_file_fd.h),
+// e.g. received from another process: signalled, with the exporter's status
+// and timestamp, once the fd polls readable. Takes ownership of `fd`; EINVAL
+// if it is not such an fd. Null names: "sync_fd" / "remote".
+KResult<Fence*> kernel_fence_adopt_sync_fd(UniqueFd fd, const char* driver_name = nullptr,
+                                           const char* timeline_name = nullptr,
+                                           KernelFenceWatcher* watcher = nullptr);
+
 // Whether `f` was made by kernel_fence_wrap/adopt.
 bool is_kernel_fence(const Fence* f);
 // The fence's own sync_file fd (valid while you hold a reference), or -1 for
