@@ -21,8 +21,8 @@ const { values } = parseArgs({
 });
 const arch = values.arch;
 const cross = {
-  arm64: { triple: 'aarch64-linux-gnu', strip: 'aarch64-linux-gnu-strip' },
-  x64: { triple: 'x86_64-linux-gnu', strip: 'x86_64-linux-gnu-strip' },
+  arm64: { triple: 'aarch64-linux-gnu', processor: 'aarch64', strip: 'aarch64-linux-gnu-strip' },
+  x64: { triple: 'x86_64-linux-gnu', processor: 'x86_64', strip: 'x86_64-linux-gnu-strip' },
 }[arch];
 if (!cross) {
   process.stderr.write(`prebuilds: unsupported --arch ${arch} (x64 or arm64)\n`);
@@ -42,7 +42,7 @@ if (!from && arch === process.arch) {
   if (!fs.existsSync(path.join(out, 'build.ninja'))) {
     const cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
     sh(process.execPath, [cmakeJs, 'configure', '-G', 'Ninja', '-O', out, `--arch=${arch}`,
-      '--CDCMAKE_SYSTEM_NAME=Linux', '--CDCMAKE_SYSTEM_PROCESSOR=aarch64',
+      '--CDCMAKE_SYSTEM_NAME=Linux', `--CDCMAKE_SYSTEM_PROCESSOR=${cross.processor}`,
       `--CDCMAKE_C_COMPILER=${cross.triple}-gcc`, `--CDCMAKE_CXX_COMPILER=${cross.triple}-g++`,
       '--CDDMABUF_TESTS=OFF', `--CDCMAKE_FIND_ROOT_PATH=/usr/lib/${cross.triple}`], env);
   }
