@@ -54,7 +54,7 @@ cd "$ROOT" || exit 2
 build() { # dir, extra cmake args...
 	local dir=$1; shift
 	cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null &&
-		ninja -C "$dir" -j2 dmabuf_kernel_tests dmabuf-bench >/dev/null
+		ninja -C "$dir" -j2 dmabuf_kernel_tests dmabuf-bench vgem_import >/dev/null
 }
 if [ $BUILD = 1 ]; then
 	echo "== building $BUILD_DIR" >&2
@@ -110,6 +110,14 @@ CMD+='echo "===== summary"; printf "%s" "$summary"; exit $rc'
 echo "== booting the rig ($RIG_DIR)" >&2
 "$RIG_DIR/run-in-kernel.sh" "$CMD"
 st=$?
+# A second boot with vgem loaded (a DRM driver in the first would change what probe and
+# selftest see): a kernel-heap buffer imported into vgem over SCM_RIGHTS (test/kernel/vgem_js.mjs).
+if [ $JS = 1 ]; then
+	echo "== booting the rig with RIG_MODULES=vgem: js-vgem-import" >&2
+	RIG_MODULES="${RIG_MODULES:+$RIG_MODULES }vgem" "$RIG_DIR/run-in-kernel.sh" \
+		"echo '===== js-vgem-import'; node test/kernel/vgem_js.mjs $(q "./$BUILD_DIR/vgem_import")" ||
+		{ echo "run-in-rig.sh: js-vgem-import failed" >&2; [ $st = 0 ] && st=1; }
+fi
 if [ $JS = 1 ] && [ -f "$SELFTEST_KTAP" ]; then
 	sed 's/^/    /' "$SELFTEST_KTAP" | grep -v '# SKIP' >&2
 	test/kernel/check-ktap.sh "$SELFTEST_KTAP" || { [ $st = 0 ] && st=1; }
