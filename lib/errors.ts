@@ -50,10 +50,11 @@ export function errnoNumber(name: string): number | undefined {
  * checks that every errno the sources name is here.
  */
 export const DMABUF_ERROR_CODES = Object.freeze([
-  'EACCES', 'EAGAIN', 'EALREADY', 'EBADF', 'EBADFD', 'EBUSY', 'ECANCELED', 'EDEADLK',
-  'EEXIST', 'EFAULT', 'EFBIG', 'EINTR', 'EINVAL', 'EIO', 'EISDIR', 'EMFILE', 'ENAMETOOLONG',
-  'ENFILE', 'ENODEV', 'ENOENT', 'ENOEXEC', 'ENOMEM', 'ENOSPC', 'ENOSYS', 'ENOTDIR', 'ENOTTY',
-  'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM', 'EPIPE', 'EPROTO', 'ESRCH', 'ETIME', 'ETIMEDOUT',
+  'EACCES', 'EADDRINUSE', 'EAGAIN', 'EALREADY', 'EBADF', 'EBADFD', 'EBUSY', 'ECANCELED',
+  'ECONNREFUSED', 'ECONNRESET', 'EDEADLK', 'EEXIST', 'EFAULT', 'EFBIG', 'EINTR', 'EINVAL', 'EIO',
+  'EISDIR', 'EMFILE', 'EMSGSIZE', 'ENAMETOOLONG', 'ENFILE', 'ENODEV', 'ENOENT', 'ENOEXEC', 'ENOMEM',
+  'ENOSPC', 'ENOSYS', 'ENOTCONN', 'ENOTDIR', 'ENOTTY', 'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM',
+  'EPIPE', 'EPROTO', 'ESRCH', 'ETIME', 'ETIMEDOUT',
 ] as const);
 
 /** The errno name of a DmaBufError: `e.code === 'EBUSY'` narrows, and a typo fails to compile. */
