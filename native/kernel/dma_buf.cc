@@ -123,6 +123,11 @@ KStatus dma_buf_check_fd(int fd) {
     return kerror(-EINVAL, "fstatfs",
                   kfmt("fd %d is not a dma-buf (filesystem magic %#lx, not DMA_BUF_MAGIC %#lx)", fd,
                        static_cast<unsigned long>(st.f_type), kDmaBufMagic));
+  // Only a dma-buf's own file (dma_buf_fops) shows exp_name in its fdinfo.
+  auto info = read_fdinfo(fd);
+  if (!info) return info.error();
+  if (!info.value().find("exp_name"))
+    return kerror(-EINVAL, "fstatfs", kfmt("fd %d is on the dma-buf filesystem but has no exp_name in its fdinfo", fd));
   return {};
 }
 

@@ -88,8 +88,9 @@ KStatus dma_buf_import_sync(int fd, uint32_t flags, int sync_file_fd);
 KResult<short> dma_buf_poll(int fd, short events, int timeout_ms);
 
 // Whether `fd` is a dma-buf: fstatfs() names the dma-buf pseudo filesystem
-// (DMA_BUF_MAGIC, what every exporter's file lives on). A closed fd: EBADF;
-// anything else (a memfd, /dev/null, a socket): EINVAL, naming what it is.
+// (DMA_BUF_MAGIC, what every exporter's file lives on) and its fdinfo has the
+// exp_name line only dma_buf_fops shows. A closed fd: EBADF; anything else (a
+// memfd, /dev/null, a socket): EINVAL, naming what it is.
 KStatus dma_buf_check_fd(int fd);
 
 // close() the dma-buf fd, reporting EBADF for a stale one.
