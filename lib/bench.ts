@@ -108,11 +108,6 @@ const CATALOGUE: Record<BenchGroup, readonly string[]> = {
   js: [FENCE_ROW, ISSUER_ROW, KERNEL_WAIT_ROW, KERNEL_BRIDGE_ROW, KERNEL_SKIP_ROW, EMULATED_WAIT_ROW],
 };
 
-function groupOf(name: string, fallback: BenchGroup): BenchGroup {
-  for (const g of BENCH_GROUPS) if (CATALOGUE[g].includes(name)) return g;
-  return fallback;
-}
-
 /** `kernel/heap-alloc-close-4-kib` for 'kernel: heap alloc+close 4 KiB'. */
 export function benchRowId(group: BenchGroup, name: string): string {
   const slug = name
@@ -147,8 +142,8 @@ function wantJs(filter: string): boolean {
 
 type RawRow = Omit<BenchRow, 'id' | 'group' | 'status' | 'met'> & { met: boolean | null };
 
-function finish(raw: RawRow, fallback: BenchGroup): BenchRow {
-  const group = groupOf(raw.name, fallback);
+/** A measured row with its id, group (the one that ran it) and status. */
+function finish(raw: RawRow, group: BenchGroup): BenchRow {
   const skipped = raw.unit === '' && raw.value === 0;
   const met = skipped || !raw.target ? null : raw.met === true;
   return {
