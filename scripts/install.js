@@ -18,11 +18,18 @@ function fail(msg) {
   process.exit(1);
 }
 
+// Why a source build is needed: no prebuild for this platform, or one that does
+// not load here (an older glibc or libstdc++ than it needs, say).
+let why = 'DMABUF_INSTALL_FORCE_BUILD is set';
 if (!process.env.DMABUF_INSTALL_FORCE_BUILD) {
+  why = 'no prebuild for this machine';
   try {
     require(require('node-gyp-build').path(root));
     process.exit(0);
-  } catch {}
+  } catch (e) {
+    const msg = String((e && e.message) || e).split('\n')[0];
+    if (!/No native build was found/.test(msg)) why = `the prebuild does not load here (${msg})`;
+  }
 }
 
 if (process.platform !== 'linux') fail(`dmabuf runs on Linux only (this is ${process.platform})`);
@@ -31,7 +38,7 @@ const pc = spawnSync('pkg-config', ['--exists', 'liburcu-bp'], { stdio: 'ignore'
 if (pc.error || pc.status !== 0) {
   fail(
     (pc.error ? 'pkg-config not found' : "pkg-config cannot find liburcu-bp") +
-      ': no prebuild for this machine, so the addon is built from source and needs liburcu;' +
+      `: ${why}, so the addon is built from source and needs liburcu;` +
       ' install liburcu-dev and pkg-config (Debian/Ubuntu), userspace-rcu-devel and pkgconf (Fedora), then reinstall',
   );
 }
