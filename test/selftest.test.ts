@@ -22,7 +22,10 @@ function kunitDir(): string | null {
   return m && existsSync(path.join(m[1]!, 'kunit.py')) ? m[1]! : null;
 }
 const KUNIT = kunitDir();
-const PY = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import junitparser'], { stdio: 'ignore' }).status === 0) ?? null;
+// Python runs without the sanitizer runtimes scripts/test-asan-addon.sh preloads into node.
+const pyEnv = { ...process.env };
+delete pyEnv.LD_PRELOAD;
+const PY = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import junitparser'], { stdio: 'ignore', env: pyEnv }).status === 0) ?? null;
 
 function tmp(name: string, text: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'selftest-'));
@@ -33,7 +36,7 @@ function tmp(name: string, text: string): string {
 
 /** kunit.py parse: its exit status and the counts from "Ran N tests: ...". */
 function kunitParse(ktap: string): { status: number | null; out: string; counts: Record<string, number> } {
-  const r = spawnSync('python3', [path.join(KUNIT!, 'kunit.py'), 'parse', tmp('run.ktap', ktap)], { encoding: 'utf8' });
+  const r = spawnSync('python3', [path.join(KUNIT!, 'kunit.py'), 'parse', tmp('run.ktap', ktap)], { encoding: 'utf8', env: pyEnv });
   const out = r.stdout + r.stderr;
   const m = /Ran (\d+) tests?: (.*)$/m.exec(out);
   const counts: Record<string, number> = { total: m ? Number(m[1]) : -1 };
@@ -66,6 +69,14 @@ describe('runner', () => {
     expect(fixtureRun.suites[3]!.results.map((r) => r.status)).toEqual(['skip', 'skip']);
     expect(fixtureRun.counts).toEqual({ pass: 6, fail: 5, skip: 4, total: 15 });
   }, 30000);
+
+  it('a suite whose availability check throws fails its cases; the rest of the run goes on', async () => {
+    for (const backend of ['emulated', 'auto'] as const) {
+      const r = await runSelftest({ module: path.join(__dirname, 'fixtures', 'selftest-broken.cjs'), backend, isolation: 'inline' });
+      expect(r.suites.map((s) => s.results.map((c) => c.status))).toEqual([['fail'], ['pass']]);
+      expect(r.suites[0]!.results[0]!.diagnostics[0]).toMatch(/availability check for emulated threw: TypeError: binding.tlBackend is not a function/);
+    }
+  });
 
   it("inline isolation abandons an async case at the timeout; 'auto' picks per suite", async () => {
     const r = await runSelftest({ module: fixture, suites: ['alpha', 'gamma'], backend: 'auto', isolation: 'inline', timeoutMs: 1000 });
@@ -155,7 +166,7 @@ for s in xml:
         cases.append([c.name, kind])
     out.append({'name': s.name, 'tests': s.tests, 'failures': s.failures, 'skipped': s.skipped, 'cases': cases})
 print(json.dumps(out))`;
-    const r = spawnSync(PY, ['-c', script, tmp('run.xml', xml)], { encoding: 'utf8' });
+    const r = spawnSync(PY, ['-c', script, tmp('run.xml', xml)], { encoding: 'utf8', env: pyEnv });
     expect(r.stderr).toBe('');
     const suites = JSON.parse(r.stdout) as Array<{ name: string; tests: number; failures: number; skipped: number; cases: string[][] }>;
     expect(suites.map((s) => [s.name, s.tests, s.failures, s.skipped])).toEqual([

@@ -11,7 +11,7 @@
 // at the timeout, but a case blocking the thread cannot be interrupted.
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { execCase } from './exec';
+import { errorLines, execCase } from './exec';
 import type {
   CaseResult,
   Reporter,
@@ -46,10 +46,20 @@ export function loadSuites(module: string = DEFAULT_SUITES_MODULE): readonly Sel
   return (require(module) as { suites: readonly SelftestSuite[] }).suites;
 }
 
+/** suite.unavailable(backend), with a throw turned into { error }. */
+function checkAvailable(suite: SelftestSuite, backend: SelftestBackend): { why: string | null; error?: string } {
+  try {
+    return { why: suite.unavailable(backend) };
+  } catch (e) {
+    return { why: null, error: `the suite's availability check for ${backend} threw: ${errorLines(e).join(' | ')}` };
+  }
+}
+
 /** The backend `choice` gives `suite`: 'auto' is the kernel where it can serve the suite. */
 export function backendFor(suite: SelftestSuite, choice: SelftestBackendChoice): SelftestBackend {
   if (choice !== 'auto') return choice;
-  return suite.unavailable('kernel') === null ? 'kernel' : 'emulated';
+  const k = checkAvailable(suite, 'kernel');
+  return k.why === null && k.error === undefined ? 'kernel' : 'emulated';
 }
 
 /** The plan: each suite with its backend, its cases and, when it cannot run, why. */
@@ -63,7 +73,15 @@ export function planRun(all: readonly SelftestSuite[], opts: SelftestOptions = {
   }
   return picked.map((s) => {
     const backend = backendFor(s, choice);
-    return { name: s.name, description: s.description, backend, skipReason: s.unavailable(backend), cases: s.cases.map((c) => c.name) };
+    const a = checkAvailable(s, backend);
+    return {
+      name: s.name,
+      description: s.description,
+      backend,
+      skipReason: a.why,
+      ...(a.error !== undefined ? { setupError: a.error } : {}),
+      cases: s.cases.map((c) => c.name),
+    };
   });
 }
 
@@ -197,8 +215,17 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<RunResult
       const results: CaseResult[] = [];
       for (const c of suite.cases) {
         let r: CaseResult;
-        const why = p.skipReason ?? c.unavailable?.(p.backend) ?? null;
-        if (why !== null) r = { name: c.name, status: 'skip', reason: why, diagnostics: [], durationMs: 0 };
+        let why: string | null = null;
+        let setupError = p.setupError;
+        if (setupError === undefined) {
+          try {
+            why = p.skipReason ?? c.unavailable?.(p.backend) ?? null;
+          } catch (e) {
+            setupError = `the case's availability check threw: ${errorLines(e).join(' | ')}`;
+          }
+        }
+        if (setupError !== undefined) r = { name: c.name, status: 'fail', diagnostics: [setupError], durationMs: 0 };
+        else if (why !== null) r = { name: c.name, status: 'skip', reason: why, diagnostics: [], durationMs: 0 };
         else if (pool) r = await pool.run(module, suite.name, c.name, p.backend, timeoutMs);
         else r = await runInline(suite, c.name, p.backend, timeoutMs);
         results.push(r);

@@ -53,6 +53,8 @@ export interface SuitePlan {
   backend: SelftestBackend;
   /** Set when the whole suite is skipped. */
   skipReason: string | null;
+  /** Set when the suite's availability check threw: every case then fails with it. */
+  setupError?: string;
   cases: string[];
 }
 
