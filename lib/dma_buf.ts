@@ -122,6 +122,21 @@ export class DmaBuf implements Disposable {
     return new DmaBuf(kBuf, binding.bufFromFd(fd, dup));
   }
 
+  /**
+   * @internal An emulated buffer another process sent over an FdChannel: a
+   * DmaBuf over a dup of its memfd (the same bytes; no device attachments, and
+   * its implicit fences stay with the sender: core/buffer/memfd_buf.h). The
+   * caller keeps `fd`.
+   */
+  static fromMemfd(fd: number, info: { size: number; name: string; exporterName: string }): DmaBuf {
+    if (typeof fd !== 'number') throw invalidArgType('fd', 'of type number', fd);
+    const size = info?.size;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) throw outOfRange('info.size', 'a positive integer', size);
+    const name = typeof info.name === 'string' ? info.name : '';
+    const exp = typeof info.exporterName === 'string' && info.exporterName ? info.exporterName : 'memfd';
+    return new DmaBuf(kBuf, binding.bufFromMemfd(fd, BigInt(size), exp, name));
+  }
+
   /** 'emulated' (an in-process buffer) or 'kernel' (a real dma-buf fd). */
   get backend(): HeapBackend {
     bufSlot(this); // a TypeError for a wrong receiver

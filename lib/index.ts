@@ -27,6 +27,8 @@ export type { FenceArrayInit } from './containers';
 export { Resv, AcquireContext } from './resv';
 export type { ResvUsage } from './resv';
 export { SyncFile, SwSyncTimeline } from './sync_file';
+export { FdChannel, FdChannelServer } from './fd_channel';
+export type { FdAttachment, FdMessage, FdChannelPeer } from './fd_channel';
 export type { SyncFileInfo, SyncFenceInfo, SyncBackend, SwSyncTimelineOptions } from './sync_file';
 export { createMemfd, Memfd, udmabufCreate, udmabufCreateList, udmabufAvailable, UDMABUF_PATH, UDMABUF_FLAGS_CLOEXEC } from './udmabuf';
 export type { MemfdSeal, MemfdOptions, UdmabufOptions, UdmabufRange } from './udmabuf';

@@ -183,6 +183,26 @@ export interface NativeBinding {
   tlClose(tl: External): void;
   tlKernelAvailable(): boolean;
 
+  // --- FdChannel (native/addon/fd_channel_binding.cc) ------------------------
+  chPair(): [External, External];
+  chFromFd(fd: number, dup: boolean): External;
+  chConnect(path: string): External;
+  chListen(path: string, mode: number, backlog: number): External;
+  /** null: no connection pending */
+  chAccept(listener: External): External | null;
+  /** false: EAGAIN, nothing sent */
+  chSend(ch: External, bytes: Uint8Array, fds: External | null): boolean;
+  /** null: nothing queued; the fds are the caller's */
+  chRecv(ch: External): null | { eof: true } | { eof: false; data: Uint8Array; fds: number[] };
+  chPeer(ch: External): { pid: number; uid: number; gid: number };
+  chFd(ch: External): number;
+  /** cb(events) once ready, or cb(status, error) if uv_poll fails; returns the cancel token. */
+  chWatch(ch: External, events: number, cb: (events: number, err?: DmaBufError) => void): External;
+  chWatchCancel(token: External): void;
+  chClose(ch: External): void;
+  fdsetCreate(fds: number[]): External;
+  fdsetClose(set: External): void;
+
   // --- heaps and dma-bufs (native/addon/heap_binding.cc, dma_buf_binding.cc) ----
   heapList(kernel: boolean, platform?: External): RawHeapInfo[];
   heapOpen(name: string, kernel: boolean, platform?: External): External;
@@ -206,6 +226,7 @@ export interface NativeBinding {
   bufRevocable(b: External): boolean;
   /** A dma-buf fd (checked: EINVAL if not one, EBADF if closed) as a kernel buffer; dup: the caller keeps fd. */
   bufFromFd(fd: number, dup: boolean): External;
+  bufFromMemfd(fd: number, size: bigint, expName: string, name: string, platform?: External): External;
   /** Whether poll() would block: 'read' = EPOLLIN (the writers), 'write' = EPOLLOUT (every fence). */
   bufBusy(b: External, dir: 'read' | 'write'): boolean;
   /** Whether the buffer has a kernel fd for bufPoll (else wait through its resv). */

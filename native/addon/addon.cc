@@ -23,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterResv(env, exports);
   RegisterSyncFile(env, exports);
   RegisterSwSync(env, exports);
+  RegisterFdChannel(env, exports);
   RegisterHeap(env, exports);
   RegisterUdmabuf(env, exports);
   RegisterPlatform(env, exports);

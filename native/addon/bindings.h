@@ -24,6 +24,7 @@ void RegisterContainers(Napi::Env env, Napi::Object exports);
 void RegisterResv(Napi::Env env, Napi::Object exports);
 void RegisterSyncFile(Napi::Env env, Napi::Object exports);
 void RegisterSwSync(Napi::Env env, Napi::Object exports);
+void RegisterFdChannel(Napi::Env env, Napi::Object exports);
 void RegisterHeap(Napi::Env env, Napi::Object exports);
 void RegisterUdmabuf(Napi::Env env, Napi::Object exports);
 void RegisterPlatform(Napi::Env env, Napi::Object exports);

@@ -8,6 +8,7 @@
 // attach_binding.cc (lib/attachment.ts). Flat functions that return values
 // and throw failures as DmaBufError (the core's errno, or the kernel
 // backend's KError with its op and message); lib/ validates.
+#include <fcntl.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include "addon/handles.h"
 #include "core/buffer/dma_buf.h"
 #include "core/buffer/mapping.h"
+#include "core/buffer/memfd_buf.h"
 #include "core/heaps/heap.h"
 #include "core/mm/platform.h"
 #include "kernel/dma_buf.h"
@@ -236,6 +238,27 @@ Napi::Value HeapAlloc(const Napi::CallbackInfo& info) {
   return WrapEmuBuf(env, buf);
 }
 
+// bufFromMemfd(fd, size: bigint, expName, name, platform?): an emulated buffer
+// over a dup of a memfd another process sent (core/buffer/memfd_buf.h); the
+// caller keeps and closes its fd. EINVAL for anything but a big enough memfd
+// sealed against shrinking.
+Napi::Value BufFromMemfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw BadArg(env, "expected an fd number");
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  const uint64_t size = U64Arg(info, 1);
+  const std::string exp = StrArg(info, 2);
+  const std::string name = StrArg(info, 3);
+  Platform* p = PlatArgAt(info, 4);
+  auto d = kernel::dup_fd(fd);
+  if (!d) throw KernelError(env, d.error());
+  DmaBuf* buf = nullptr;
+  if (int e = memfd_buf_import(p, d->release(), size, exp.c_str(), O_RDWR | O_CLOEXEC, &buf))
+    throw ErrnoError(env, e, "memfd_buf_import", "not a memfd of a dma-buf's size sealed against shrinking");
+  if (!name.empty()) (void)dma_buf_set_name(buf, name.c_str(), name.size() + 1);
+  return WrapEmuBuf(env, buf);
+}
+
 // bufFd(b) -> fd
 Napi::Value BufFd(const Napi::CallbackInfo& info) {
   BufObj* b = OpenBufArg(info, "fd");
@@ -408,6 +431,7 @@ void RegisterHeap(Napi::Env env, Napi::Object exports) {
       {"heapDispose", HeapDispose},
       {"heapAlloc", HeapAlloc},
       {"bufFd", BufFd},
+      {"bufFromMemfd", BufFromMemfd},
       {"bufSize", BufSize},
       {"bufFdinfo", BufFdinfo},
       {"bufSetName", BufSetName},

@@ -62,21 +62,28 @@ int dma_buf_export(const ExportInfo& info, DmaBuf** out) {
   if (!out || !info.platform || !info.exp_name || !info.ops || !info.ops->release ||
       !info.ops->map_dma_buf || !info.ops->unmap_dma_buf || info.size == 0) {
     warn("dma_buf_export: invalid export info");
+    if (info.memfd >= 0) close(info.memfd);
     return -EINVAL;
   }
   Platform* p = info.platform;
-  if (int err = p->fault(FaultSite::kDmaBufExport).check(-ENOMEM)) return err;
-
-  char name[64];
-  snprintf(name, sizeof name, "dmabuf:%s", info.exp_name);
-  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) return -errno;
-  // The size is fixed for the buffer's life, also for child processes.
-  if (ftruncate(fd, static_cast<off_t>(info.size)) < 0 ||
-      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-    int err = errno == EFBIG ? -ENOMEM : -errno;
-    close(fd);
+  if (int err = p->fault(FaultSite::kDmaBufExport).check(-ENOMEM)) {
+    if (info.memfd >= 0) close(info.memfd);
     return err;
+  }
+
+  int fd = info.memfd;
+  if (fd < 0) {
+    char name[64];
+    snprintf(name, sizeof name, "dmabuf:%s", info.exp_name);
+    fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    // The size is fixed for the buffer's life, also for child processes.
+    if (ftruncate(fd, static_cast<off_t>(info.size)) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+      int err = errno == EFBIG ? -ENOMEM : -errno;
+      close(fd);
+      return err;
+    }
   }
 
   auto* buf = new DmaBuf();

@@ -136,13 +136,16 @@ struct ExportInfo {
   uint64_t size = 0;
   uint32_t flags = 0;  // the fd flags; their access mode becomes the file's
   void* priv = nullptr;
+  // An existing memfd to be the buffer's file (adopted, also on failure),
+  // instead of a new one: the exporter has checked its size and seals.
+  int memfd = -1;
 };
 
 /**
  * dma_buf_export() - create a buffer and its backing file
  *
- * The file is a memfd of @info.size bytes, sealed against resizing; the
- * buffer goes on the platform's list. The exporter's release op runs when the
+ * The file is a memfd of @info.size bytes, sealed against resizing (or
+ * @info.memfd, adopted); the buffer goes on the platform's list. The exporter's release op runs when the
  * last file reference goes, including on a later failure of the caller.
  *
  * Context: any thread; takes the platform's buffer-list lock.
