@@ -9,7 +9,7 @@ import { createMemfd, udmabufCreate, UDMABUF_PATH } from './udmabuf';
 import { DmaBuf } from './dma_buf';
 import { Fence } from './fence';
 
-/** 'ok', an errno name (ENOENT, EACCES, ENOTTY, ...), 'not mounted' (debugfs) or 'untested' (detail says why). */
+/** 'ok', an errno name (ENOENT, EACCES, ENOTTY, ...), 'not mounted' (debugfs), 'untested' or 'error' (detail says why). */
 export type ProbeResult = string;
 
 export interface ProbeCheck {
@@ -36,9 +36,10 @@ const DEBUGFS = '/sys/kernel/debug';
 const SW_SYNC = '/sys/kernel/debug/sync/sw_sync';
 const DRI = '/dev/dri';
 
+/** The errno name of a failure, or 'error' for anything else (a bug: the detail says what). */
 function code(e: unknown): string {
   const c = (e as { code?: unknown } | null)?.code;
-  return typeof c === 'string' ? c : String((e as Error)?.message ?? e);
+  return typeof c === 'string' && /^E[A-Z0-9]+$/.test(c) ? c : c === 'not mounted' ? c : 'error';
 }
 
 /** Runs fn; 'ok', or the error's code (and its message as the detail). */
@@ -100,7 +101,8 @@ export function probe(): ProbeReport {
     heapNames = fs.readdirSync(HEAP_DIR).sort();
     if (heapNames.length === 0) add({ area: 'heap', name: '(none)', path: HEAP_DIR, result: 'ENOENT', detail: `${HEAP_DIR} is empty` });
   } catch (e) {
-    add({ area: 'heap', name: '(none)', path: HEAP_DIR, result: code(e), detail: `no ${HEAP_DIR}: no dma-heaps in this kernel (CONFIG_DMABUF_HEAPS)` });
+    const why = code(e) === 'ENOENT' ? `no ${HEAP_DIR}: no dma-heaps in this kernel (CONFIG_DMABUF_HEAPS)` : (e as Error).message;
+    add({ area: 'heap', name: '(none)', path: HEAP_DIR, result: code(e), detail: why });
   }
   let kernelBuf: DmaBuf | null = null;
   for (const name of heapNames) {
@@ -205,7 +207,7 @@ export function probe(): ProbeReport {
     dri = fs.readdirSync(DRI).filter((n) => /^(renderD|card)\d+$/.test(n)).sort();
     if (dri.length === 0) add({ area: 'drm', name: '(none)', path: DRI, result: 'ENOENT', detail: `no render nodes in ${DRI}` });
   } catch (e) {
-    add({ area: 'drm', name: '(none)', path: DRI, result: code(e), detail: `no ${DRI}: no DRM driver loaded` });
+    add({ area: 'drm', name: '(none)', path: DRI, result: code(e), detail: code(e) === 'ENOENT' ? `no ${DRI}: no DRM driver loaded` : (e as Error).message });
   }
   for (const n of dri) add(tryNode('drm', n, path.join(DRI, n), users, groups));
 

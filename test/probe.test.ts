@@ -16,7 +16,7 @@ describe('probe()', () => {
     expect(r.kernel.arch).toBe(os.machine());
     const areas = new Set(r.checks.map((c) => c.area));
     for (const a of ['heap', 'udmabuf', 'debugfs', 'sw_sync', 'dma-buf', 'sync_file', 'drm', 'emulation']) expect(areas.has(a), a).toBe(true);
-    for (const c of r.checks) expect(c.result).toMatch(/^(ok|untested|not mounted|E[A-Z]+)$/);
+    for (const c of r.checks) expect(c.result, JSON.stringify(c)).toMatch(/^(ok|untested|not mounted|E[A-Z0-9]+)$/);
     for (const n of ['SYNC_IOC_MERGE', 'SYNC_IOC_FILE_INFO', 'SYNC_IOC_SET_DEADLINE', 'SW_SYNC_GET_DEADLINE', 'DMA_BUF_IOCTL_EXPORT_SYNC_FILE', 'DMA_BUF_IOCTL_IMPORT_SYNC_FILE'])
       expect(r.checks.some((c) => c.name === n), n).toBe(true);
     expect(r.checks.find((c) => c.name === 'fence+heap')!.result).toBe('ok');
