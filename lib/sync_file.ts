@@ -304,6 +304,8 @@ export interface SwSyncTimelineOptions {
 }
 
 const SW_SYNC_PATH = '/sys/kernel/debug/sync/sw_sync';
+// The handle SwSyncTimeline.importHandle() hands to the constructor.
+let adoptingTimeline: External | null = null;
 
 /**
  * A sw_sync timeline: points created at a value signal, in order, when inc()
@@ -321,6 +323,13 @@ export class SwSyncTimeline implements Disposable {
   }
 
   constructor(opts?: SwSyncTimelineOptions) {
+    if (adoptingTimeline) {
+      // importHandle(): the handle was made by the addon just now.
+      this.#h = adoptingTimeline;
+      adoptingTimeline = null;
+      this.#backend = nb.tlBackend(this.#h);
+      return;
+    }
     if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
       throw invalidArgType('opts', 'of type object', opts);
     }
@@ -338,6 +347,27 @@ export class SwSyncTimeline implements Disposable {
   get backend(): SyncBackend {
     tlSlot(this); // a TypeError for a wrong receiver
     return this.#backend;
+  }
+
+  /**
+   * Adopts a timeline exported by exportHandle() (once), typically in another
+   * worker: both objects are the same timeline, as two fds of one file are.
+   * EINVAL for an unknown handle.
+   */
+  static importHandle(h: bigint): SwSyncTimeline {
+    if (typeof h !== 'bigint') throw invalidArgType('h', 'of type bigint', h);
+    adoptingTimeline = nb.tlImport(toU64('h', h));
+    return new SwSyncTimeline();
+  }
+
+  /**
+   * A new reference another worker can adopt with SwSyncTimeline.importHandle()
+   * (once), so producer and consumer threads share a timeline. Closing one
+   * holder drops its reference; the timeline's release (pending points signal
+   * with ENOENT) comes with the last, as the kernel's with the last fd.
+   */
+  exportHandle(): bigint {
+    return nb.tlExport(timelineHandle(this));
   }
 
   /** Whether a kernel timeline can be opened (debugfs sw_sync present and accessible). */
@@ -379,7 +409,10 @@ export class SwSyncTimeline implements Disposable {
     return nb.tlGetDeadline(h, syncFileHandle(f));
   }
 
-  /** Closes the timeline: points still pending signal with ENOENT. Idempotent. */
+  /**
+   * Closes the timeline: points still pending signal with ENOENT (once no
+   * other worker holds it: see exportHandle()). Idempotent.
+   */
   close(): void {
     const h = tlSlot(this);
     if (!h) return;

@@ -181,6 +181,8 @@ export interface NativeBinding {
   tlInc(tl: External, n: number): void;
   tlGetDeadline(tl: External, sf: External): bigint;
   tlClose(tl: External): void;
+  tlExport(tl: External): bigint;
+  tlImport(h: bigint): External;
   tlKernelAvailable(): boolean;
 
   // --- FdChannel (native/addon/fd_channel_binding.cc) ------------------------

@@ -10,18 +10,24 @@
 #include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/boundary.h"
+#include "addon/env_state.h"
+#include "addon/export_registry.h"
 #include "addon/sync_file_obj.h"
 #include "kernel/sw_sync.h"
 
 namespace dmabuf::addon {
 
 void tl_put(TlObj* t) {
+  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (t->emu) sw_sync_debugfs_release(t->emu);
   if (t->kfd >= 0) (void)kernel::close_fd(t->kfd);
   delete t;
 }
 
 namespace {
+
+// Timelines parked for another worker (exportHandle / importHandle).
+ExportRegistry<TlObj, tl_put> g_exports;
 
 TlObj* TlArgAt(const Napi::CallbackInfo& info, size_t i) {
   TlObj* t = TlHolder::From(info[i]);
@@ -129,7 +135,26 @@ Napi::Value TlGetDeadline(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, d.deadline_ns);
 }
 
-// tlClose(tl): the file's release (idempotent)
+// tlExport(tl) -> bigint: a new reference another worker can adopt once
+Napi::Value TlExport(const Napi::CallbackInfo& info) {
+  TlObj* t = TlArgAt(info, 0);
+  t->refs.fetch_add(1, std::memory_order_relaxed);
+  return Napi::BigInt::New(info.Env(), g_exports.Export(t, EnvState::Get(info.Env())));
+}
+
+// tlImport(bigint) -> handle; EINVAL if never exported or imported already
+Napi::Value TlImport(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBigInt()) throw BadArg(env, "expected a bigint handle");
+  bool ok = true;
+  const uint64_t id = BigIntU64(info[0], &ok);
+  TlObj* t = nullptr;
+  if (!ok || g_exports.Import(id, &t) != decltype(g_exports)::Result::kOk)
+    throw ErrnoError(env, -EINVAL, nullptr, "unknown sw_sync timeline handle (never exported, or already imported)");
+  return TlHolder::Wrap(env, t);
+}
+
+// tlClose(tl): drops this holder's reference; the last is the file's release (idempotent)
 Napi::Value TlClose(const Napi::CallbackInfo& info) {
   TlHolder::Dispose(info[0]);
   return info.Env().Undefined();
@@ -150,6 +175,8 @@ void RegisterSwSync(Napi::Env env, Napi::Object exports) {
       {"tlInc", TlInc},
       {"tlGetDeadline", TlGetDeadline},
       {"tlClose", TlClose},
+      {"tlExport", TlExport},
+      {"tlImport", TlImport},
       {"tlKernelAvailable", TlKernelAvailable},
   });
 }

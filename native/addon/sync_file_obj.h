@@ -5,6 +5,8 @@
 
 #include <napi.h>
 
+#include <atomic>
+
 #include "addon/handles.h"
 #include "core/sync/sw_sync.h"
 #include "core/sync/sync_file.h"
@@ -23,11 +25,14 @@ struct SfObj {
 void sf_put(SfObj* s);
 using SfHolder = Holder<SfObj, sf_put, 0x53594e43>;  // "SYNC"
 
-// A sw_sync timeline: the emulated debugfs file or the real one's fd. Dropping
-// it is the file's release (pending points signal with -ENOENT).
+// A sw_sync timeline: the emulated debugfs file or the real one's fd, shared
+// by every JS object that holds it (one per worker that imported it, as a
+// file is by the fds of a dup). Dropping the last reference is the file's
+// release (pending points signal with -ENOENT).
 struct TlObj {
   SyncTimeline* emu = nullptr;
   int kfd = -1;
+  std::atomic<int> refs{1};
   bool kernel() const { return emu == nullptr; }
 };
 void tl_put(TlObj* t);
