@@ -132,6 +132,11 @@ static int open_vgem(void) {
 }
 
 int main(void) {
+  // The sender may hand over a non-blocking socket (O_NONBLOCK is shared by
+  // every dup of the description; the parent has closed its copy of this end).
+  int fl = fcntl(SOCK, F_GETFL);
+  if (fl < 0) fail("fcntl(F_GETFL) on fd 3 (no channel passed as fd 3?)", errno);
+  if ((fl & O_NONBLOCK) && fcntl(SOCK, F_SETFL, fl & ~O_NONBLOCK) < 0) fail("fcntl(F_SETFL) on fd 3", errno);
   // 1. One datagram with its fds.
   char payload[65536];
   char cbuf[CMSG_SPACE(sizeof(int) * MAX_FDS)];

@@ -11,80 +11,41 @@
 // without /dev/dri (vgem not loaded), a kernel heap or the helper, skipped with
 // the reason.
 //
-// The channel is the package's FdChannel when dist/ has it (FdChannel.pair(),
-// the child's end as its fd 3). Without it, a small Python relay stands in:
-// Node hands it the dma-buf fd as its fd 3, it sends the same wire format
-// ({"v":1,"m":...,"a":[{"k":"dmabuf","b":"kernel"}]} + SCM_RIGHTS, with
-// socket.send_fds) on a socketpair whose other end becomes the helper's fd 3,
-// and relays the helper's datagrams to Node as lines on its stdout.
+// The channel is the package's FdChannel (FdChannel.pair(), the child's end
+// as its fd 3): the helper reads FdChannel's wire format
+// ({"v":1,"m":...,"a":[{"k":"dmabuf","b":"kernel"}]} + SCM_RIGHTS) and answers in it.
 import { suite } from './tap.mjs';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import assert from 'node:assert/strict';
 
 const require = createRequire(import.meta.url);
 const dm = require('../../dist/index.js');
-const { openHeap, DmaBuf } = dm;
-const FdChannel = dm.FdChannel;
+const { openHeap, DmaBuf, FdChannel } = dm;
 
 const HELPER = path.resolve(process.argv[2] ?? 'build-dev/vgem_import');
 const PATTERN = 0xa5;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const openFds = () => readdirSync('/proc/self/fd').length;
 
-// The helper's replies, one `m` at a time, over whichever channel carries them.
+// Spawns the helper with one end of an FdChannel as its fd 3 and sends it the
+// buffer; next() is the helper's next reply (`m`).
 async function startImporter(buf, message) {
-  if (FdChannel) {
-    const [mine, theirs] = FdChannel.pair();
-    const child = spawn(HELPER, [], { stdio: ['ignore', 'inherit', 'inherit', theirs.fd] });
-    theirs.close();
-    const exited = new Promise((r) => child.on('exit', (code, sig) => r(sig ?? code)));
-    await mine.send(message, [buf]);
-    return {
-      via: 'FdChannel',
-      async next() {
-        const { message: m, attachments } = await mine.receive({ timeout: 20000 });
-        assert.deepEqual(attachments, []);
-        return m;
-      },
-      exited,
-      close: () => mine.close(),
-    };
-  }
-  const PY = [
-    'import json, os, socket, subprocess, sys',
-    'a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)',
-    'msg = {"v": 1, "m": json.loads(sys.argv[2]), "a": [{"k": "dmabuf", "b": "kernel"}]}',
-    'socket.send_fds(a, [json.dumps(msg).encode()], [3])',
-    'os.close(3); os.dup2(b.fileno(), 3); b.close()',
-    'child = subprocess.Popen([sys.argv[1]], pass_fds=(3,), stdout=subprocess.DEVNULL)',
-    'os.close(3)',
-    'while True:',
-    '    d = a.recv(65536)',
-    '    if not d: break',
-    '    print(json.dumps(json.loads(d)["m"]), flush=True)',
-    'print(json.dumps({"exit": child.wait()}), flush=True)',
-  ].join('\n');
-  const py = spawn('python3', ['-c', PY, HELPER, JSON.stringify(message)], {
-    stdio: ['ignore', 'pipe', 'inherit', buf.fd],
-  });
-  const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
-  const exited = new Promise((r) => py.on('exit', (code, sig) => r(sig ?? code)));
+  const [mine, theirs] = FdChannel.pair();
+  const child = spawn(HELPER, [], { stdio: ['ignore', 'inherit', 'inherit', theirs.fd] });
+  theirs.close();
+  const exited = new Promise((r) => child.on('exit', (code, sig) => r(sig ?? code)));
+  await mine.send(message, [buf]);
   return {
-    via: 'python relay (socket.send_fds)',
     async next() {
-      const { value, done } = await Promise.race([
-        lines.next(),
-        sleep(20000).then(() => ({ done: true, value: 'timeout' })),
-      ]);
-      if (done) throw new Error(`relay ended without a message (${value ?? 'eof'})`);
-      return JSON.parse(value);
+      const { message: m, attachments } = await mine.receive({ timeout: 20000 });
+      assert.deepEqual(attachments, []);
+      return m;
     },
     exited,
-    close: () => {},
+    close: () => mine.close(),
   };
 }
 
@@ -128,10 +89,10 @@ test('vgem imports a kernel-heap buffer (PRIME_FD_TO_HANDLE) and sees its bytes;
   assert.equal(await imp.exited, 0);
   imp.close();
   buf.close();
-  return `note: via ${imp.via}; vgem MAP_DUMB of the import: ${signalled.mapDumb}, mapped via ${signalled.mappedVia}`;
+  return `note: vgem MAP_DUMB of the import: ${signalled.mapDumb}, mapped via ${signalled.mappedVia}`;
 });
 
-test('DmaBuf.fromFd of a buffer vgem imported keeps its size and exporter; no fds leak', async () => {
+test('DmaBuf.fromFd of a kernel-heap buffer keeps its size, exporter and name; no fds leak', async () => {
   const before = openFds();
   const heap = openHeap('system', { backend: 'kernel' });
   const buf = heap.alloc(8192);
