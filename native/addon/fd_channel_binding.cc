@@ -83,20 +83,19 @@ Napi::Value ChFromFd(const Napi::CallbackInfo& info) {
   len = sizeof(type);
   if (v != AF_UNIX || ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
     throw ErrnoError(env, -EINVAL, "getsockopt", "not an AF_UNIX SOCK_SEQPACKET socket");
-  kernel::UniqueFd own;
-  if (dup) {
-    auto d = kernel::dup_fd(fd);
-    if (!d) throw KernelError(env, d.error());
-    own = std::move(*d);
-  } else {
-    own = kernel::UniqueFd(fd);
-  }
+  // Always a dup of our own: on failure it closes and the caller keeps its fd;
+  // dup: false hands the caller's fd over (closes it) only on success.
+  auto d = kernel::dup_fd(fd);
+  if (!d) throw KernelError(env, d.error());
+  kernel::UniqueFd own = std::move(*d);
   // O_NONBLOCK is on the open file, shared with other holders of it; every
   // call here copes with EAGAIN, and so must theirs on a socket like this.
   const int fl = ::fcntl(own.get(), F_GETFL);
   if (fl < 0 || ::fcntl(own.get(), F_SETFL, fl | O_NONBLOCK) < 0)
     throw ErrnoError(env, -errno, "fcntl", "cannot make the socket non-blocking");
-  return WrapCh(env, std::move(own));
+  Napi::Value h = WrapCh(env, std::move(own));
+  if (!dup) (void)kernel::close_fd(fd);
+  return h;
 }
 
 // chConnect(path)
@@ -155,6 +154,22 @@ Napi::Value FdSetCreate(const Napi::CallbackInfo& info) {
     throw;
   }
   return holder;
+}
+
+// fdsClose(fds: number[]): closes fds the caller owns (received ones lib/ did
+// not hand out). Not fs.closeSync: in a worker, Node warns about closing fds
+// that fs did not open there.
+Napi::Value FdsClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw BadArg(env, "expected an array of fds");
+  Napi::Array a = info[0].As<Napi::Array>();
+  for (uint32_t i = 0, n = a.Length(); i < n; ++i) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsNumber()) continue;
+    const int fd = v.As<Napi::Number>().Int32Value();
+    if (fd >= 0) (void)kernel::close_fd(fd);
+  }
+  return env.Undefined();
 }
 
 Napi::Value FdSetClose(const Napi::CallbackInfo& info) {
@@ -260,6 +275,7 @@ void RegisterFdChannel(Napi::Env env, Napi::Object exports) {
       {"chClose", ChClose},
       {"fdsetCreate", FdSetCreate},
       {"fdsetClose", FdSetClose},
+      {"fdsClose", FdsClose},
   });
 }
 

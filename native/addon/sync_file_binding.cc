@@ -105,7 +105,8 @@ Napi::Value WrapSyncFd(Napi::Env env, kernel::UniqueFd fd) {
 
 // sfFromFd(fd, dup): a real sync_file fd (checked with SYNC_IOC_FILE_INFO), or
 // an emulated sync_file's fd from another process. With dup the caller keeps
-// its fd, else the handle takes it over (and closes it).
+// its fd; without, the fd is taken over (closed here) once the handle exists,
+// and left with the caller on any failure.
 Napi::Value SfFromFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw BadArg(env, "expected an fd number");
@@ -114,15 +115,13 @@ Napi::Value SfFromFd(const Napi::CallbackInfo& info) {
   auto n = kernel::sync_file_fence_count(fd);
   const bool sync_fd = !n && n.error().err == -ENOTTY && sync_fd_is_export(fd);
   if (!n && !sync_fd) throw KernelError(env, n.error());
-  kernel::UniqueFd own;
-  if (dup) {
-    auto d = kernel::dup_fd(fd);
-    if (!d) throw KernelError(env, d.error());
-    own = std::move(*d);
-  } else {
-    own = kernel::UniqueFd(fd);
-  }
-  return sync_fd ? WrapSyncFd(env, std::move(own)) : WrapKernelSyncFile(env, std::move(own));
+  // Always a dup of our own: on any failure below it closes, and the caller's
+  // fd stays the caller's (dup: false hands it over only on success).
+  auto own = kernel::dup_fd(fd);
+  if (!own) throw KernelError(env, own.error());
+  Napi::Value h = sync_fd ? WrapSyncFd(env, std::move(*own)) : WrapKernelSyncFile(env, std::move(*own));
+  if (!dup) (void)kernel::close_fd(fd);
+  return h;
 }
 
 // sfBackend(sf): 'emulated' | 'kernel'
