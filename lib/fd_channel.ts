@@ -16,7 +16,7 @@ import { abortError, invalidArgType, outOfRange } from './internal/args';
 import { binding as nb, type External } from './internal/binding';
 import { parseWaitOptions, waitTimer, type WaitOptions } from './internal/wait_options';
 import { SyncFile, isSyncFile } from './sync_file';
-import { closeSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 
 /** What a message can carry: buffers, sync_files and fds (numbers the sender keeps). */
 export type FdAttachment = DmaBuf | SyncFile | number;
@@ -49,14 +49,10 @@ const kCreate = Symbol('dmabuf.fdChannel');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+// Natively, not with fs.closeSync: in a worker, Node warns about every fd
+// closed there that fs did not open.
 function closeFds(fds: number[]): void {
-  for (const fd of fds) {
-    try {
-      closeSync(fd);
-    } catch {
-      /* already gone */
-    }
-  }
+  if (fds.length) nb.fdsClose(fds);
 }
 
 function checkFd(v: number, name: string): number {
@@ -96,7 +92,10 @@ function encode(message: unknown, attachments: unknown): { bytes: Uint8Array; fd
   } catch (e) {
     throw invalidArgType('message', 'JSON-serialisable', e instanceof Error ? e.message : e);
   }
-  if (json === undefined) throw invalidArgType('message', 'JSON-serialisable', message);
+  // (The envelope always serialises; a top-level value JSON drops would arrive as undefined.)
+  if (message === undefined || typeof message === 'function' || typeof message === 'symbol') {
+    throw invalidArgType('message', 'JSON-serialisable', message);
+  }
   const bytes = encoder.encode(json);
   if (bytes.length > MAX_MESSAGE) {
     throw new DmaBufError('EMSGSIZE', `message of ${bytes.length} bytes (the limit is ${MAX_MESSAGE})`, 'sendmsg');
@@ -134,20 +133,29 @@ function decode(data: Uint8Array, fds: number[]): FdMessage {
   return { message: parsed.m, attachments };
 }
 
+/**
+ * The object for one received fd. Objects are built over a dup and `fd` is
+ * closed only once one exists: on a failure `fd` is still open (and decode()
+ * closes it), whichever step failed -- fromFd({ dup: false }) would leave it
+ * unclear whether a late failure had already closed it.
+ */
 function adopt(fd: number, d: Descriptor): FdAttachment {
+  let obj: DmaBuf | SyncFile;
   switch (d?.k) {
     case 'sync_file':
-      return SyncFile.fromFd(fd, { dup: false });
+      obj = SyncFile.fromFd(fd, { dup: true });
+      break;
     case 'dmabuf':
-      if (d.b !== 'emulated') return DmaBuf.fromFd(fd, { dup: false });
-      {
-        const b = DmaBuf.fromMemfd(fd, { size: d.size, name: d.name, exporterName: d.exp });
-        closeFds([fd]); // the buffer holds its own dup
-        return b;
-      }
+      obj =
+        d.b !== 'emulated'
+          ? DmaBuf.fromFd(fd, { dup: true })
+          : DmaBuf.fromMemfd(fd, { size: d.size, name: d.name, exporterName: d.exp });
+      break;
     default:
       return fd;
   }
+  closeFds([fd]); // the object holds its own dup
+  return obj;
 }
 
 interface Pending<T> {

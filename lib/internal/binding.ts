@@ -204,6 +204,8 @@ export interface NativeBinding {
   chClose(ch: External): void;
   fdsetCreate(fds: number[]): External;
   fdsetClose(set: External): void;
+  /** Closes fds the caller owns (not fs.closeSync: a worker warns about fds fs did not open). */
+  fdsClose(fds: number[]): void;
 
   // --- heaps and dma-bufs (native/addon/heap_binding.cc, dma_buf_binding.cc) ----
   heapList(kernel: boolean, platform?: External): RawHeapInfo[];
