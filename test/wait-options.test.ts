@@ -181,6 +181,6 @@ describe('WaitOptions', () => {
       expect(text, f).not.toMatch(/instanceof AbortSignal/);
     }
     const users = files.filter((f) => readFileSync(path.join(lib, f), 'utf8').includes('parseWaitOptions('));
-    expect(users.sort()).toEqual(['dma_buf.ts', 'fence.ts', path.join('internal', 'wait_options.ts'), 'resv.ts', 'sync_file.ts'].sort());
+    expect(users.sort()).toEqual(['dma_buf.ts', 'fd_channel.ts', 'fence.ts', path.join('internal', 'wait_options.ts'), 'resv.ts', 'sync_file.ts'].sort());
   });
 });
