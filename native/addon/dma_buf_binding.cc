@@ -146,7 +146,7 @@ Napi::Value BufRevocable(const Napi::CallbackInfo& info) {
 // must be on the dma-buf filesystem (kernel::dma_buf_check_fd: EINVAL
 // otherwise, EBADF for a closed one); with dup the handle owns a dup and the
 // caller keeps `fd`, else the handle takes `fd` over (only once it is known to
-// be a dma-buf: on any error the caller still owns it).
+// be a dma-buf: when refused the caller still owns it).
 Napi::Value BufFromFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw BadArg(env, "fd: expected a number");
