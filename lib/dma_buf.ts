@@ -108,8 +108,9 @@ export class DmaBuf implements Disposable {
    * export) as a kernel-backend DmaBuf; its size, exporter name and name come
    * from the kernel. With `{ dup: true }` (the default) the DmaBuf owns a dup
    * and the caller keeps (and closes) `fd`; with `{ dup: false }` it takes `fd`
-   * over and closes it on close() (when refused -- a TypeError, RangeError, EINVAL or EBADF -- the caller still owns it).
-   * An fd that is not a dma-buf: EINVAL; a closed one: EBADF.
+   * over and closes it on close() (when refused -- TypeError, RangeError,
+   * EINVAL, EBADF -- the caller still owns it). An fd that is not a dma-buf:
+   * EINVAL; a closed one: EBADF.
    */
   static fromFd(fd: number, opts?: FromFdOptions): DmaBuf {
     if (typeof fd !== 'number') throw invalidArgType('fd', 'of type number', fd);
