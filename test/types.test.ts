@@ -86,6 +86,8 @@ const k2: HeapKind = 'dma';
 try { f.setError('EIO'); } catch (e) { if (e instanceof DmaBufError && e.code === 'EBUSY') f.dispose(); }
 // @ts-expect-error internal members are stripped
 f.handle;
+// @ts-expect-error a Heap is made by openHeap() only (its constructor is internal)
+new dmabuf.Heap();
 async function g(): Promise<void> { await using gpu = new Issuer({ driverName: 'a', timelineName: 'b' }); gpu.createFence().dispose(); }
 export { code, typo, kind, k2, g };
 `,
