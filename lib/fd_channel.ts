@@ -382,8 +382,10 @@ export class FdChannel implements Disposable, AsyncIterable<FdMessage> {
       this.#watch = nb.chWatch(h, want, (events: number, err?: DmaBufError) => {
         this.#watch = null;
         this.#watchEvents = 0;
-        if (err) this.#failAll(err);
-        else this.#pump(events);
+        // libuv reports POLLERR as an error (UV_EBADF): here that is the
+        // socket's pending error (the peer closed with our messages unread),
+        // which the next sendmsg/recvmsg reports, and clears, with its errno.
+        this.#pump(err ? UV_READABLE | UV_WRITABLE : events);
       });
     } catch (e) {
       this.#watchEvents = 0;

@@ -720,6 +720,37 @@ describe('errors, and no fd leaks', () => {
     expect(await settledFds(before)).toBe(before);
   });
 
+  it("a peer that closes with our messages unread: what it sent still arrives (received now or pending), then ECONNRESET", async () => {
+    // The kernel then sets the socket's pending error (ECONNRESET, POLLERR,
+    // which libuv reports as EBADF): neither may cut the stream short.
+    const [a, b] = FdChannel.pair();
+    await a.send('never read by b');
+    await b.send('b1');
+    await b.send('b2');
+    b.close();
+    const seen: unknown[] = [];
+    for await (const m of a) seen.push(m.message);
+    expect(seen).toEqual(['b1', 'b2']);
+    await expectDmaBufRejection(a.receive(), 'ECONNRESET');
+    const e = await rejection(a.send('x'));
+    expect(['EPIPE', 'ECONNRESET']).toContain((e as DmaBufError).code);
+    a.close();
+
+    const [c, d] = FdChannel.pair();
+    await c.send('never read by d');
+    const r1 = c.receive({ timeout: 20000 });
+    const r2 = c.receive({ timeout: 20000 });
+    const r3 = c.receive({ timeout: 20000 });
+    await sleep(20);
+    await d.send('d1');
+    await d.send('d2');
+    d.close();
+    expect((await r1).message).toBe('d1');
+    expect((await r2).message).toBe('d2');
+    await expectDmaBufRejection(r3, 'ECONNRESET');
+    c.close();
+  });
+
   it('receive timeout: ETIMEDOUT; abort: AbortError; neither loses the next message', async () => {
     const [a, b] = FdChannel.pair();
     await expectDmaBufRejection(b.receive({ timeout: 0 }), 'ETIMEDOUT');
@@ -840,6 +871,90 @@ describe('errors, and no fd leaks', () => {
     expect((await b.receive({ timeout: 10000 })).message).toBe('fine');
     raw.chClose(h);
     p.close();
+    a.close();
+    b.close();
+  });
+
+  it('foreign datagrams while a receive is pending, and an oversized one (MSG_TRUNC): EPROTO / EMSGSIZE, fds closed', async () => {
+    await warmUp();
+    const [a, b] = FdChannel.pair();
+    const p = fifo();
+    const before = openFds();
+    // A pending receive meets a datagram that is not ours.
+    const h = raw.chFromFd(a.fd, true);
+    const pend = b.receive({ timeout: 20000 });
+    await sleep(20);
+    const set = raw.fdsetCreate([p.rd, p.wr]);
+    expect(raw.chSend(h, new TextEncoder().encode('{"v":1}'), set)).toBe(true);
+    raw.fdsetClose(set);
+    raw.chClose(h);
+    await expectDmaBufRejection(pend, 'EPROTO');
+    // A sender that is not us: more than 64 KiB with fds (python, on a dup of a's socket).
+    const pyChild = spawn(
+      'python3',
+      [
+        '-c',
+        'import socket, array, os\n' +
+          's = socket.socket(fileno=3)\n' +
+          's.sendmsg([b"x" * 70000], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 0, 0]))])\n' +
+          's.sendmsg([b\'{"v":1,"m":"after","a":[]}\'])\n' +
+          'os.close(3)\n',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe', a.fd] }, // (fds in flight would hold its pipes open)
+    );
+    let pyErr = '';
+    pyChild.stderr!.on('data', (d: Buffer) => (pyErr += d.toString()));
+    const pyCode = await new Promise((r) => pyChild.on('exit', r));
+    expect(pyErr).toBe('');
+    expect(pyCode).toBe(0);
+    const e = await expectDmaBufRejection(b.receive({ timeout: 20000 }), 'EMSGSIZE');
+    expect(e.message).toMatch(/65536/);
+    expect((await b.receive({ timeout: 20000 })).message).toBe('after');
+    expect(await settledFds(before)).toBe(before);
+    a.close();
+    b.close();
+    p.close();
+  });
+
+  it('sends pending when the peer closes reject with EPIPE, their held fds closed', async () => {
+    await warmUp();
+    const before = openFds();
+    const [a, b] = FdChannel.pair();
+    const buf = emulatedBuf(4096);
+    const pad = 'r'.repeat(4000);
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < 300; i++) sends.push(a.send({ i, pad }, [buf]));
+    buf.close();
+    await sleep(50);
+    expect(await settled(sends[299]!)).toBe(false);
+    b.close(); // the queued messages (and their fds) go with it
+    const results = await Promise.allSettled(sends);
+    const rejected = results.filter((x) => x.status === 'rejected') as PromiseRejectedResult[];
+    expect(rejected.length).toBeGreaterThan(0);
+    for (const x of rejected) expect(['EPIPE', 'ECONNRESET']).toContain((x.reason as DmaBufError).code);
+    expect(results.slice(0, 300 - rejected.length).every((x) => x.status === 'fulfilled')).toBe(true);
+    a.close();
+    expect(await settledFds(before)).toBe(before);
+  });
+
+  it('both ends sending more than their queues hold, then receiving: no deadlock, order kept', async () => {
+    const [a, b] = FdChannel.pair();
+    const pad = 's'.repeat(8000);
+    const N = 150;
+    const sa: Promise<void>[] = [];
+    const sb: Promise<void>[] = [];
+    for (let i = 0; i < N; i++) {
+      sa.push(a.send({ from: 'a', i, pad }));
+      sb.push(b.send({ from: 'b', i, pad }));
+    }
+    const recvAll = async (ch: FdChannel, from: string): Promise<void> => {
+      for (let i = 0; i < N; i++) {
+        const m = (await ch.receive({ timeout: 20000 })).message as { from: string; i: number };
+        expect(m.from).toBe(from);
+        expect(m.i).toBe(i);
+      }
+    };
+    await Promise.all([recvAll(a, 'b'), recvAll(b, 'a'), ...sa, ...sb]);
     a.close();
     b.close();
   });

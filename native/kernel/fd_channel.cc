@@ -137,8 +137,22 @@ KResult<FdChannelMessage> fd_channel_recv(int fd) {
   m.msg_control = ctl;
   m.msg_controllen = sizeof(ctl);
   ssize_t n;
-  do n = ::recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
+  // ECONNRESET is the socket's pending error (sk_err), reported once: the
+  // peer closed with messages of ours unread. What it sent before closing is
+  // still queued, and the end of the stream follows it, so read on.
+  bool reset_seen = false;
+  for (;;) {
+    n = ::recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n >= 0 || errno == EINTR) {
+      if (n >= 0) break;
+      continue;
+    }
+    if (errno == ECONNRESET && !reset_seen) {
+      reset_seen = true;
+      continue;
+    }
+    break;
+  }
   if (n < 0) return kerror(neg_errno(), "recvmsg");
   for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
