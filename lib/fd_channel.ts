@@ -12,7 +12,7 @@
 // C programs can speak it (test/kernel/vgem_import.c does).
 import { DmaBuf } from './dma_buf';
 import { DmaBufError } from './errors';
-import { abortError, invalidArgType, outOfRange } from './internal/args';
+import { abortError, invalidArgType, invalidArgValue, outOfRange } from './internal/args';
 import { binding as nb, type External } from './internal/binding';
 import { parseWaitOptions, waitTimer, type WaitOptions } from './internal/wait_options';
 import { SyncFile, isSyncFile } from './sync_file';
@@ -53,6 +53,12 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 // closed there that fs did not open.
 function closeFds(fds: number[]): void {
   if (fds.length) nb.fdsClose(fds);
+}
+
+/** A socket path: a string without NUL bytes (C would cut it short there, and bind another file). */
+function checkPath(path: unknown): void {
+  if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
+  if (path.includes('\0')) throw invalidArgValue('path', 'must not contain null bytes', path);
 }
 
 function checkFd(v: number, name: string): number {
@@ -224,7 +230,7 @@ export class FdChannel implements Disposable, AsyncIterable<FdMessage> {
 
   /** Connects to an `FdChannel.listen()` server at `path` (ENOENT, ECONNREFUSED, EACCES). */
   static connect(path: string): FdChannel {
-    if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
+    checkPath(path);
     return new FdChannel(kCreate, nb.chConnect(path));
   }
 
@@ -234,7 +240,7 @@ export class FdChannel implements Disposable, AsyncIterable<FdMessage> {
    * accepts anyone; check `channel.peer` to refuse strangers.
    */
   static listen(path: string, opts?: { mode?: number; backlog?: number }): FdChannelServer {
-    if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
+    checkPath(path);
     if (opts !== undefined && (typeof opts !== 'object' || opts === null)) throw invalidArgType('opts', 'of type object', opts);
     const mode = opts?.mode ?? 0o600;
     if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw outOfRange('opts.mode', 'a file mode (0 to 0o7777)', mode);

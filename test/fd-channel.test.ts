@@ -633,6 +633,18 @@ describe('listen / connect / accept', () => {
     expect(() => FdChannel.listen(sockPath(), { mode: 0o10000 })).toThrow(RangeError);
     expect(() => FdChannel.listen(sockPath(), { backlog: 0 })).toThrow(RangeError);
     expect(() => FdChannel.connect(3 as unknown as string)).toThrow(TypeError);
+    // A NUL byte would cut the C path short (and bind another file): refused.
+    const cut = path.join(dir, `nul${seq++}`);
+    expect(() => FdChannel.listen(`${cut}\0.sock`)).toThrow(TypeError);
+    expect(() => FdChannel.connect(`${cut}\0.sock`)).toThrow(TypeError);
+    expect(() => statSync(cut)).toThrow(/ENOENT/);
+    e = undefined;
+    try {
+      FdChannel.listen('');
+    } catch (x) {
+      e = x;
+    }
+    expect((e as DmaBufError).code).toBe('EINVAL');
     expect(await settledFds(before)).toBe(before);
   });
 });

@@ -168,6 +168,14 @@ export class Surface {
       }
       if (dup !== true) args[0] = this.ownFd();
     }
+    if (key === 'listen' && entry.cls?.name === 'FdChannel' && typeof args[0] === 'string') {
+      // A listener creates a socket file at its path (and replaces a stale
+      // socket there): never in the working tree (the repository) or anywhere
+      // but a directory of our own. Paths that fail before touching the file
+      // system (empty, NUL bytes, longer than sun_path) stay as they are.
+      const p = args[0];
+      if (p !== '' && !p.includes('\0') && Buffer.byteLength(p) < 108) args[0] = this.sockPath(p);
+    }
     // Sizes: hostile extremes are fine (ENOMEM), real gigabyte allocations are not.
     for (let i = 0; i < args.length; i++) args[i] = this.capSize(args[i]);
     for (const o of args) {
@@ -185,6 +193,17 @@ export class Surface {
     if (typeof x === 'number' && x > 1 << 24 && x < 2 ** 41) return 4096;
     if (typeof x === 'bigint' && x > 1n << 24n && x < 1n << 41n) return 4096n;
     return x;
+  }
+
+  /** A path in this process's own directory for a socket file named after `p`. */
+  sockPath(p) {
+    const fs = require_fs();
+    if (!this.sockDir) {
+      this.sockDir = fs.mkdtempSync(`${requireCjs('node:os').tmpdir()}/dmabuf-fuzz-sock-`);
+      const dir = this.sockDir;
+      process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    }
+    return `${this.sockDir}/${encodeURIComponent(p).slice(0, 40) || 's'}`;
   }
 
   ownFd() {
