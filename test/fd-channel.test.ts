@@ -272,6 +272,27 @@ describe('FdChannel.pair()', () => {
       sg.close();
       g.dispose();
 
+      // Forwarded on (a received SyncFile sent again): still the sender's fence.
+      const h = new Fence();
+      const sh = SyncFile.create(h);
+      await a.send('fwd', [sh]);
+      const mid = (await b.receive({ timeout: 10000 })).attachments[0] as SyncFile;
+      const [c, d] = FdChannel.pair();
+      await c.send('fwd2', [mid]);
+      mid.close();
+      const end = (await d.receive({ timeout: 10000 })).attachments[0] as SyncFile;
+      expect(end.status).toBe(0);
+      const we = end.wait({ timeout: 20000 });
+      h.setError(-71);
+      h.signal();
+      expect(await we).toBe(true);
+      expect(end.status).toBe(-71);
+      end.close();
+      sh.close();
+      h.dispose();
+      c.close();
+      d.close();
+
       // Already signalled before sending: signalled on arrival.
       const s3 = SyncFile.create(Fence.stub());
       await a.send('stub', [s3]);
@@ -773,6 +794,13 @@ describe('errors, and no fd leaks', () => {
     const [a, b] = FdChannel.pair();
     await expectDmaBufRejection(b.receive({ timeout: 0 }), 'ETIMEDOUT');
     await expectDmaBufRejection(b.receive({ timeout: 30 }), 'ETIMEDOUT');
+    // timeout: 0 with a message queued: the message.
+    await a.send('queued');
+    expect((await b.receive({ timeout: 0 })).message).toBe('queued');
+    // A message arriving after a receive timed out waits for the next receive.
+    await expectDmaBufRejection(b.receive({ timeout: 30 }), 'ETIMEDOUT');
+    await a.send('late');
+    expect((await b.receive({ timeout: 10000 })).message).toBe('late');
     const ac = new AbortController();
     ac.abort(new Error('before'));
     const e1 = (await rejection(b.receive({ signal: ac.signal }))) as Error;
