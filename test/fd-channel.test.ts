@@ -475,6 +475,7 @@ describe('a worker thread', () => {
       { eval: true, workerData: { fd: b.fd } },
     );
     const said = new Promise((r) => w.once('message', r));
+    const exited = new Promise((r) => w.once('exit', r)); // now: it may exit before the reply is read
     const buf = emulatedBuf(4096);
     new Uint8Array(buf.map())[5] = 55;
     await a.send({ from: 'main' }, [buf]);
@@ -485,7 +486,7 @@ describe('a worker thread', () => {
     back.close();
     buf.close();
     expect(await said).toBe('bye');
-    await new Promise((r2) => w.once('exit', r2));
+    await exited;
     // The worker's dup is closed; the main thread's end is still open.
     expect(b.closed).toBe(false);
     b.close();
@@ -527,11 +528,12 @@ describe('listen / connect / accept', () => {
       ['-e', `const { FdChannel } = require(${JSON.stringify(DIST)}); const c = FdChannel.connect(${JSON.stringify(p)}); c.receive().then(() => c.close());`],
       { stdio: 'inherit' },
     );
+    const exited = new Promise((r) => child.on('exit', r));
     const ch = await server.accept();
     expect(ch.peer.pid).toBe(child.pid);
     expect(ch.peer.uid).toBe(process.getuid!());
     await ch.send('bye');
-    await new Promise((r) => child.on('exit', r));
+    await exited;
     await expectDmaBufRejection(ch.receive({ timeout: 20000 }), 'ECONNRESET');
     ch.close();
   });
