@@ -14,9 +14,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DmaBuf, DmaBufError, Fence, SwSyncTimeline, createMemfd, openHeap } from '../lib';
 import { wrapDmaBuf } from '../lib/dma_buf';
 import { binding as raw } from '../lib/internal/binding';
-import { expectArgError, expectDmaBufError, expectRejectsCode, sleep } from './helpers';
+import { expectArgError, expectDmaBufError, expectRejectsCode, fifo as fifoIn, openFds, sleep } from './helpers';
 
-const openFds = (): number => readdirSync('/proc/self/fd').length;
 
 function newFence(): Fence {
   return new Fence({ context: Fence.allocContext(), seqno: 1 });
@@ -40,21 +39,8 @@ function emulated(fences: { write?: Fence[]; read?: Fence[] } = {}): DmaBuf {
 // writable); an O_RDWR end is writable while there is room.
 const dir = mkdtempSync(path.join(tmpdir(), 'dmabuf-wait-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-let fifoSeq = 0;
-function fifo(): { rd: number; wr: number; close(): void } {
-  const p = path.join(dir, `f${fifoSeq++}`);
-  expect(spawnSync('mkfifo', [p]).status).toBe(0);
-  const rd = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
-  const wr = openSync(p, constants.O_WRONLY | constants.O_NONBLOCK);
-  return {
-    rd,
-    wr,
-    close() {
-      closeSync(rd);
-      closeSync(wr);
-    },
-  };
-}
+const fifo = (): ReturnType<typeof fifoIn> => fifoIn(dir);
+let rwSeq = 0;
 /** A kernel-backend DmaBuf over a dup of `fd` (poll answers as that fd does). */
 function kernelOver(fd: number): DmaBuf {
   return wrapDmaBuf(raw.diagWrapFd('dma_buf', fd));
@@ -211,7 +197,7 @@ describe('DmaBuf.busy / wait: kernel buffers (poll on the fd, one shared uv_poll
   });
 
   it("'write' is POLLOUT: a full pipe is busy until drained", async () => {
-    const p = path.join(dir, `rw${fifoSeq++}`);
+    const p = path.join(dir, `rw${rwSeq++}`);
     expect(spawnSync('mkfifo', [p]).status).toBe(0);
     const rw = openSync(p, constants.O_RDWR | constants.O_NONBLOCK);
     const buf = kernelOver(rw);

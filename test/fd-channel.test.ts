@@ -12,19 +12,13 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DmaBuf, DmaBufError, Fence, FdChannel, FdChannelServer, SyncFile, openHeap } from '../lib';
 import { binding as raw } from '../lib/internal/binding';
-import { expectRejectsCode, sleep } from './helpers';
+import { expectRejectsCode, fifo as fifoIn, openFds, settledFds, sleep } from './helpers';
 
 const DIST = path.resolve(__dirname, '..', 'dist', 'index.js');
 // Python (a foreign sender) starts without the ASan run's preloaded runtimes.
 const pyEnv = { ...process.env };
 delete pyEnv['LD_PRELOAD'];
 const PYTHON = spawnSync('python3', ['-c', 'import socket, array'], { stdio: 'ignore', env: pyEnv }).status === 0;
-const openFds = (): number => readdirSync('/proc/self/fd').length;
-/** The fd count once the watcher thread has dropped the fences it watched (it does so asynchronously). */
-async function settledFds(want: number): Promise<number> {
-  for (let i = 0; i < 200 && openFds() !== want; i++) await sleep(10);
-  return openFds();
-}
 
 /** Starts what keeps fds open for the process's life (the fence watcher's epoll) before fds are counted. */
 async function warmUp(): Promise<void> {
@@ -73,22 +67,9 @@ const dir = mkdtempSync(path.join(tmpdir(), 'dmabuf-fdch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let seq = 0;
 const sockPath = (): string => path.join(dir, `s${seq++}.sock`);
-
 /** A FIFO's two ends (non-blocking): a plain fd that works, to send as a number. */
-function fifo(): { rd: number; wr: number; close(): void } {
-  const p = path.join(dir, `f${seq++}`);
-  expect(spawnSync('mkfifo', [p]).status).toBe(0);
-  const rd = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
-  const wr = openSync(p, constants.O_WRONLY | constants.O_NONBLOCK);
-  return {
-    rd,
-    wr,
-    close() {
-      closeSync(rd);
-      closeSync(wr);
-    },
-  };
-}
+const fifo = (): ReturnType<typeof fifoIn> => fifoIn(dir);
+
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {

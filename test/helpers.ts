@@ -1,4 +1,7 @@
 // Shared test helpers.
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, openSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
 import { expect } from 'vitest';
 import { DmaBufError } from '../lib/errors';
 
@@ -41,3 +44,32 @@ export async function expectRejectsCode(p: Promise<unknown>, code: string): Prom
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** How many fds this process has open. */
+export const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+/** The fd count once it is `want`, or after ~2 s (the fence watcher thread drops what it watched asynchronously). */
+export async function settledFds(want: number): Promise<number> {
+  for (let i = 0; i < 200 && openFds() !== want; i++) await sleep(10);
+  return openFds();
+}
+
+let fifoSeq = 0;
+/**
+ * A new FIFO in `dir`, both ends open and non-blocking: the read end polls
+ * readable once bytes are in it (never writable); a plain fd that works.
+ */
+export function fifo(dir: string): { rd: number; wr: number; close(): void } {
+  const p = path.join(dir, `fifo${fifoSeq++}`);
+  expect(spawnSync('mkfifo', [p]).status).toBe(0);
+  const rd = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
+  const wr = openSync(p, constants.O_WRONLY | constants.O_NONBLOCK);
+  return {
+    rd,
+    wr,
+    close() {
+      closeSync(rd);
+      closeSync(wr);
+    },
+  };
+}

@@ -3,18 +3,12 @@
 // SyncFile (status and error included), in this process and in a child it is
 // handed to; nothing leaks.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Fence, SwSyncTimeline, SyncFile } from '../lib';
-import { expectDmaBufError, sleep } from './helpers';
+import { expectDmaBufError, openFds, settledFds, sleep } from './helpers';
 
-const openFds = (): number => readdirSync('/proc/self/fd').length;
-/** The fd count once the watcher thread has dropped the fences it watched (it does so asynchronously). */
-async function settledFds(want: number): Promise<number> {
-  for (let i = 0; i < 100 && openFds() !== want; i++) await sleep(10);
-  return openFds();
-}
+
 const DIST = path.resolve(__dirname, '..', 'dist', 'index.js');
 
 /** poll(fd, POLLIN, 0) through the kernel-backend sync_file check, from a fresh process-free path. */
