@@ -21,21 +21,15 @@
 
 #include <gtest/gtest.h>
 
+#include "fd_count.h"
+
 #include "kernel/fd_channel.h"
 
 using namespace dmabuf::kernel;
 
 namespace {
 
-int open_fd_count() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  while (dirent* e = readdir(d))
-    if (e->d_name[0] != '.') ++n;
-  closedir(d);
-  return n - 1;  // the DIR's own fd
-}
+using dmabuf::test::open_fd_count;
 
 struct Pipe {
   int rd = -1, wr = -1;

@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include "fd_count.h"
+
 #include "core/fence/fence.h"
 #include "core/sync/sync_file_fd.h"
 #include "kernel/fd_channel.h"
@@ -23,15 +25,7 @@ using namespace dmabuf;
 
 namespace {
 
-int open_fd_count() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  while (dirent* e = readdir(d))
-    if (e->d_name[0] != '.') ++n;
-  closedir(d);
-  return n - 1;
-}
+using dmabuf::test::open_fd_count;
 
 const char* mock_name(Fence*) { return "mock"; }
 const FenceOps kMockOps = {.get_driver_name = mock_name, .get_timeline_name = mock_name};
