@@ -13,6 +13,7 @@ import { DmaBufError } from '../lib/errors';
 import { Fence } from '../lib/fence';
 import { exportVfioBuffer } from '../lib/platform';
 import { Resv } from '../lib/resv';
+import { SwSyncTimeline } from '../lib/sync_file';
 import { expectArgError, expectDmaBufError, sleep } from './helpers';
 
 setFlagsFromString('--expose-gc');
@@ -263,6 +264,39 @@ describe('exported handles', () => {
     f.signal();
     f.dispose();
   });
+
+  it('a handle exported by a worker and never imported is released after the grace period', async () => {
+    // The worker exports its timeline and never lets anyone import it: only the
+    // registry's reference keeps the timeline alive, so its pending point
+    // (imported here) shows when that reference goes (ENOENT, as at close()).
+    const w = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const { SwSyncTimeline } = require(workerData.dist);
+       const tl = new SwSyncTimeline();
+       const sf = tl.createFence(1);
+       const f = sf.fence;
+       parentPort.postMessage({ point: f.exportHandle(), timeline: tl.exportHandle() });
+       f.dispose(); sf.close(); tl.close();`,
+      { eval: true, workerData: { dist } },
+    );
+    const exited = new Promise((r) => w.once('exit', r));
+    const m = await new Promise<{ point: bigint; timeline: bigint }>((r) => w.once('message', r));
+    const point = Fence.importHandle(m.point);
+    await exited;
+    // Expired orphans are dropped at the next export or import of their kind.
+    const sweep = (): void => expectDmaBufError(() => SwSyncTimeline.importHandle(2n ** 64n - 1n), 'EINVAL');
+    sweep();
+    expect(point.status).toBe(0); // within the grace period: still importable, still alive
+    const t0 = Date.now();
+    while (point.status === 0 && Date.now() - t0 < 25000) {
+      await sleep(250);
+      sweep();
+    }
+    expect(point.status).toBe(-2); // -ENOENT: the orphaned export was dropped
+    expect(Date.now() - t0).toBeLessThan(25000);
+    expectDmaBufError(() => SwSyncTimeline.importHandle(m.timeline), 'EINVAL'); // gone for good
+    point.dispose();
+  }, 40000);
 });
 
 describe('buffers that are never closed', () => {

@@ -73,7 +73,7 @@ describe('worker teardown', () => {
     await expectClean('waits', baseSeed + 2, 60000);
   }, 70000);
 
-  it('a Resv lock held by a terminated or exited worker is released for the next lock()', async () => {
+  it('a Resv lock held by a terminated or exited worker is released (with a warning) for the next lock()', async () => {
     await expectClean('lock', baseSeed + 3, 60000);
   }, 70000);
 
