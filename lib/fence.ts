@@ -5,9 +5,13 @@ import { DmaBufError, errnoNumber } from './errors';
 import { abortError, invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs, toU64 } from './internal/args';
 import { binding, type External, type Handle } from './internal/binding';
 import { drain, holdLoop, register, unregister, type Registration } from './internal/dispatch';
-import { type Block, currentBlock, release, takeDefault } from './internal/handles';
+import { type Block, claim, currentBlock, release, takeDefault } from './internal/handles';
 import { parseWaitOptions, waitTimer, type WaitOptions } from './internal/wait_options';
 import { type Issuer, isIssuer } from './issuer';
+
+// The hot calls, read once: the addon's exports object has too many
+// properties for V8's fast mode, so every `binding.x` is a dictionary lookup.
+const { fenceSignal, fenceSignaled } = binding;
 
 // Adoption: package code wraps a native reference it already owns in a Fence
 // (or subclass) through adoptFence(); the token waits here for the
@@ -177,8 +181,7 @@ export class Fence implements Disposable {
     if (h !== 0) adopting = 0;
     else h = init === undefined ? takeDefault() : Fence.#fromInit(init);
     const b = (this.#b = currentBlock());
-    this.#i = b.used++;
-    b.page[this.#i] = h;
+    this.#i = claim(b, h);
   }
 
   static #fromInit(init: unknown): Handle {
@@ -339,7 +342,7 @@ export class Fence implements Disposable {
   }
   /** The SIGNALED flag only; never polls the issuer. */
   get signaled(): boolean {
-    return binding.fenceSignaled(handleOf(this));
+    return fenceSignaled(handleOf(this));
   }
   /** May poll the issuer's `signaled` op (and signal the fence). */
   isSignaled(): boolean {
@@ -377,7 +380,7 @@ export class Fence implements Disposable {
   /** Signals the fence (now, or at the given CLOCK_MONOTONIC time). A second call is a no-op. */
   signal(timestampNs?: bigint): void {
     const h = handleOf(this);
-    if (timestampNs === undefined) binding.fenceSignal(h);
+    if (timestampNs === undefined) fenceSignal(h);
     else binding.fenceSignalAt(h, toI64('timestampNs', timestampNs));
     drain();
   }

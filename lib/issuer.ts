@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { DmaBufError } from './errors';
-import { Fence } from './fence';
+import { adoptFence, Fence } from './fence';
 import { invalidArgType, invalidArgValue, outOfRange, toI64, toTimeoutNs } from './internal/args';
 import { binding, type External, type Handle, type NativeIssuerInfo } from './internal/binding';
 import { drain, holdLoop, reserve, unreserve } from './internal/dispatch';
@@ -57,6 +57,10 @@ export interface IssuerUnloadStats {
   closeNs: number;
   totalNs: number;
 }
+
+// Read once: `binding.x` is a dictionary lookup (the addon's exports object is
+// too large for V8's fast properties).
+const { issuerCreateFence } = binding;
 
 // Issuer.load() hands its new handle to the constructor here: a module-private
 // slot, so nothing passed to `new Issuer()` can make it adopt a handle.
@@ -220,13 +224,15 @@ export class Issuer implements Disposable, AsyncDisposable {
    * (same validation). ENODEV once unload() has started.
    */
   createFence(init?: IssuerFenceInit): Fence {
+    // No init: nothing to validate, and the issuer's timeline supplies context and seqno.
+    if (init === undefined) return adoptFence(issuerCreateFence(issuerHandle(this), undefined, undefined, false));
     issuerSlot(this);
     return new Fence({ ...checkOptions<IssuerFenceInit>('init', init), issuer: this });
   }
 
   /** @internal For `new Fence({ issuer })`: arguments already validated. */
   newFenceHandle(context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle {
-    return binding.issuerCreateFence(issuerHandle(this), context, seqno, seqno64);
+    return issuerCreateFence(issuerHandle(this), context, seqno, seqno64);
   }
 
   /** Sets a module parameter (an int64). ENOENT: no such parameter; ENODEV: unloading. */

@@ -328,6 +328,39 @@ describe('lifetime', () => {
     await expectRejectsCode(f.wait(), 'EBADF');
   });
 
+  it('slots of disposed fences are reused at once; the old objects stay disposed', () => {
+    // Two pages' worth, so whole blocks are retired and handed out again.
+    const old: Fence[] = [];
+    for (let i = 0; i < 9000; i++) {
+      const f = new Fence();
+      f.signal();
+      f.dispose();
+      old.push(f);
+    }
+    const live = Array.from({ length: 200 }, (_, i) => new Fence({ seqno: i }));
+    for (const f of old) {
+      expect(f.disposed).toBe(true);
+      expectDmaBufError(() => f.signal(), 'EBADF');
+      f.dispose(); // a no-op: it must not drop a reference now in its old slot
+    }
+    diagnostics.rcuBarrier(); // flushes batched puts
+    for (const [i, f] of live.entries()) {
+      expect(f.disposed).toBe(false);
+      expect(f.seqno).toBe(BigInt(i));
+      expect(f.signaled).toBe(false);
+      expect(binding.fenceRefcount(f.handle)).toBe(1);
+      f.dispose();
+    }
+    // Some fences disposed, some not, in the same block: the live ones keep working.
+    const mixed = Array.from({ length: 130 }, () => new Fence());
+    for (let i = 0; i < mixed.length; i += 2) mixed[i]!.dispose();
+    for (let i = 1; i < mixed.length; i += 2) {
+      mixed[i]!.signal();
+      expect(mixed[i]!.signaled).toBe(true);
+      mixed[i]!.dispose();
+    }
+  });
+
   it('Symbol.dispose drops the reference', () => {
     const f = new Fence();
     const g = Fence.importHandle(f.exportHandle());

@@ -5,30 +5,42 @@
 // native table still holds). Slots are handed out in blocks of 64; a JS Fence remembers its
 // block and slot. One FinalizationRegistry entry per block, not per fence
 // (which would cost ~400 ns each), releases whatever its fences did not dispose
-// once all of them are garbage, and the block's slots are then reused.
+// once all of them are garbage, and the block's slots are then reused. A block
+// whose 64 slots have all been disposed is reused at once instead: its fences
+// are told by the block itself (its page becomes RETIRED, where every slot
+// reads 0, "disposed"), so a page is allocated only when more than its 4096
+// fences are alive at once.
 // Default fences are created 64 at a time and dispose() batches its puts, so
 // the common `new Fence(); signal(); dispose()` costs one native call.
 import { binding } from './binding';
 import './dispatch'; // the environment must be initialised before pages register
+
+// Read once: `binding.x` is a dictionary lookup (the exports object is too
+// large for V8's fast properties).
+const { fenceCreateMany, fencePutMany } = binding;
 
 const BLOCK = 64;
 const PAGE = 4096;
 
 /** A block of 64 reference slots in a page; 0 marks an empty or released slot. */
 export interface Block {
-  readonly page: Float64Array;
+  /** The page, or RETIRED once the block's slots went back to the free list. */
+  page: Float64Array;
   readonly id: number; // page index * (PAGE / BLOCK) + block index
   used: number; // next free slot, absolute within the page
   readonly end: number;
+  live: number; // slots holding a reference
 }
 
 const pages: Float64Array[] = [];
 const freeBlocks: number[] = [];
+/** What a retired block's fences read: every slot 0 (never written). */
+const RETIRED = new Float64Array(PAGE);
 
 const finalizer = new FinalizationRegistry<number>((id) => {
   const page = pages[Math.floor(id / (PAGE / BLOCK))]!;
   const start = (id % (PAGE / BLOCK)) * BLOCK;
-  binding.fencePutMany(page.subarray(start, start + BLOCK), BLOCK);
+  fencePutMany(page.subarray(start, start + BLOCK), BLOCK);
   freeBlocks.push(id);
 });
 
@@ -42,9 +54,17 @@ function newBlock(): Block {
     id = first;
   }
   const start = (id % (PAGE / BLOCK)) * BLOCK;
-  const b: Block = { page: pages[Math.floor(id / (PAGE / BLOCK))]!, id, used: start, end: start + BLOCK };
-  finalizer.register(b, id);
+  const b: Block = { page: pages[Math.floor(id / (PAGE / BLOCK))]!, id, used: start, end: start + BLOCK, live: 0 };
+  finalizer.register(b, id, b);
   return b;
+}
+
+// Every slot of `b` was handed out and released: its range is free for a new
+// block now (nothing is left for the finalizer to put).
+function retire(b: Block): void {
+  finalizer.unregister(b);
+  b.page = RETIRED;
+  freeBlocks.push(b.id);
 }
 
 let current = newBlock();
@@ -63,7 +83,7 @@ export function flushPuts(): void {
   if (putCount === 0) return;
   const n = putCount;
   putCount = 0;
-  binding.fencePutMany(puts, n);
+  fencePutMany(puts, n);
 }
 
 /** The block new references go into (it has a free slot). */
@@ -72,10 +92,18 @@ export function currentBlock(): Block {
   return current;
 }
 
+/** Stores a reference in the next free slot of `b` (from currentBlock()) and returns the slot. */
+export function claim(b: Block, ref: number): number {
+  const i = b.used++;
+  b.page[i] = ref;
+  b.live++;
+  return i;
+}
+
 /** A new default fence reference (context 0, seqno 0, inline lock). */
 export function takeDefault(): number {
   if (freshNext === BLOCK) {
-    binding.fenceCreateMany(fresh);
+    fenceCreateMany(fresh);
     freshNext = 0;
   }
   const ref = fresh[freshNext]!;
@@ -87,6 +115,7 @@ export function takeDefault(): number {
 export function release(b: Block, i: number): void {
   const ref = b.page[i]!;
   b.page[i] = 0;
+  if (--b.live === 0 && b.used === b.end) retire(b);
   if (putCount === 0) queueMicrotask(flushPuts);
   puts[putCount++] = ref;
   if (putCount === puts.length) flushPuts();
