@@ -10,6 +10,7 @@ type Command = { summary: string; load: () => Promise<{ main(argv: string[]): Pr
 const commands: Record<string, Command> = {
   bench: { summary: 'run the benchmarks', load: () => import('./cli/bench.js') },
   selftest: { summary: 'run the conformance suites (KTAP, TAP, JUnit, JSON, LAVA)', load: () => import('./cli/selftest.js') },
+  run: { summary: 'run a program against the shared emulation (LD_PRELOAD + broker)', load: () => import('./cli/run.js') },
   probe: { summary: 'what this node offers for dma-buf work (--json)', load: () => import('./cli/probe.js') },
 };
 

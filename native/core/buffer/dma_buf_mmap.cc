@@ -35,8 +35,8 @@ void warn_replacement(int err) {
 
 }  // namespace
 
-int dma_buf_mmap(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags, Mapping** out) {
-  if (!buf || !out) return -EINVAL;
+int dma_buf_mmap_check(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags) {
+  if (!buf) return -EINVAL;
   const uint64_t ps = buf->platform->page_size();
   const int type = flags & (MAP_SHARED | MAP_PRIVATE);
   if (len == 0 || (offset & (ps - 1)) || (type != MAP_SHARED && type != MAP_PRIVATE) ||
@@ -44,7 +44,7 @@ int dma_buf_mmap(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags
     return -EINVAL;
   // Generic mmap checks on the file (do_mmap): read access is always needed,
   // write access for writable shared mappings.
-  if (buf->user_fd.load(std::memory_order_acquire) < 0) return -EBADF;  // re-checked below
+  if (buf->user_fd.load(std::memory_order_acquire) < 0) return -EBADF;  // re-checked by the caller
   if (!(buf->f_mode & 0x1)) return -EACCES;
   if (type == MAP_SHARED && (prot & PROT_WRITE) && !(buf->f_mode & 0x2)) return -EACCES;
   // dma_buf_mmap_internal.
@@ -53,7 +53,15 @@ int dma_buf_mmap(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags
   const uint64_t pgoff = offset / ps;
   if (pages > buf->size / ps || pgoff > buf->size / ps - pages) return -EINVAL;
   const MmapRequest req{pgoff, len, prot, type};
-  if (int err = buf->ops->mmap(buf, req)) return err;
+  return buf->ops->mmap(buf, req);
+}
+
+int dma_buf_mmap(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags, Mapping** out) {
+  if (!buf || !out) return -EINVAL;
+  if (int err = dma_buf_mmap_check(buf, offset, len, prot, flags)) return err;
+  const uint64_t ps = buf->platform->page_size();
+  const int type = flags & (MAP_SHARED | MAP_PRIVATE);
+  const uint64_t pages = (len + ps - 1) / ps;
 
   const size_t maplen = static_cast<size_t>(pages * ps);
   std::unique_lock<std::mutex> g(buf->map_lock);

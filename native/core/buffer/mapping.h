@@ -39,6 +39,10 @@ struct Mapping {
 // reference to the new mapping.
 int dma_buf_mmap(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags, Mapping** out);
 
+// The same checks without mapping anything (0 or -errno): for a process that
+// maps the buffer's memfd itself (the `dmabuf run` broker's clients).
+int dma_buf_mmap_check(DmaBuf* buf, uint64_t offset, uint64_t len, int prot, int flags);
+
 // Ends CPU access to the mapping (idempotent, thread-safe).
 void mapping_invalidate(Mapping* m);
 bool mapping_valid(Mapping* m);

@@ -1,0 +1,73 @@
+// The preload library's side of the `dmabuf run` protocol: one connection to
+// the broker per thread (re-made after fork), the real libc functions, and a
+// hint table of which fd numbers hold emulated dma-bufs (for poll and lseek).
+#pragma once
+
+#include <dlfcn.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "run/protocol.h"
+
+namespace dmabuf::run::preload {
+
+struct Config {
+  bool enabled = false;  // $DMABUF_RUN_SOCKET is set
+  bool heaps = false, udmabuf = false, sw_sync = false;  // what is emulated
+  char root[512] = {};
+};
+extern Config g_config;
+
+// The libc functions we interpose, found once with dlsym(RTLD_NEXT).
+#define DMABUF_REAL(fn)                                                                   \
+  ([] {                                                                                   \
+    static auto p = reinterpret_cast<decltype(&::fn)>(dlsym(RTLD_NEXT, #fn));              \
+    return p;                                                                             \
+  }())
+
+/**
+ * in_call() - whether this thread is inside call() (interposers then pass
+ * straight through: the protocol's own recvmsg/close must not recurse)
+ */
+bool in_call();
+
+struct Call {
+  Request req{};
+  const void* payload = nullptr;
+  const int* fds = nullptr;
+  unsigned nfds = 0;
+  // Out: the reply, its payload (malloc'd, the caller frees) and its fds.
+  Reply reply{};
+  uint8_t* out = nullptr;
+  int out_fds[kMaxFds];
+  unsigned out_nfds = 0;
+};
+
+/**
+ * call() - one round trip on this thread's connection
+ *
+ * Returns: the reply's ret (>= 0, -errno, or kNotOurs); -EIO when the broker
+ * cannot be reached or went away (no fds, no payload then).
+ */
+int64_t call(Call* c);
+
+/**
+ * sock_ino() - the inode of @fd if it is a socket (what the broker knows
+ * objects by), 0 otherwise
+ */
+uint64_t sock_ino(int fd);
+
+// Buffer fd hints: set when a buffer fd is made or received, copied by dup,
+// cleared by close. A hint is checked against fstat before it is used.
+void hint_set(int fd, uint64_t ino);
+uint64_t hint_get(int fd);
+void hint_clear(int fd);
+
+/**
+ * set_cloexec() - set or clear FD_CLOEXEC on @fd (received fds arrive with it set)
+ */
+void set_cloexec(int fd, bool on);
+
+}  // namespace dmabuf::run::preload
