@@ -28,6 +28,7 @@
         "native/bench/heaps_bench.cc",
         "native/bench/issuer_bench.cc",
         "native/bench/kernel_bench.cc",
+        "native/bench/sweep_bench.cc",
         "native/core/base/fault_inject.cc",
         "native/core/base/interrupt.cc",
         "native/core/base/irq_work.cc",

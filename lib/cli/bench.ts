@@ -1,7 +1,11 @@
 // `dmabuf bench`: the benchmarks, from the command line.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import { BENCH_GROUPS, benchCatalogue, benchFilterMatches, formatBench, runBenchAsync, type BenchProgress } from '../bench';
+import { compareWithBaseline, formatComparison, parseBaseline, type BaselineComparison, type ComparableRow } from '../bench_baseline';
+import { sweepHtml, sweepSvg } from '../bench_chart';
+import { SWEEPS, SWEEP_SUMMARIES, formatSweep, isSweepName, runSweep, sweepRows, type SweepName } from '../bench_sweep';
 import { packageVersion, usageError } from './common';
 
 /** The longest --ms: a full run at this is already about 40 minutes. */
@@ -24,7 +28,21 @@ options:
   --progress       report progress on stderr (the default when stderr is a terminal)
   --no-progress    never report progress
   --list           print the groups and their rows (id, name) and exit
+  --baseline <f>   compare with an earlier --json run (of the same rows or the
+                   same sweep): a row whose ratio to its floor got more than 10%
+                   worse is flagged and the exit status is 1. Rows on one side
+                   only, or skipped on one side, are listed and not compared;
+                   no row in common at all is an error (exit 2)
   -h, --help       print this and exit
+
+sweeps: how a cost scales with one parameter, a line per variant and the floor
+measured at every point of the same run:
+  --sweep <name>   run one sweep instead of the rows:
+${SWEEPS.map((n) => `                     ${n.padEnd(13)} ${SWEEP_SUMMARIES[n]}`).join('\n')}
+                   --ms applies to each point; --json prints
+                   { version, node, kernel, arch, cpus, started, sweep, rows }
+  --svg <file>     with --sweep: write the chart as SVG (browsers, GitHub READMEs)
+  --html <file>    with --sweep: write an HTML page: the chart and a table
 `;
 
 /** Runs `dmabuf bench ARGS`; resolves to the exit status. */
@@ -42,6 +60,10 @@ export async function main(argv: string[]): Promise<number> {
         progress: { type: 'boolean' },
         'no-progress': { type: 'boolean' },
         list: { type: 'boolean' },
+        sweep: { type: 'string' },
+        svg: { type: 'string' },
+        html: { type: 'string' },
+        baseline: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -73,6 +95,26 @@ export async function main(argv: string[]): Promise<number> {
       return usageError(`--ms must be a number from 1 to ${MAX_MS} (got '${values.ms}')`, usage);
     }
   }
+  let baseline: ComparableRow[] | undefined;
+  if (values.baseline !== undefined) {
+    try {
+      baseline = parseBaseline(fs.readFileSync(values.baseline, 'utf8'));
+    } catch (e) {
+      process.stderr.write(`dmabuf bench: --baseline ${values.baseline}: ${(e as Error).message}\n`);
+      return 2;
+    }
+  }
+  if (values.sweep !== undefined) {
+    const sweep = values.sweep;
+    if (!isSweepName(sweep)) return usageError(`unknown sweep '${sweep}' (one of: ${SWEEPS.join(', ')})`, usage);
+    for (const flag of ['filter', 'js-only', 'check'] as const) {
+      if (values[flag] !== undefined) return usageError(`--${flag} does not apply to --sweep`, usage);
+    }
+    return sweepMain(sweep, { ms, json: values.json === true, svg: values.svg, html: values.html, baseline, baselineFile: values.baseline });
+  }
+  for (const flag of ['svg', 'html'] as const) {
+    if (values[flag] !== undefined) return usageError(`--${flag} needs --sweep (a chart is drawn from a sweep)`, usage);
+  }
   if (!benchFilterMatches(filter, jsOnly)) {
     process.stderr.write(`dmabuf bench: --filter '${filter}' matches no row${jsOnly ? ' measured from JS' : ''} (dmabuf bench --list shows them)\n`);
     return 2;
@@ -88,24 +130,86 @@ export async function main(argv: string[]): Promise<number> {
   const started = new Date().toISOString();
   const rows = await runBenchAsync({ filter, ms, jsOnly, ...(onProgress ? { onProgress } : {}) });
   if (showProgress && tty) process.stderr.write('\r\x1b[K');
+  const comparison = baseline && compare(rows, baseline, values.baseline!);
+  if (comparison === null) return 2;
   if (values.json) {
-    const envelope = {
-      version: packageVersion(),
-      node: process.version,
-      kernel: os.release(),
-      arch: process.arch,
-      cpus: os.availableParallelism?.() ?? os.cpus().length,
-      started,
-      rows,
-    };
+    const envelope = { ...environment(started), rows, ...(comparison ? { comparison } : {}) };
     process.stdout.write(JSON.stringify(envelope, null, 2) + '\n');
   } else {
     process.stdout.write(formatBench(rows));
   }
+  if (comparison) reportComparison(comparison, values.baseline!, values.json === true);
   const missed = rows.filter((r) => r.status === 'miss');
   if (values.check && missed.length) {
     process.stderr.write(`dmabuf bench: ${missed.length} row(s) missed their target: ${missed.map((r) => r.id).join(', ')}\n`);
     return 1;
   }
-  return 0;
+  return comparison && comparison.worse.length ? 1 : 0;
+}
+
+/** What every --json envelope starts with: where and when it ran. */
+function environment(started: string): Record<string, string | number> {
+  return {
+    version: packageVersion(),
+    node: process.version,
+    kernel: os.release(),
+    arch: process.arch,
+    cpus: os.availableParallelism?.() ?? os.cpus().length,
+    started,
+  };
+}
+
+/** The comparison with the baseline; null (after saying so) when no row is in common. */
+function compare(rows: ComparableRow[], baseline: ComparableRow[], file: string): BaselineComparison | null {
+  const ids = new Set(rows.map((r) => r.id));
+  if (rows.length && baseline.length && !baseline.some((b) => ids.has(b.id))) {
+    process.stderr.write(`dmabuf bench: --baseline ${file} has no row in common with this run (another sweep, or other rows?)\n`);
+    return null;
+  }
+  return compareWithBaseline(rows, baseline);
+}
+
+/** The report: after the table on stdout, or on stderr when stdout carries JSON. */
+function reportComparison(c: BaselineComparison, file: string, json: boolean): void {
+  (json ? process.stderr : process.stdout).write((json ? '' : '\n') + formatComparison(c, file));
+  if (c.worse.length) process.stderr.write(`dmabuf bench: ${c.worse.length} row(s) more than ${Math.round(c.tolerance * 100)}% worse than ${file}\n`);
+}
+
+interface SweepArgs {
+  ms: number;
+  json: boolean;
+  svg: string | undefined;
+  html: string | undefined;
+  baseline: ComparableRow[] | undefined;
+  baselineFile: string | undefined;
+}
+
+/** `dmabuf bench --sweep NAME ...`; resolves to the exit status. */
+function sweepMain(name: SweepName, a: SweepArgs): number {
+  const started = new Date().toISOString();
+  let result;
+  try {
+    result = runSweep(name, { ms: a.ms });
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    return 1;
+  }
+  const rows = sweepRows(result);
+  try {
+    if (a.svg !== undefined) fs.writeFileSync(a.svg, sweepSvg(result));
+    if (a.html !== undefined) fs.writeFileSync(a.html, sweepHtml(result));
+  } catch (e) {
+    process.stderr.write(`dmabuf bench: cannot write the chart: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const comparison = a.baseline && compare(rows, a.baseline, a.baselineFile!);
+  if (comparison === null) return 2;
+  if (a.json) {
+    const envelope = { ...environment(started), sweep: result, rows, ...(comparison ? { comparison } : {}) };
+    process.stdout.write(JSON.stringify(envelope, null, 2) + '\n');
+  } else {
+    process.stdout.write(formatSweep(result));
+  }
+  if (comparison) reportComparison(comparison, a.baselineFile!, a.json);
+  return comparison && comparison.worse.length ? 1 : 0;
 }

@@ -275,6 +275,8 @@ export interface NativeBinding {
   // --- benchmarks (native/addon/bench_binding.cc) -------------------------------
   /** The native scenarios' rows as JSON. */
   benchRun(filter: string, msPerRow: number): string;
+  /** One parameter sweep as JSON (lib/bench_sweep.ts: SweepResult); throws when it cannot run. */
+  benchSweep(name: string, msPerPoint: number): string;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
