@@ -59,6 +59,9 @@ interface BufWaiter {
 
 const kBuf = Symbol('dmabuf.buf');
 
+// Set in processes started by `dmabuf run` (lib/run.ts).
+const UNDER_RUN = !!process.env['DMABUF_RUN_SOCKET'];
+
 /** @internal Wraps a native buffer handle (Heap.alloc, exportVfioBuffer). */
 export function wrapDmaBuf(b: External): DmaBuf {
   return new DmaBuf(kBuf, b);
@@ -348,7 +351,9 @@ export class DmaBuf implements Disposable {
       if (signal?.aborted) return Promise.reject(abortError(signal.reason));
       if (!DmaBuf.prototype.busy.call(this, d)) return Promise.resolve(true);
       if (timeoutMs === 0) return Promise.resolve(false);
-      const pollable = binding.bufPollable(h);
+      // Under `dmabuf run` a kernel dma-buf fd is the broker's socket: epoll
+      // cannot see its fences (docs/run.md), so wait on exported sync_files.
+      const pollable = binding.bufPollable(h) && !UNDER_RUN;
       return new Promise<boolean>((resolve, reject) => {
         let timer: { cancel(): void } | undefined;
         let resvWait: AbortController | undefined;
@@ -372,7 +377,7 @@ export class DmaBuf implements Disposable {
           this.#updatePoll();
         } else {
           resvWait = new AbortController();
-          this.#waitResv(d, resvWait.signal).then(
+          (this.backend === 'kernel' ? this.#waitExported(d, resvWait.signal) : this.#waitResv(d, resvWait.signal)).then(
             () => w.done(true),
             (e: unknown) => w.done(false, e instanceof Error ? e : new Error(String(e))),
           );
@@ -391,6 +396,21 @@ export class DmaBuf implements Disposable {
     for (;;) {
       const resv = this.resv;
       await resv.wait(usage, { signal: stop });
+      if (stop.aborted || this.closed || !DmaBuf.prototype.busy.call(this, d)) return;
+    }
+  }
+
+  // Kernel fd under `dmabuf run`: the fences poll() would wait for, as a
+  // sync_file (EXPORT_SYNC_FILE: 'read' exports the writers), again until
+  // busy() says no.
+  async #waitExported(d: PollDir, stop: AbortSignal): Promise<void> {
+    for (;;) {
+      const sf = this.exportSyncFile(d);
+      try {
+        await sf.wait({ signal: stop });
+      } finally {
+        sf.close();
+      }
       if (stop.aborted || this.closed || !DmaBuf.prototype.busy.call(this, d)) return;
     }
   }

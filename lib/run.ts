@@ -78,6 +78,7 @@ export async function startRun(opts: RunOptions = {}): Promise<RunSession> {
   }
   const dir = runToolsDir();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dmabuf-run-'));
+  fs.chmodSync(root, 0o755); // every user of the run stats the nodes through it
   const socket = `dmabuf-run.${process.pid}.${randomBytes(6).toString('hex')}`;
   const args = ['--socket', socket, '--root', root, '--ready-fd', '3', ...RUN_PROFILES[profile]];
   if (opts.kernelVersion) args.push('--kernel', opts.kernelVersion);

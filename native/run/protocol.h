@@ -36,6 +36,8 @@ enum class Op : uint32_t {
   kBufinfo = 5,   // -> /sys/kernel/debug/dma_buf/bufinfo text
   kIdentify = 6,  // payload: uint64 inodes -> one uint8 Kind each
   kPollFd = 7,    // ino (a dma-buf), cmd: poll events -> a sync_file fd to poll instead
+  kLink = 8,      // ino -> what readlink(/proc/self/fd/N) shows ("/dmabuf:<name>", ...)
+  kSeek = 9,      // ino, a0: offset, cmd: whence -> the new position (dma_buf_llseek)
 };
 
 enum class Kind : uint8_t { kNone = 0, kHeap, kUdmabufDev, kTimeline, kSyncFile, kBuffer };

@@ -371,6 +371,29 @@ void handle_request(Platform* p, const Request& req, const uint8_t* payload, int
     case Op::kPollFd:
       r = do_poll_fd(req, ans);
       break;
+    case Op::kLink: {
+      Ref o(req.ino);
+      std::string text;
+      r = 0;
+      if (!o.o) r = kNotOurs;
+      else if (o.o->kind == Kind::kBuffer) text = dma_buf_link(o.o->buf);
+      else if (o.o->kind == Kind::kSyncFile) text = "anon_inode:sync_file";
+      else if (o.o->kind == Kind::kTimeline) text = "/sys/kernel/debug/sync/sw_sync";
+      else if (o.o->kind == Kind::kUdmabufDev) text = "/dev/udmabuf";
+      else if (o.o->kind == Kind::kHeap) text = "/dev/dma_heap/" + o.o->heap->name;
+      ans->payload.assign(text.begin(), text.end());
+      break;
+    }
+    case Op::kSeek: {
+      // dma_buf_llseek(): SEEK_SET 0 and SEEK_END 0 only (the size); other
+      // files here have no llseek.
+      Ref o(req.ino);
+      if (!o.o) r = kNotOurs;
+      else if (o.o->kind != Kind::kBuffer) r = -ESPIPE;
+      else if ((req.cmd != SEEK_SET && req.cmd != SEEK_END) || req.a0 != 0) r = -EINVAL;
+      else r = req.cmd == SEEK_END ? static_cast<long>(o.o->buf->size) : 0;
+      break;
+    }
   }
   if (!takes_fds)
     for (unsigned i = 0; i < nfds; ++i) close(fds[i]);

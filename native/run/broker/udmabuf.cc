@@ -7,6 +7,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "core/buffer/dma_buf.h"
@@ -22,11 +23,23 @@ int u_map(Attachment*, DmaDataDirection, const SgTable**) { return -EOPNOTSUPP; 
 void u_unmap(Attachment*, const SgTable*, DmaDataDirection) {}
 // mmap_udmabuf(): shared mappings only.
 int u_mmap(DmaBuf*, const MmapRequest& req) { return req.flags == MAP_SHARED ? 0 : -EINVAL; }
-void u_release(DmaBuf*) {}
+// The exporter's state: whether begin_cpu_udmabuf() has built the sg table,
+// which end_cpu_udmabuf() needs (-EINVAL before any START).
+struct Udmabuf {
+  std::atomic<bool> sg{false};
+};
+int u_begin(DmaBuf* buf, DmaDataDirection) {
+  static_cast<Udmabuf*>(buf->priv)->sg.store(true);
+  return 0;
+}
+int u_end(DmaBuf* buf, DmaDataDirection) { return static_cast<Udmabuf*>(buf->priv)->sg.load() ? 0 : -EINVAL; }
+void u_release(DmaBuf* buf) { delete static_cast<Udmabuf*>(buf->priv); }
 
 const DmaBufOps kUdmabufOps = {
     .map_dma_buf = u_map,
     .unmap_dma_buf = u_unmap,
+    .begin_cpu_access = u_begin,
+    .end_cpu_access = u_end,
     .mmap = u_mmap,
     .release = u_release,
 };
@@ -79,6 +92,7 @@ int udmabuf_make(Platform* p, uint32_t flags, UdmabufItem* items, uint32_t count
   info.ops = &kUdmabufOps;
   info.size = pgcnt * ps;
   info.flags = O_RDWR | ((flags & 1) ? O_CLOEXEC : 0);
+  info.priv = new Udmabuf();
   DmaBuf* buf = nullptr;
   if ((err = dma_buf_export(info, &buf))) {
     close_items(items, count);

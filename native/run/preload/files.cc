@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -61,6 +62,12 @@ int emu_open(const char* path, int flags, int* result) {
       *result = DMABUF_REAL(open)(shadow, flags, 0);
       return 1;
     case Node::kDevice: {
+      // The kernel's nodes are root's, mode 0600 (debugfs: root only).
+      if (geteuid() != 0) {
+        errno = EACCES;
+        *result = -1;
+        return 1;
+      }
       Call c;
       c.req.op = Op::kOpen;
       c.req.cmd = static_cast<uint64_t>(flags);
@@ -114,7 +121,11 @@ mode_t open_mode(int flags, va_list ap) {
 // stat-like calls on an emulated path go to its shadow; device nodes say so.
 template <typename St>
 void as_device(const char* path, St* st) {
-  if (is_device_node(path)) st->st_mode = (st->st_mode & ~S_IFMT & ~0777) | S_IFCHR | 0666;
+  if (is_device_node(path)) {
+    st->st_mode = (st->st_mode & ~S_IFMT & ~07777) | S_IFCHR | 0600;
+    st->st_uid = 0;
+    st->st_gid = 0;
+  }
 }
 
 const char* shadowed(const char* path, char* buf, size_t cap) {
@@ -208,17 +219,30 @@ XSTAT_LIKE(__lxstat64, stat64)
 extern "C" int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* st) {
   char buf[1024];
   int r = DMABUF_REAL(statx)(dirfd, shadowed(path, buf, sizeof buf), flags, mask, st);
-  if (r == 0 && is_device_node(path)) st->stx_mode = static_cast<uint16_t>(S_IFCHR | 0666);
+  if (r == 0 && is_device_node(path)) {
+    st->stx_mode = static_cast<uint16_t>(S_IFCHR | 0600);
+    st->stx_uid = 0;
+    st->stx_gid = 0;
+  }
   return r;
 }
 
+// Device nodes are root's, mode 0600.
 extern "C" int access(const char* path, int mode) {
   char buf[1024];
+  if (mode != F_OK && is_device_node(path) && geteuid() != 0) {
+    errno = EACCES;
+    return -1;
+  }
   return DMABUF_REAL(access)(shadowed(path, buf, sizeof buf), mode);
 }
 
 extern "C" int faccessat(int dirfd, const char* path, int mode, int flags) {
   char buf[1024];
+  if (mode != F_OK && is_device_node(path) && geteuid() != 0) {
+    errno = EACCES;
+    return -1;
+  }
   return DMABUF_REAL(faccessat)(dirfd, shadowed(path, buf, sizeof buf), mode, flags);
 }
 
@@ -226,6 +250,101 @@ extern "C" DIR* opendir(const char* path) {
   char buf[1024];
   return DMABUF_REAL(opendir)(shadowed(path, buf, sizeof buf));
 }
+
+// readlink of /proc/<pid>/fd/N for an emulated file says what the kernel's would.
+namespace {
+ssize_t emu_readlink(const char* path, char* buf, size_t cap, ssize_t n) {
+  if (n < 0 || !g_config.enabled || in_call() || !is_absolute(path) || strncmp(path, "/proc/", 6) ||
+      !strstr(path, "/fd/") || n < 8 || strncmp(buf, "socket:[", 8))
+    return n;
+  struct stat st;
+  if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) return n;
+  Call c;
+  c.req.op = Op::kLink;
+  c.req.ino = st.st_ino;
+  int64_t r = call(&c);
+  if (r == 0 && c.out) {
+    n = c.reply.len < cap ? c.reply.len : cap;
+    memcpy(buf, c.out, static_cast<size_t>(n));
+  }
+  free(c.out);
+  return n;
+}
+}  // namespace
+
+extern "C" ssize_t readlink(const char* path, char* buf, size_t cap) {
+  return emu_readlink(path, buf, cap, DMABUF_REAL(readlink)(path, buf, cap));
+}
+
+extern "C" ssize_t readlinkat(int dirfd, const char* path, char* buf, size_t cap) {
+  return emu_readlink(path, buf, cap, DMABUF_REAL(readlinkat)(dirfd, path, buf, cap));
+}
+
+// fstatfs of an emulated fd names the kernel's filesystem: dma-bufs live on
+// the dma-buf fs, sync_files and the rest on anon_inode / debugfs / devtmpfs.
+namespace {
+Kind identify(uint64_t ino) {
+  Call c;
+  c.req.op = Op::kIdentify;
+  c.payload = &ino;
+  c.req.len = sizeof ino;
+  Kind k = Kind::kNone;
+  if (call(&c) == 0 && c.out && c.reply.len == 1) k = static_cast<Kind>(c.out[0]);
+  free(c.out);
+  return k;
+}
+
+template <typename Sfs>
+void fs_magic(int fd, Sfs* st) {
+  constexpr long kSockfs = 0x534F434B;
+  if (!g_config.enabled || in_call() || st->f_type != kSockfs) return;
+  switch (identify(sock_ino(fd))) {
+    case Kind::kBuffer: st->f_type = 0x444d4142; break;        // DMA_BUF_MAGIC
+    case Kind::kSyncFile: st->f_type = 0x09041934; break;      // ANON_INODE_FS_MAGIC
+    case Kind::kTimeline: st->f_type = 0x64626720; break;      // DEBUGFS_MAGIC
+    case Kind::kHeap: case Kind::kUdmabufDev: st->f_type = 0x01021994; break;  // TMPFS (devtmpfs)
+    default: break;
+  }
+}
+}  // namespace
+
+extern "C" int fstatfs(int fd, struct statfs* st) {
+  int r = DMABUF_REAL(fstatfs)(fd, st);
+  if (r == 0) fs_magic(fd, st);
+  return r;
+}
+
+extern "C" int fstatfs64(int fd, struct statfs64* st) {
+  int r = DMABUF_REAL(fstatfs64)(fd, st);
+  if (r == 0) fs_magic(fd, st);
+  return r;
+}
+
+// lseek fails on a socket; a dma-buf answers SEEK_END with its size.
+extern "C" off_t lseek(int fd, off_t off, int whence) {
+  off_t r = DMABUF_REAL(lseek)(fd, off, whence);
+  if (r >= 0 || errno != ESPIPE || !g_config.enabled || in_call()) return r;
+  const uint64_t ino = sock_ino(fd);
+  if (!ino) return r;
+  Call c;
+  c.req.op = Op::kSeek;
+  c.req.ino = ino;
+  c.req.a0 = static_cast<uint64_t>(off);
+  c.req.cmd = static_cast<uint64_t>(whence);
+  int64_t v = call(&c);
+  free(c.out);
+  if (v == kNotOurs) {
+    errno = ESPIPE;
+    return -1;
+  }
+  if (v < 0) {
+    errno = static_cast<int>(-v);
+    return -1;
+  }
+  return static_cast<off_t>(v);
+}
+
+extern "C" off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
 
 // --- buffer hints follow the fd numbers ------------------------------------------
 
