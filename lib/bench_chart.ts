@@ -47,11 +47,17 @@ function niceStep(max: number, count: number): number {
   return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
 }
 
-/** A tick or legend number: 3 significant digits at most, k/M for large ones. */
+/**
+ * A tick or legend number: integers below 10000 exactly (1024, not 1020),
+ * round thousands and millions as k and M, anything else to 3 significant digits.
+ */
 export function formatNumber(v: number): string {
-  if (v === 0) return '0';
-  if (Math.abs(v) >= 1e6) return `${+(v / 1e6).toPrecision(3)}M`;
-  if (Math.abs(v) >= 1e4) return `${+(v / 1e3).toPrecision(3)}k`;
+  const a = Math.abs(v);
+  if (Number.isInteger(v) && a < 1e4) return String(v);
+  if (a >= 1e6 && v % 1e6 === 0) return `${v / 1e6}M`;
+  if (a >= 1e4 && v % 1e3 === 0) return `${v / 1e3}k`;
+  if (a >= 1e6) return `${+(v / 1e6).toPrecision(3)}M`;
+  if (a >= 1e4) return `${+(v / 1e3).toPrecision(3)}k`;
   return String(+v.toPrecision(3));
 }
 
@@ -60,17 +66,40 @@ interface Scales {
   y: (v: number) => number;
   xTicks: number[];
   yTicks: number[];
+  /** The y axis is logarithmic: the values span more than LOG_Y_SPAN. */
+  logY: boolean;
+}
+
+/** Largest / smallest value above which a linear y axis flattens the small lines into its floor. */
+const LOG_Y_SPAN = 30;
+
+/** Linear from 0 past the largest value, in 1/2/5 steps. */
+function linearY(max: number): { y: (v: number) => number; ticks: number[] } {
+  const step = max > 0 ? niceStep(max * 1.05, 5) : 1;
+  const top = Math.max(step, Math.ceil((max * 1.05) / step) * step);
+  const ticks: number[] = [];
+  for (let t = 0; t <= top + step / 2; t += step) ticks.push(+t.toPrecision(12));
+  return { y: (v) => PLOT.bottom - (Math.max(0, v) / top) * (PLOT.bottom - PLOT.top), ticks };
+}
+
+/** Logarithmic between the powers of ten around the values, a tick per power. */
+function logY(min: number, max: number): { y: (v: number) => number; ticks: number[] } {
+  const lo = Math.floor(Math.log10(min));
+  const hi = Math.ceil(Math.log10(max));
+  const ticks: number[] = [];
+  for (let e = lo; e <= hi; e++) ticks.push(+(10 ** e).toPrecision(12));
+  const span = hi - lo || 1;
+  return { y: (v) => PLOT.bottom - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / span) * (PLOT.bottom - PLOT.top), ticks };
 }
 
 function scales(s: SweepResult): Scales {
   const all = [s.floor, ...s.variants];
   const xs = [...new Set(all.flatMap((l) => l.points.map(([x]) => x)))].sort((a, b) => a - b);
-  const ys = all.flatMap((l) => l.points.map(([, y]) => y)).filter(Number.isFinite);
-  const yMaxData = Math.max(0, ...ys);
-  const step = yMaxData > 0 ? niceStep(yMaxData * 1.05, 5) : 1;
-  const yMax = Math.max(step, Math.ceil((yMaxData * 1.05) / step) * step);
-  const yTicks: number[] = [];
-  for (let t = 0; t <= yMax + step / 2; t += step) yTicks.push(+t.toPrecision(12));
+  const ys = all.flatMap((l) => l.points.map(([, y]) => y)).filter((y) => Number.isFinite(y) && y > 0);
+  const yMax = Math.max(0, ...ys);
+  const yMin = Math.min(...ys);
+  const useLogY = ys.length > 0 && yMax / yMin > LOG_Y_SPAN;
+  const y = useLogY ? logY(yMin, yMax) : linearY(yMax);
   const lo = xs[0] ?? 0;
   const hi = xs[xs.length - 1] ?? 1;
   const useLog = s.x.log && lo > 0;
@@ -79,10 +108,16 @@ function scales(s: SweepResult): Scales {
   const pad = 20;
   return {
     x: (v) => PLOT.left + pad + ((f(v) - f(lo)) / span) * (PLOT.right - PLOT.left - 2 * pad),
-    y: (v) => PLOT.bottom - (Math.max(0, v) / yMax) * (PLOT.bottom - PLOT.top),
+    y: y.y,
     xTicks: xs,
-    yTicks,
+    yTicks: y.ticks,
+    logY: useLogY,
   };
+}
+
+/** A ratio for the legend: 2 decimals, 2 significant digits below 0.1. */
+function formatRatio(r: number): string {
+  return r < 0.1 ? String(+r.toPrecision(2)) : r.toFixed(2);
 }
 
 function ratioText(s: SweepResult, line: SweepSeries): string {
@@ -96,7 +131,7 @@ function ratioText(s: SweepResult, line: SweepSeries): string {
   if (first === undefined || last === undefined || !Number.isFinite(first) || !Number.isFinite(last)) return '';
   const x0 = formatNumber(line.points[0]![0]);
   const x1 = formatNumber(line.points[line.points.length - 1]![0]);
-  return ` \u2014 ${first.toFixed(2)}x floor at ${x0}, ${last.toFixed(2)}x at ${x1}`;
+  return ` \u2014 ${formatRatio(first)}x floor at ${x0}, ${formatRatio(last)}x at ${x1}`;
 }
 
 function linePath(sc: Scales, line: SweepSeries): string {
@@ -137,7 +172,7 @@ export function sweepSvg(s: SweepResult): string {
   o.push(
     `<line x1="${PLOT.left}" y1="${PLOT.top}" x2="${PLOT.left}" y2="${PLOT.bottom}" stroke="#333"/>`,
     `<text class="axis-label" x="22" y="${midY}" text-anchor="middle" transform="rotate(-90 22 ${midY})" fill="#111">${esc(
-      `${s.y.label} (${s.y.unit})`,
+      `${s.y.label} (${s.y.unit}${sc.logY ? ', log scale' : ''})`,
     )}</text>`,
     '</g>',
   );

@@ -1,6 +1,7 @@
 // `dmabuf bench --sweep NAME`: one parameter varied, a series per variant and a
 // floor series measured at every point of the same run (native/bench/sweep_bench.cc),
 // plus the rows --json prints and --baseline compares.
+import type { BenchRow } from './bench';
 import { invalidArgType, invalidArgValue, outOfRange } from './internal/args';
 import { binding } from './internal/binding';
 
@@ -42,21 +43,14 @@ export interface SweepResult {
 }
 
 /**
- * One point of one variant as a row, the shape --baseline compares (the same
- * fields as a `dmabuf bench --json` row, plus `better`).
+ * One point of one variant as a row, the shape --baseline compares: the fields of
+ * a `dmabuf bench --json` row that apply, plus `better`. `id` is
+ * `sweep/<sweep>/<variant>/<x>` (e.g. `sweep/threads/inline-locks/2`) and
+ * `ratio` is value / floor at the same x.
  */
-export interface SweepRow {
-  /** `sweep/<sweep>/<variant>/<x>`, e.g. `sweep/threads/inline-locks/2`. */
-  id: string;
-  name: string;
-  value: number;
-  unit: string;
-  floorName: string;
-  floor: number;
-  /** value / floor at the same x. */
-  ratio: number;
+export type SweepRow = Pick<BenchRow, 'id' | 'name' | 'value' | 'unit' | 'floorName' | 'floor' | 'ratio'> & {
   better: 'lower' | 'higher';
-}
+};
 
 /** Whether `name` is a sweep `dmabuf bench --sweep` knows. */
 export function isSweepName(name: string): name is SweepName {

@@ -96,7 +96,7 @@ function checkSvg(svg: string, s: SweepResult): XmlElement {
   // axes: labels with units, ticks
   const labels = all(root, (e) => e.name === 'text' && e.attrs.class === 'axis-label').map(textOf);
   expect(labels).toHaveLength(2);
-  expect(labels.some((l) => l.includes(`(${s.y.unit})`) && l.includes(s.y.label))).toBe(true);
+  expect(labels.some((l) => l.includes(`(${s.y.unit}`) && l.includes(s.y.label))).toBe(true);
   expect(labels.some((l) => l.includes(s.x.unit) && l.includes(s.x.label))).toBe(true);
   const xAxis = all(root, (e) => e.attrs.class === 'x-axis')[0]!;
   expect(all(xAxis, (e) => e.attrs.class === 'tick')).toHaveLength(s.floor.points.length);
@@ -311,6 +311,18 @@ describe('the chart', () => {
     expect(ys('shared-external-lock')[2]).toBeGreaterThan(ys('inline-locks')[2]!);
     // the legend gives each line's ratio to the floor at the first and last x
     expect(textOf(all(root, (e) => e.attrs.class === 'legend')[0]!)).toContain('inline <per-fence> locks \u2014 0.50x floor at 1, 0.45x at 4');
+  });
+
+  it('values spanning more than 30x get a log y axis with a tick per power of ten', () => {
+    const s = crafted();
+    s.variants[1]!.points = [[1, 0.5], [2, 0.2], [4, 0.05]];
+    const root = checkSvg(sweepSvg(s), s);
+    const ticks = all(all(root, (e) => e.attrs.class === 'y-axis')[0]!, (e) => e.attrs.class === 'tick').map((t) => Number(textOf(t)));
+    expect(ticks).toEqual([0.01, 0.1, 1, 10, 100, 1000]);
+    expect(textOf(all(root, (e) => e.attrs.class === 'axis-label')[0]!)).toContain('log scale');
+    const cy = all(all(root, (e) => e.attrs['data-series'] === 'shared-external-lock')[0]!, (e) => e.name === 'circle').map((c) => Number(c.attrs.cy));
+    expect(cy[2]! - cy[1]!).toBeCloseTo((cy[1]! - cy[0]!) * (Math.log10(4) / Math.log10(2.5)), 0);
+    expect(textOf(all(root, (e) => e.attrs.class === 'legend')[0]!)).toContain('one shared & external lock \u2014 0.005x floor at 1, 0.00025x at 4');
   });
 
   it('a log x axis puts geometric x values at equal steps', () => {
