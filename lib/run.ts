@@ -110,6 +110,7 @@ export async function startRun(opts: RunOptions = {}): Promise<RunSession> {
     DMABUF_RUN_SOCKET: socket,
     DMABUF_RUN_ROOT: root,
     DMABUF_RUN_EMULATE: emulated.join(','),
+    DMABUF_RUN_BROKER_PID: String(broker.pid),
   };
   let stopped: Promise<void> | undefined;
   const exited = new Promise<void>((resolve) => {
