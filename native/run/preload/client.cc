@@ -202,3 +202,14 @@ void set_cloexec(int fd, bool on) {
 }
 
 }  // namespace dmabuf::run::preload
+
+// For the bench (native/run/bench): an empty round trip to the broker, the
+// floor of every emulated ioctl. 0, or -EIO outside a run.
+extern "C" __attribute__((visibility("default"))) int dmabuf_run_ping() {
+  if (!dmabuf::run::preload::g_config.enabled) return -EIO;
+  dmabuf::run::preload::Call c;
+  c.req.op = dmabuf::run::Op::kPing;
+  int64_t r = dmabuf::run::preload::call(&c);
+  free(c.out);
+  return static_cast<int>(r);
+}
