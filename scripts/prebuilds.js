@@ -86,5 +86,17 @@ for (const lib of ['liburcu-bp.so.8', 'liburcu-common.so.8']) {
   fs.copyFileSync(src, path.join(dest, lib));
   strip(path.join(dest, lib));
 }
+// `dmabuf run` (docs/run.md): the broker loads liburcu through $ORIGIN too; the
+// preload library links only libc. Optional: a build without them still packs.
+for (const tool of ['dmabuf-broker', 'libdmabuf-preload.so', 'dmabuf-run-bench']) {
+  const src = path.join(from, tool);
+  if (!fs.existsSync(src)) {
+    process.stderr.write(`prebuilds: ${tool} not found in ${from}; \`dmabuf run\` will need a source build\n`);
+    continue;
+  }
+  fs.copyFileSync(src, path.join(dest, tool));
+  fs.chmodSync(path.join(dest, tool), 0o755);
+  strip(path.join(dest, tool));
+}
 fs.copyFileSync(path.join(root, 'licenses', 'liburcu-NOTICE.txt'), path.join(dest, 'liburcu-NOTICE.txt'));
 log(`wrote ${path.relative(root, dest)}: ${fs.readdirSync(dest).join(' ')}`);
