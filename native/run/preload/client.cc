@@ -96,15 +96,7 @@ void rescan_inherited() {
     }
   }
   closedir(d);
-  if (!n) return;
-  Call c;
-  c.req.op = Op::kIdentify;
-  c.payload = inos;
-  c.req.len = n * sizeof(uint64_t);
-  if (call(&c) == 0 && c.out && c.reply.len == n)
-    for (unsigned i = 0; i < n; ++i)
-      if (c.out[i] == static_cast<uint8_t>(Kind::kBuffer)) hint_set(fds[i], inos[i]);
-  free(c.out);
+  hint_buffers(inos, fds, n);
 }
 
 __attribute__((constructor)) void init() {
@@ -195,6 +187,18 @@ uint64_t hint_get(int fd) {
   return fd >= 0 && fd < kHintFds ? g_hints[fd].load(std::memory_order_relaxed) : 0;
 }
 void hint_clear(int fd) { hint_set(fd, 0); }
+
+void hint_buffers(const uint64_t* inos, const int* fds, unsigned n) {
+  if (!n) return;
+  Call c;
+  c.req.op = Op::kIdentify;
+  c.payload = inos;
+  c.req.len = n * sizeof(uint64_t);
+  if (call(&c) == 0 && c.out && c.reply.len == n)
+    for (unsigned i = 0; i < n; ++i)
+      if (c.out[i] == static_cast<uint8_t>(Kind::kBuffer)) hint_set(fds[i], inos[i]);
+  free(c.out);
+}
 
 void set_cloexec(int fd, bool on) {
   int f = fcntl(fd, F_GETFD);

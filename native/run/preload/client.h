@@ -66,6 +66,12 @@ uint64_t hint_get(int fd);
 void hint_clear(int fd);
 
 /**
+ * hint_buffers() - ask the broker which of @n sockets (@inos, at fd numbers
+ * @fds) are dma-bufs, and hint those (one round trip)
+ */
+void hint_buffers(const uint64_t* inos, const int* fds, unsigned n);
+
+/**
  * set_cloexec() - set or clear FD_CLOEXEC on @fd (received fds arrive with it set)
  */
 void set_cloexec(int fd, bool on);

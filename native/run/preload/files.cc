@@ -420,16 +420,8 @@ extern "C" ssize_t recvmsg(int sock, struct msghdr* mh, int flags) {
       }
     }
   }
-  if (!k) return n;
-  int saved = errno;
-  Call c;
-  c.req.op = Op::kIdentify;
-  c.payload = inos;
-  c.req.len = k * sizeof(uint64_t);
-  if (call(&c) == 0 && c.out && c.reply.len == k)
-    for (unsigned i = 0; i < k; ++i)
-      if (c.out[i] == static_cast<uint8_t>(Kind::kBuffer)) hint_set(fds[i], inos[i]);
-  free(c.out);
+  const int saved = errno;
+  hint_buffers(inos, fds, k);
   errno = saved;
   return n;
 }
