@@ -82,7 +82,9 @@ export async function startRun(opts: RunOptions = {}): Promise<RunSession> {
   const socket = `dmabuf-run.${process.pid}.${randomBytes(6).toString('hex')}`;
   const args = ['--socket', socket, '--root', root, '--ready-fd', '3', ...RUN_PROFILES[profile]];
   if (opts.kernelVersion) args.push('--kernel', opts.kernelVersion);
-  const broker: ChildProcess = spawn(path.join(dir, 'dmabuf-broker'), args, {
+  // DMABUF_RUN_BROKER: another broker binary (CI runs a sanitizer build's).
+  const brokerPath = process.env['DMABUF_RUN_BROKER'] || path.join(dir, 'dmabuf-broker');
+  const broker: ChildProcess = spawn(brokerPath, args, {
     stdio: ['ignore', 'ignore', opts.brokerStderr ?? 'inherit', 'pipe'],
   });
   const cleanup = (): void => fs.rmSync(root, { recursive: true, force: true });
@@ -106,7 +108,8 @@ export async function startRun(opts: RunOptions = {}): Promise<RunSession> {
   const preload = path.join(dir, 'libdmabuf-preload.so');
   const prior = process.env['LD_PRELOAD'];
   const env: Record<string, string> = {
-    LD_PRELOAD: prior ? `${preload}:${prior}` : preload,
+    // After what is there: a sanitizer runtime must stay first in the list.
+    LD_PRELOAD: prior ? `${prior}:${preload}` : preload,
     DMABUF_RUN_SOCKET: socket,
     DMABUF_RUN_ROOT: root,
     DMABUF_RUN_EMULATE: emulated.join(','),

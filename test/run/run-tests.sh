@@ -15,10 +15,20 @@ ok() { n=$((n + 1)); echo "ok $n $*"; }
 notok() { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n $*"; }
 
 gcc -O1 -Wall -Werror -o "$out/run_test" test/run/run_test.c || { echo "Bail out! run_test.c does not build"; exit 1; }
+g++ -std=c++20 -O1 -Wall -Werror -I native -o "$out/fuzz_broker" test/run/fuzz_broker.cc native/run/msg.cc ||
+  { echo "Bail out! fuzz_broker.cc does not build"; exit 1; }
 echo "TAP version 13"
 for c in fork-signals-parent busy-buffer-crosses client-killed garbage broker-killed; do
   if timeout 120 node "$root/dist/cli.js" run -- "$out/run_test" "$c" 2>"$out/err"; then ok "$c"; else notok "$c"; sed 's/^/# /' "$out/err"; fi
 done
+
+# The broker's protocol fuzzed (DMABUF_RUN_BROKER may name a sanitizer build's broker).
+seed=${FUZZ_SEED:-$RANDOM}
+if timeout 600 node "$root/dist/cli.js" run --emulate -- "$out/fuzz_broker" "$seed" "${FUZZ_ROUNDS:-4000}" >"$out/fuzz" 2>&1; then
+  ok "broker protocol fuzz, seed $seed: $(tail -1 "$out/fuzz")"
+else
+  notok "broker protocol fuzz, seed $seed (FUZZ_SEED=$seed to repeat)"; grep -v 'malformed request' "$out/fuzz" | tail -40 | sed 's/^/# /'
+fi
 
 # Nothing left behind: the broker is gone and its tree removed once the run ends.
 info=$(run -- sh -c 'echo "$DMABUF_RUN_ROOT $DMABUF_RUN_BROKER_PID"')

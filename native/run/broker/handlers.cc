@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -76,7 +77,8 @@ long heap_ioctl(Object* o, const Request& req, const uint8_t* payload, Answer* a
   b->kind = Kind::kBuffer;
   b->buf = buf;
   if (int err = give(b, ans)) return err;
-  answer_arg(ans, a.bytes, req.len);
+  // What the caller's struct has room for, of what the kernel would write.
+  answer_arg(ans, a.bytes, std::min<size_t>(req.len, sizeof(DmaHeapAllocationData)));
   return r;
 }
 
@@ -175,10 +177,13 @@ long sync_file_ioctl(Object* o, const Request& req, const uint8_t* payload, Answ
   if (req.cmd == SYNC_IOC_FILE_INFO) {
     if (req.arg_null) return -EFAULT;
     auto* in = a.as<sync_file_info>();
-    std::vector<SyncFenceInfo> fences(in->num_fences);
+    // The count is the caller's: never allocate more than a reply can carry
+    // (a sync_file with more fences than that gets EINVAL, as for too few).
+    constexpr uint32_t kMaxInfos = (kMaxPayload - sizeof(sync_file_info)) / sizeof(SyncFenceInfo);
+    std::vector<SyncFenceInfo> fences(std::min(in->num_fences, kMaxInfos));
     SyncFileInfo d{};
     d.flags = in->flags;
-    d.num_fences = in->num_fences;
+    d.num_fences = static_cast<uint32_t>(fences.size());
     d.pad = in->pad;
     d.sync_fence_info = in->num_fences && in->sync_fence_info ? fences.data() : nullptr;
     if (int err = sync_file_ioctl_fence_info(o->sync_file, &d)) return err;
