@@ -82,7 +82,7 @@ describe('callback delivery re-entering the API', () => {
       a.dispose();
       b.dispose();
     }
-  });
+  }, 90000); // 20 workers: ~13 s on a loaded machine, over 30 s with the ASan addon there
 
   it('removeCallback after delivery, and with a callback of another fence', () => {
     const f = new Fence();
