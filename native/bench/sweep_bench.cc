@@ -57,6 +57,22 @@ struct Sweep {
   std::vector<std::string> notes;
 };
 
+struct Axis {
+  const char* label;
+  const char* unit;
+  bool flag;  // x: logarithmic (geometric points); y: higher is better
+};
+
+void set_axes(Sweep& s, const char* title, Axis x, Axis y) {
+  s.title = title;
+  s.x_label = x.label;
+  s.x_unit = x.unit;
+  s.log_x = x.flag;
+  s.y_label = y.label;
+  s.y_unit = y.unit;
+  s.higher_is_better = y.flag;
+}
+
 const char* bench_name(Fence*) { return "bench"; }
 const FenceOps kOps = {.get_driver_name = bench_name, .get_timeline_name = bench_name};
 
@@ -183,12 +199,9 @@ void sweep_threads(const Options& opts, Sweep& s) {
   // always on cores at once, and contention only shows when they are.
   Options o = opts;
   o.repeats = 5;
-  s.title = "Signalling throughput vs threads: why fences have an inline lock";
-  s.x_label = "threads signalling at once";
-  s.x_unit = "threads";
-  s.y_label = "signals per second, all threads";
-  s.y_unit = "Mops/s";
-  s.higher_is_better = true;
+  set_axes(s, "Signalling throughput vs threads: why fences have an inline lock",
+           {"threads signalling at once", "threads", false},
+           {"signals per second, all threads", "Mops/s", true});
   s.floor = {"floor", "atomic flag + clock read per signal, own memory", "", {}};
   Series inl{"inline-locks", "inline per-fence locks (7.1)",
              "each thread re-initialises and signals its own ring of fences", {}};
@@ -207,12 +220,13 @@ void sweep_threads(const Options& opts, Sweep& s) {
   for (double x : thread_counts()) {
     const int n = static_cast<int>(x);
     const auto mops = [&](auto op) { return throughput(o, n, op) / 1e6; };
-    s.floor.points.push_back({x, mops([](int, const volatile bool* st) { return ring_floor(st); })});
-    inl.points.push_back({x, mops([](int, const volatile bool* st) { return ring_signal(nullptr, st); })});
-    ext.points.push_back({x, mops([&](int, const volatile bool* st) { return ring_signal(&shared, st); })});
-    tl.points.push_back({x, mops([&](int, const volatile bool* st) { return timeline_loop(timeline, &next, st); })});
+    using Stop = const volatile bool*;
+    s.floor.points.push_back({x, mops([](int, Stop st) { return ring_floor(st); })});
+    inl.points.push_back({x, mops([](int, Stop st) { return ring_signal(nullptr, st); })});
+    ext.points.push_back({x, mops([&](int, Stop st) { return ring_signal(&shared, st); })});
+    tl.points.push_back({x, mops([&](int, Stop st) { return timeline_loop(timeline, &next, st); })});
     if (kernel_tl)
-      ktl.points.push_back({x, mops([&](int, const volatile bool* st) {
+      ktl.points.push_back({x, mops([&](int, Stop st) {
                               return kernel_timeline_loop(kernel_tl->get(), &knext, st);
                             })});
   }
@@ -254,11 +268,9 @@ void callbacks_floor(uint64_t iters, int k) {
 }
 
 void sweep_callbacks(const Options& o, Sweep& s) {
-  s.title = "Fence lifecycle vs callbacks per fence";
-  s.x_label = "callbacks per fence";
-  s.x_unit = "callbacks";
-  s.y_label = "time per fence (alloc, init, callbacks, signal, put)";
-  s.y_unit = "ns/fence";
+  set_axes(s, "Fence lifecycle vs callbacks per fence",
+           {"callbacks per fence", "callbacks", false},
+           {"time per fence (alloc, init, callbacks, signal, put)", "ns/fence", false});
   s.floor = {"floor", "malloc + atomic flag + clock + free + N indirect calls", "", {}};
   Series run{"run-at-signal", "N callbacks added, run at signal", "", {}};
   Series removed{"added-then-removed", "N callbacks added, then removed (timed-out waits)", "", {}};
@@ -311,7 +323,8 @@ bool unload_with_live(const std::string& path, size_t live, int repeats, UnloadP
       fences.push_back(f);
     }
     rcu::flush_deferred();
-    for (int i = 0; i < 4000 && rcu::deferred_pending() != 0; ++i) std::this_thread::sleep_for(std::chrono::microseconds(250));
+    for (int i = 0; i < 4000 && rcu::deferred_pending() != 0; ++i)
+      std::this_thread::sleep_for(std::chrono::microseconds(250));
     iss->unload(kMaxScheduleTimeout, &err);
     const IssuerUnloadStats st = iss->last_unload_stats();
     protocol.push_back((st.signal_all_ns + st.drain_ns + st.grace_ns + st.shutdown_ns) / 1e3);
@@ -331,12 +344,9 @@ void sweep_live_fences(const Options& o, Sweep& s, std::string* error) {
     *error = "the example issuer modules were not found: set DMABUF_ISSUER_DIR to build/issuers";
     return;
   }
-  s.title = "Issuer unload (the 7.1 protocol) vs detached fences still alive";
-  s.x_label = "live detached fences at unload";
-  s.x_unit = "fences";
-  s.log_x = true;
-  s.y_label = "unload time, median";
-  s.y_unit = "us";
+  set_axes(s, "Issuer unload (the 7.1 protocol) vs detached fences still alive",
+           {"live detached fences at unload", "fences", true},
+           {"unload time, median", "us", false});
   s.floor = {"floor", "one empty RCU grace period (rcu::synchronize)", "", {}};
   Series protocol{"unload-protocol", "unload protocol: signal_all + grace period + shutdown",
                   "dlclose excluded", {}};
@@ -422,12 +432,9 @@ double signal_floor(const Options& o, unsigned n) {
 }
 
 void sweep_chain_length(const Options& o, Sweep& s) {
-  s.title = "Fence chains: cost per link vs chain length";
-  s.x_label = "links in the chain";
-  s.x_unit = "links";
-  s.log_x = true;
-  s.y_label = "time per link";
-  s.y_unit = "ns/link";
+  set_axes(s, "Fence chains: cost per link vs chain length",
+           {"links in the chain", "links", true},
+           {"time per link", "ns/link", false});
   s.floor = {"floor", "one bare fence + 1 callback, signalled, per link", "", {}};
   Series build{"build", "build the chain (alloc + init links, enable the tail)", "", {}};
   Series fwd{"signal-in-order", "signal members in order, tail waited on",
@@ -482,12 +489,9 @@ void array_floor(uint64_t iters, unsigned n) {
 }
 
 void sweep_array_width(const Options& o, Sweep& s) {
-  s.title = "Fence arrays: cost per member vs width";
-  s.x_label = "members in the array";
-  s.x_unit = "fences";
-  s.log_x = true;
-  s.y_label = "time per member (create, wait, signal, put)";
-  s.y_unit = "ns/fence";
+  set_axes(s, "Fence arrays: cost per member vs width",
+           {"members in the array", "fences", true},
+           {"time per member (create, wait, signal, put)", "ns/fence", false});
   s.floor = {"floor", "n + 1 bare fences, 1 callback, signalled, per member", "", {}};
   Series all{"signal-on-all", "array signals when all members have", "", {}};
   Series any{"signal-on-any", "array signals on the first member (signal_on_any)", "", {}};
