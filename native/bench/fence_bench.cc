@@ -1,5 +1,6 @@
 // Fence benchmarks: lifecycle, signalling with callbacks, and two threads
 // signalling with inline locks versus one shared external lock.
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <ctime>
@@ -25,6 +26,24 @@ void floor_lifecycle(uint64_t n) {
     int64_t t = monotonic_ns();
     do_not_optimize(t);
     free(p);
+  }
+}
+
+// The same plus one more atomic read-modify-write: the reference count any
+// shared object needs (fences drop theirs in fence_put).
+void floor_lifecycle_ref(uint64_t n) {
+  struct Obj {
+    std::atomic<unsigned long> flags;
+    std::atomic<uint32_t> refs;
+  };
+  for (uint64_t i = 0; i < n; ++i) {
+    auto* p = static_cast<Obj*>(malloc(64));
+    new (&p->flags) std::atomic<unsigned long>(0);
+    new (&p->refs) std::atomic<uint32_t>(1);
+    p->flags.fetch_or(8, std::memory_order_acq_rel);
+    int64_t t = monotonic_ns();
+    do_not_optimize(t);
+    if (p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free(p);
   }
 }
 
@@ -81,17 +100,53 @@ uint64_t signal_loop(SpinLock* shared, const volatile bool* stop) {
   return n;
 }
 
-Register reg("fence", [](const Options& o, std::vector<Row>& rows) {
-  double floor = ns_per_op(o, floor_lifecycle);
-  double life = ns_per_op(o, fence_lifecycle);
-  rows.push_back(ratio_row("fence lifecycle (alloc, init, signal, put)", life, "ns/op",
-                           "malloc + atomic flag + clock + free", floor, "<= 1.5", true,
-                           "memory is recycled after an RCU grace period (batched, one grace period per ms)"));
+using Loop = void (*)(uint64_t);
 
-  double cfloor = ns_per_op(o, floor_with_callbacks);
-  double cb = ns_per_op(o, fence_with_callbacks);
-  rows.push_back(ratio_row("fence lifecycle + 4 callbacks", cb, "ns/op",
-                           "lifecycle floor + 4 indirect calls", cfloor, "", true));
+// ns/op of each loop, measured in alternation, in many short rounds (the best
+// round of each counts): on this shared machine a burst of load then hits the
+// floors and the scenario alike, and some rounds of each escape it.
+std::vector<double> interleaved(const Options& o, std::vector<Loop> loops) {
+  constexpr int kRoundsPerRepeat = 8;
+  std::vector<uint64_t> iters;
+  for (Loop l : loops) {  // calibrate: rounds of duration_ms / kRoundsPerRepeat
+    uint64_t n = 1000;
+    for (;;) {
+      const int64_t t0 = monotonic_ns();
+      l(n);
+      const double dt = static_cast<double>(monotonic_ns() - t0);
+      if (dt > 5e6 || n > (1ULL << 32)) {
+        iters.push_back(std::max<uint64_t>(
+            1, static_cast<uint64_t>(n * (o.duration_ms * 1e6 / kRoundsPerRepeat / dt))));
+        break;
+      }
+      n *= 4;
+    }
+  }
+  std::vector<double> best(loops.size(), 1e300);
+  for (int r = 0; r < kRoundsPerRepeat * o.repeats; ++r) {
+    for (size_t i = 0; i < loops.size(); ++i) {
+      const int64_t t0 = monotonic_ns();
+      loops[i](iters[i]);
+      best[i] = std::min(best[i], static_cast<double>(monotonic_ns() - t0) / iters[i]);
+    }
+  }
+  return best;
+}
+
+Register reg("fence", [](const Options& o, std::vector<Row>& rows) {
+  const std::vector<double> t =
+      interleaved(o, {floor_lifecycle, floor_lifecycle_ref, fence_lifecycle});
+  rows.push_back(ratio_row("fence lifecycle (alloc, init, signal, put)", t[2], "ns/op",
+                           "malloc + atomic flag + clock + free", t[0], "<= 1.25", true,
+                           "memory is recycled on the freeing thread after a polled RCU grace "
+                           "period (docs/internals.md)"));
+  rows.push_back(ratio_row("fence lifecycle vs floor + refcount", t[2], "ns/op",
+                           "lifecycle floor + one atomic RMW (refcount)", t[1], "<= 1.15", true,
+                           "the floor of any refcounted object: the fence adds its lock"));
+
+  const std::vector<double> c = interleaved(o, {floor_with_callbacks, fence_with_callbacks});
+  rows.push_back(ratio_row("fence lifecycle + 4 callbacks", c[1], "ns/op",
+                           "lifecycle floor + 4 indirect calls", c[0], "<= 2.2", true));
 
   SpinLock shared;
   double one = throughput(o, 1, [](int, const volatile bool* s) { return signal_loop(nullptr, s); });

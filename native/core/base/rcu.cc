@@ -47,17 +47,32 @@ std::atomic<uint64_t> g_submit_gen{0};
 std::atomic<uint32_t> g_done_gen{0};  // low 32 bits of the last reclaimed generation
 std::atomic<uint32_t> g_wake{0};      // futex word the reclaimer sleeps on
 std::atomic<bool> g_reclaimer_sleeping{false};
+// Polled grace periods: rounds begun / completed, and the latest cookie asked for.
+std::atomic<uint64_t> g_gp_begun{0};
+std::atomic<uint64_t> g_gp_done{0};
+std::atomic<uint64_t> g_gp_wanted{0};
 std::once_flag g_init_once;
 std::atomic<bool> g_call_used{false};
 std::once_flag g_thread_once;
 
+// Work for the reclaimer: submitted batches, or a polled grace period asked for.
+bool reclaimer_has_work() {
+  return g_submitted.load(std::memory_order_seq_cst) != nullptr ||
+         g_gp_wanted.load(std::memory_order_seq_cst) > g_gp_done.load(std::memory_order_relaxed);
+}
+
+void wake_reclaimer() {
+  g_wake.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&g_wake);
+}
+
 void* reclaimer_main(void*) {
   for (;;) {
-    if (g_submitted.load(std::memory_order_seq_cst) == nullptr) {
-      // Idle: sleep until a submitter (or barrier()) wakes us.
+    if (!reclaimer_has_work()) {
+      // Idle: sleep until a submitter, a poller (or barrier()) wakes us.
       const uint32_t w = g_wake.load(std::memory_order_acquire);
       g_reclaimer_sleeping.store(true, std::memory_order_seq_cst);
-      if (g_submitted.load(std::memory_order_seq_cst) == nullptr) futex_wait(&g_wake, w, -1);
+      if (!reclaimer_has_work()) futex_wait(&g_wake, w, -1);
       g_reclaimer_sleeping.store(false, std::memory_order_relaxed);
     }
     // Let a millisecond of frees accumulate so one grace period (and one
@@ -67,11 +82,16 @@ void* reclaimer_main(void*) {
 
     const uint64_t gen = g_submit_gen.load(std::memory_order_acquire);
     Batch* batches = g_submitted.exchange(nullptr, std::memory_order_acq_rel);
-    if (batches) {
+    const bool polled =
+        g_gp_wanted.load(std::memory_order_seq_cst) > g_gp_done.load(std::memory_order_relaxed);
+    if (batches || polled) {
+      // Cookies handed out before this increment are covered by this round.
+      const uint64_t round = g_gp_begun.fetch_add(1, std::memory_order_seq_cst) + 1;
       urcu_bp_synchronize_rcu();
 #ifdef DMABUF_TSAN
       __tsan_acquire(&g_tsan_gp);
 #endif
+      g_gp_done.store(round, std::memory_order_release);
       while (batches) {
         Batch* b = batches;
         batches = b->next_submitted;
@@ -111,10 +131,7 @@ void submit(Batch* b) {
   } while (!g_submitted.compare_exchange_weak(head, b, std::memory_order_seq_cst,
                                               std::memory_order_relaxed));
   g_submit_gen.fetch_add(1, std::memory_order_release);
-  if (g_reclaimer_sleeping.load(std::memory_order_seq_cst)) {
-    g_wake.fetch_add(1, std::memory_order_release);
-    futex_wake_all(&g_wake);
-  }
+  if (g_reclaimer_sleeping.load(std::memory_order_seq_cst)) wake_reclaimer();
 }
 
 // The calling thread's open batch: a trivially destructible thread_local (no
@@ -170,10 +187,17 @@ void barrier() {
       const uint32_t done = g_done_gen.load(std::memory_order_acquire);
       if (static_cast<int32_t>(done - static_cast<uint32_t>(target)) >= 0) break;
       // Nudge the reclaimer (it may have gone idle with a stale generation).
-      g_wake.fetch_add(1, std::memory_order_release);
-      futex_wake_all(&g_wake);
+      wake_reclaimer();
       futex_wait(&g_done_gen, done, 1000000);
     }
+  }
+  // Polled grace periods asked for before the call have ended too.
+  const uint64_t wanted = g_gp_wanted.load(std::memory_order_seq_cst);
+  while (g_gp_done.load(std::memory_order_acquire) < wanted) {
+    const uint32_t done = g_done_gen.load(std::memory_order_acquire);
+    if (g_gp_done.load(std::memory_order_acquire) >= wanted) break;
+    wake_reclaimer();
+    futex_wait(&g_done_gen, done, 1000000);
   }
   // liburcu's own barrier only matters if call_rcu was ever used (it also
   // trips TSan inside the uninstrumented library, so skip it when it cannot
@@ -213,6 +237,27 @@ void flush_deferred() {
 }
 
 size_t deferred_pending() { return g_pending.load(std::memory_order_relaxed); }
+
+uint64_t start_poll() {
+  // Order the caller's unpublishing before reading which round is current: the
+  // round after the one read begins later, so its grace period covers them.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const uint64_t cookie = g_gp_begun.load(std::memory_order_seq_cst) + 1;
+  uint64_t wanted = g_gp_wanted.load(std::memory_order_relaxed);
+  while (wanted < cookie &&
+         !g_gp_wanted.compare_exchange_weak(wanted, cookie, std::memory_order_seq_cst,
+                                            std::memory_order_relaxed)) {
+  }
+  start_reclaimer();
+  if (g_reclaimer_sleeping.load(std::memory_order_seq_cst)) wake_reclaimer();
+  return cookie;
+}
+
+bool poll_done(uint64_t cookie) {
+  if (g_gp_done.load(std::memory_order_acquire) < cookie) return false;
+  after_grace_period();
+  return true;
+}
 
 void call(rcu_head* head, void (*fn)(rcu_head*)) {
   init();

@@ -103,6 +103,29 @@ void flush_deferred();
 // Deferred frees handed to call_rcu that have not run yet (for leak accounting).
 size_t deferred_pending();
 
+/**
+ * start_poll() - start_poll_synchronize_rcu(): a cookie for the first grace
+ * period that begins after this call, and a request that the reclaimer run it
+ *
+ * Memory made unreachable before the call may be reused once poll_done() says
+ * so. liburcu 0.13 has no polled grace periods: the cookies count the
+ * reclaimer's own synchronize_rcu() rounds.
+ *
+ * Context: any thread, outside or inside a read section. Costs a full memory
+ * barrier: call it per batch of frees, not per object.
+ */
+uint64_t start_poll();
+
+/**
+ * poll_done() - poll_state_synchronize_rcu(): whether @cookie's grace period
+ * has ended
+ *
+ * Returns: true once every read section that began before start_poll()
+ * returned @cookie has ended; the caller is then ordered after them (for TSan
+ * too).
+ */
+bool poll_done(uint64_t cookie);
+
 // call_rcu for objects that carry their own rcu_head. Callbacks should start
 // with after_grace_period() (it tells TSan what the grace period ordered).
 void call(rcu_head* head, void (*fn)(rcu_head*));

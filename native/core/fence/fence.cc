@@ -161,18 +161,13 @@ Fence* fence_get_rcu_safe(std::atomic<Fence*>* slot) {
 // ---------------------------------------------------------------------------
 // signalling
 
-void fence_signal_timestamp_locked(Fence* f, int64_t timestamp_ns) {
-  // SIGNALED is only ever set under the fence lock, so a plain test suffices.
-  if (fence_test_signaled_flag(f)) return;
-
+namespace {
+// The signal itself, once the callback list is out of the way; lock held.
+inline void mark_signaled_locked(Fence* f, int64_t timestamp_ns) {
   // Detach: without release/wait nothing of the issuer is needed any more.
   const FenceOps* ops = __atomic_load_n(&f->ops, __ATOMIC_RELAXED);
   if (ops && !ops->release && !ops->wait)
     __atomic_store_n(&f->ops, static_cast<const FenceOps*>(nullptr), __ATOMIC_RELEASE);
-
-  // The callback list and the timestamp share storage: take the list first.
-  ListHead cbs;
-  list_splice_init(&f->cb_list, &cbs);
   f->timestamp = timestamp_ns;
   // Both bits in one release store: flags are only written under the fence lock
   // (see fence.h), so no read-modify-write is needed; the timestamp is written
@@ -181,6 +176,17 @@ void fence_signal_timestamp_locked(Fence* f, int64_t timestamp_ns) {
   f->flags.store(f->flags.load(std::memory_order_relaxed) | bit(FENCE_FLAG_SIGNALED_BIT) |
                      bit(FENCE_FLAG_TIMESTAMP_BIT),
                  std::memory_order_release);
+}
+}  // namespace
+
+void fence_signal_timestamp_locked(Fence* f, int64_t timestamp_ns) {
+  // SIGNALED is only ever set under the fence lock, so a plain test suffices.
+  if (fence_test_signaled_flag(f)) return;
+
+  // The callback list and the timestamp share storage: take the list first.
+  ListHead cbs;
+  list_splice_init(&f->cb_list, &cbs);
+  mark_signaled_locked(f, timestamp_ns);
 
   while (!list_empty(&cbs)) {
     ListHead* n = cbs.next;
@@ -190,13 +196,34 @@ void fence_signal_timestamp_locked(Fence* f, int64_t timestamp_ns) {
   }
 }
 
+namespace {
+// spin_lock_irqsave + signal, with "interrupts off" (the irq-depth TLS) only
+// when there are callbacks to run: without them nothing can queue irq_work.
+void lock_and_signal(Fence* f, SpinLock* l, int64_t timestamp_ns) {
+  l->lock();
+  // cb_list is only valid before SIGNALED (it shares storage with the timestamp).
+  if (fence_test_signaled_flag(f)) {
+    l->unlock();
+    return;
+  }
+  if (list_empty(&f->cb_list)) {
+    mark_signaled_locked(f, timestamp_ns);
+    l->unlock();
+    return;
+  }
+  local_irq_disable();
+  fence_signal_timestamp_locked(f, timestamp_ns);
+  l->unlock();
+  local_irq_enable();
+}
+}  // namespace
+
 void fence_signal_timestamp(Fence* f, int64_t timestamp_ns) {
   if (!f) {
     warn("fence_signal_timestamp: NULL fence");
     return;
   }
-  IrqSpinGuard g(fence_spinlock(f));
-  fence_signal_timestamp_locked(f, timestamp_ns);
+  lock_and_signal(f, fence_spinlock(f), timestamp_ns);
 }
 
 void fence_signal_locked(Fence* f) { fence_signal_timestamp_locked(f, monotonic_ns()); }
@@ -206,8 +233,23 @@ void fence_signal(Fence* f) {
     warn("fence_signal: NULL fence");
     return;
   }
-  IrqSpinGuard g(fence_spinlock(f));
+  if (f->flags.load(std::memory_order_relaxed) & bit(FENCE_FLAG_INLINE_LOCK_BIT)) {
+    // The clock is read before the lock (the kernel reads it under the lock):
+    // the lock is the fence's own, so nothing else orders signals through it,
+    // and the timestamp still precedes SIGNALED (docs/kernel-map.md).
+    const int64_t now = monotonic_ns();
+    lock_and_signal(f, &f->inline_lock, now);
+    return;
+  }
+  // A shared external lock orders its fences' signals: read the clock under it,
+  // so timestamps follow that order.
+  SpinLock* l = f->extern_lock;
+  l->lock();
+  const bool callbacks = !fence_test_signaled_flag(f) && !list_empty(&f->cb_list);
+  if (callbacks) local_irq_disable();
   fence_signal_timestamp_locked(f, monotonic_ns());
+  l->unlock();
+  if (callbacks) local_irq_enable();
 }
 
 bool fence_set_user_flag(Fence* f, unsigned b) {
@@ -305,14 +347,23 @@ int fence_add_callback(Fence* f, FenceCallback* cb, FenceFunc func) {
     list_init(&cb->node);
     return -ENOENT;
   }
-  IrqSpinGuard g(fence_spinlock(f));
-  if (!enable_signaling_locked(f)) {
+  SpinLock* l = fence_spinlock(f);
+  l->lock();
+  // Only the first add may call ops->enable_signaling (which may signal and
+  // run callbacks): only it needs "interrupts off".
+  const bool irq = !fence_test_flag(f, FENCE_FLAG_ENABLE_SIGNAL_BIT);
+  if (irq) local_irq_disable();
+  int ret = 0;
+  if (enable_signaling_locked(f)) {
+    cb->func = func;
+    list_add_tail(&cb->node, &f->cb_list);
+  } else {
     list_init(&cb->node);
-    return -ENOENT;
+    ret = -ENOENT;
   }
-  cb->func = func;
-  list_add_tail(&cb->node, &f->cb_list);
-  return 0;
+  l->unlock();
+  if (irq) local_irq_enable();
+  return ret;
 }
 
 bool fence_remove_callback(Fence* f, FenceCallback* cb) {

@@ -28,7 +28,13 @@ enum FenceFlagBit : unsigned {
   FENCE_FLAG_TIMESTAMP_BIT = 4,
   FENCE_FLAG_ENABLE_SIGNAL_BIT = 5,
   FENCE_FLAG_USER_BITS = 6,
+  // Core-private, far above issuers' bits (and exact in a JS number): the fence
+  // lives in a fence_alloc_large() block, so fence_free() recycles it as one.
+  FENCE_FLAG_LARGE_BLOCK_BIT = 40,
 };
+
+// A fence_alloc_large() block: a fence and up to 64 bytes of its issuer's data.
+constexpr size_t kFenceLargeBlock = 128;
 
 // Waits take nanoseconds; this is MAX_SCHEDULE_TIMEOUT.
 constexpr int64_t kMaxScheduleTimeout = INT64_MAX;
@@ -250,8 +256,12 @@ inline Fence* fence_get_rcu(Fence* f) {
 Fence* fence_get_rcu_safe(std::atomic<Fence*>* slot);
 
 /**
- * fence_free() - the default release: free @f (from fence_alloc()) after an
- * RCU grace period, through the fence cache when it is built in
+ * fence_free() - the default release: free @f (from fence_alloc() or
+ * fence_alloc_large()) after an RCU grace period, through the fence cache when
+ * it is built in
+ *
+ * Context: any thread. The memory is recycled on the calling thread once a
+ * polled grace period has passed (docs/internals.md, "Fence memory").
  */
 void fence_free(Fence* f);
 
@@ -557,5 +567,26 @@ std::string fence_describe(Fence* f);
  * Returns: zeroed, uninitialised memory, or nullptr on OOM.
  */
 Fence* fence_alloc();
+
+/**
+ * fence_alloc_large() - fence_alloc() for a fence followed by issuer data, in a
+ * block of kFenceLargeBlock bytes
+ *
+ * After fence_init(), fence_mark_large_block() tells fence_free() the block's
+ * class (an unmarked one is still freed correctly, as an ordinary fence).
+ *
+ * Returns: zeroed memory, or nullptr on OOM.
+ */
+Fence* fence_alloc_large();
+
+/**
+ * fence_mark_large_block() - record that @f came from fence_alloc_large()
+ *
+ * Context: after fence_init(), before @f is published.
+ */
+inline void fence_mark_large_block(Fence* f) {
+  f->flags.store(f->flags.load(std::memory_order_relaxed) | (1UL << FENCE_FLAG_LARGE_BLOCK_BIT),
+                 std::memory_order_release);
+}
 
 }  // namespace dmabuf

@@ -65,7 +65,12 @@ int Issuer::create_named_fence(const IssuerFenceArgs& args, Fence** out, std::st
     return -ENODEV;
   }
   const size_t dlen = name_.size() + 1, tlen = timeline_.size() + 1;
-  auto* nf = static_cast<NamedFence*>(std::calloc(1, sizeof(NamedFence) + dlen + tlen));
+  const size_t size = sizeof(NamedFence) + dlen + tlen;
+  // Short names fit a recycled fence-cache block; longer ones take a malloc'd
+  // block, which fence_free() recycles as an ordinary fence.
+  const bool large_block = size <= kFenceLargeBlock;
+  auto* nf = reinterpret_cast<NamedFence*>(large_block ? fence_alloc_large()
+                                                       : static_cast<Fence*>(std::calloc(1, size)));
   if (!nf) {
     if (error) *error = name_ + ": out of memory";
     return -ENOMEM;
@@ -80,6 +85,7 @@ int Issuer::create_named_fence(const IssuerFenceArgs& args, Fence** out, std::st
     fence_init64(&nf->fence, &kNamedOps, nullptr, context, seqno);
   else
     fence_init(&nf->fence, &kNamedOps, nullptr, context, seqno);
+  if (large_block) fence_mark_large_block(&nf->fence);
   named_created_.fetch_add(1, std::memory_order_relaxed);
   *out = &nf->fence;
   return 0;
