@@ -257,6 +257,17 @@ describe('dmabuf bench --sweep: a tiny run', () => {
     expect(ok.stderr).toMatch(/against .*baseline\.json: \d+ row\(s\) compared/);
   });
 
+  it('live-fences without the example issuer modules: the reason on stderr, exit 1', () => {
+    const r = spawnSync(process.execPath, [cli, 'bench', '--sweep', 'live-fences', '--ms', '1'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, DMABUF_ISSUER_DIR: path.join(tmp, 'no-modules-here') },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('dmabuf bench: the example issuer modules were not found: set DMABUF_ISSUER_DIR to build/issuers\n');
+  });
+
   it('--baseline of another sweep has no row in common: exit 2', () => {
     const file = path.join(tmp, 'other.json');
     fs.writeFileSync(file, JSON.stringify({ rows: [{ id: 'sweep/threads/inline-locks/1', ratio: 0.5 }] }));
