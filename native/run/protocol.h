@@ -38,9 +38,10 @@ enum class Op : uint32_t {
   kPollFd = 7,    // ino (a dma-buf), cmd: poll events -> a sync_file fd to poll instead
   kLink = 8,      // ino -> what readlink(/proc/self/fd/N) shows ("/dmabuf:<name>", ...)
   kSeek = 9,      // ino, a0: offset, cmd: whence -> the new position (dma_buf_llseek)
+  kMapRef = 10,   // ino (a dma-buf) -> a kMapping object: the file reference a CPU mapping holds
 };
 
-enum class Kind : uint8_t { kNone = 0, kHeap, kUdmabufDev, kTimeline, kSyncFile, kBuffer };
+enum class Kind : uint8_t { kNone = 0, kHeap, kUdmabufDev, kTimeline, kSyncFile, kBuffer, kMapping };
 
 // Most payloads are small; a UDMABUF_CREATE_LIST of list_limit (1024) items is
 // 24 KiB, a FILE_INFO reply 80 bytes a fence.

@@ -245,11 +245,10 @@ test('fdinfo: pos, flags, ino, size, count, exp_name, name', [HEAP], () => {
   assert.equal(ia.exp_name, 'system');
   assert.equal(ia.name, undefined);
   assert.notEqual(ia.ino, b.fdinfo().ino, 'each buffer has its own inode');
-  // a mapping holds a file reference: count goes up by one while mapped (not
-  // under `dmabuf run`: the broker does not see its clients' mappings, docs/run.md)
+  // a mapping holds a file reference: count goes up by one while mapped
   const before = Number(ia.count);
   a.map();
-  if (!process.env.DMABUF_RUN_SOCKET) assert.equal(Number(a.fdinfo().count), before + 1);
+  assert.equal(Number(a.fdinfo().count), before + 1);
   a.unmap();
   assert.equal(Number(a.fdinfo().count), before);
   a.setName('fdinfo-test');

@@ -72,6 +72,7 @@ long heap_ioctl(Object* o, const Request& req, const uint8_t* payload, Answer* a
   auto* data = a.as<DmaHeapAllocationData>();
   DmaBuf* buf = nullptr;
   if (dma_buf_from_fd(static_cast<int>(data->fd), &buf) < 0) return -EBADF;
+  dma_buf_put(buf);  // the object owns the user fd and its reference (fdinfo's count: 1)
   data->fd = 0;  // the client writes its own number
   auto* b = new Object();
   b->kind = Kind::kBuffer;
@@ -376,6 +377,21 @@ void handle_request(Platform* p, const Request& req, const uint8_t* payload, int
     case Op::kPollFd:
       r = do_poll_fd(req, ans);
       break;
+    case Op::kMapRef: {
+      Ref o(req.ino);
+      if (!o.o) {
+        r = kNotOurs;
+      } else if (o.o->kind != Kind::kBuffer) {
+        r = -EINVAL;
+      } else {
+        auto* m = new Object();
+        m->kind = Kind::kMapping;
+        m->buf = o.o->buf;
+        dma_buf_get(m->buf);
+        r = give(m, ans);
+      }
+      break;
+    }
     case Op::kLink: {
       Ref o(req.ino);
       std::string text;

@@ -37,11 +37,13 @@ void release(Object* o) {
       sync_file_put(o->sync_file);
       break;
     case Kind::kBuffer:
-      if (o->buf) {
-        dma_buf_close(o->buf);
-        dma_buf_put(o->buf);
-      }
+      // The last client fd: the user fd's reference goes; CPU mappings
+      // (kMapping objects) keep the buffer, as vmas keep the file.
+      if (o->buf) dma_buf_close(o->buf);
       for (auto& r : o->ranges) close(r.memfd);
+      break;
+    case Kind::kMapping:
+      dma_buf_put(o->buf);
       break;
     default:
       break;

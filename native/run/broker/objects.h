@@ -40,7 +40,7 @@ struct Object {
   SyncFile* sync_file = nullptr;
   Fence* fence = nullptr;          // kSyncFile: the file's fence, for the status record
   FenceCallback signal_cb{};       // kSyncFile: sends the record on signal
-  DmaBuf* buf = nullptr;           // kBuffer: owns the broker's user fd
+  DmaBuf* buf = nullptr;           // kBuffer: owns the broker's user fd; kMapping: a file reference
   std::vector<MemfdRange> ranges;  // kBuffer from udmabuf (empty: the buffer's own memfd)
 };
 

@@ -104,7 +104,6 @@ int udmabuf_make(Platform* p, uint32_t flags, UdmabufItem* items, uint32_t count
     close_items(items, count);
     return fd;
   }
-  dma_buf_get(buf);  // the object's reference, as a heap buffer's (dma_buf_from_fd)
   auto* o = new Object();
   o->kind = Kind::kBuffer;
   o->buf = buf;

@@ -2,11 +2,13 @@
 // memory behind it. The broker checks the request as the kernel's
 // dma_buf_mmap_internal() does and hands over the memfd(s): a heap buffer's
 // own, or a udmabuf's ranges of its creator's memfds, mapped side by side.
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <vector>
 
 #include "run/preload/client.h"
 
@@ -14,6 +16,50 @@ using namespace dmabuf::run;
 using namespace dmabuf::run::preload;
 
 namespace {
+
+// A CPU mapping holds a file reference, as a vma does: a kMapping object (an
+// fd kept here, O_CLOEXEC: exec drops mappings) until the range is unmapped.
+struct MapRef {
+  uintptr_t addr;
+  size_t len;
+  int fd;
+};
+pthread_mutex_t g_maps_mu = PTHREAD_MUTEX_INITIALIZER;
+std::vector<MapRef>* g_maps;  // never freed: interposed calls may come during exit
+
+void take_ref(uint64_t ino, void* addr, size_t len) {
+  Call c;
+  c.req.op = Op::kMapRef;
+  c.req.ino = ino;
+  int64_t r = call(&c);
+  free(c.out);
+  for (unsigned i = r == 0 ? 1 : 0; i < c.out_nfds; ++i) close(c.out_fds[i]);
+  if (r != 0 || c.out_nfds < 1) return;
+  pthread_mutex_lock(&g_maps_mu);
+  if (!g_maps) g_maps = new std::vector<MapRef>();
+  g_maps->push_back({reinterpret_cast<uintptr_t>(addr), len, c.out_fds[0]});
+  pthread_mutex_unlock(&g_maps_mu);
+}
+
+// Drops the references of mappings now wholly unmapped (a partial munmap
+// keeps the rest mapped, and the reference with it).
+void drop_refs(void* addr, size_t len) {
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(addr), hi = lo + len;
+  pthread_mutex_lock(&g_maps_mu);
+  if (g_maps) {
+    for (size_t i = 0; i < g_maps->size();) {
+      MapRef& m = (*g_maps)[i];
+      if (m.addr >= lo && m.addr + m.len <= hi) {
+        close(m.fd);
+        m = g_maps->back();
+        g_maps->pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+  pthread_mutex_unlock(&g_maps_mu);
+}
 
 void* emu_mmap(uint64_t ino, void* addr, size_t len, int prot, int flags, off_t off, bool* ours) {
   Call c;
@@ -59,6 +105,7 @@ void* emu_mmap(uint64_t ino, void* addr, size_t len, int prot, int flags, off_t 
   }
   for (unsigned i = 0; i < c.out_nfds; ++i) close(c.out_fds[i]);
   free(c.out);
+  if (result != MAP_FAILED) take_ref(ino, result, len);
   return result;
 }
 
@@ -73,6 +120,12 @@ extern "C" void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t
     }
   }
   return DMABUF_REAL(mmap)(addr, len, prot, flags, fd, off);
+}
+
+extern "C" int munmap(void* addr, size_t len) {
+  int r = DMABUF_REAL(munmap)(addr, len);
+  if (r == 0 && g_config.enabled && !in_call()) drop_refs(addr, len);
+  return r;
 }
 
 extern "C" void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
