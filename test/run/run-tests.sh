@@ -18,7 +18,7 @@ gcc -O1 -Wall -Werror -o "$out/run_test" test/run/run_test.c || { echo "Bail out
 g++ -std=c++20 -O1 -Wall -Werror -I native -o "$out/fuzz_broker" test/run/fuzz_broker.cc native/run/msg.cc ||
   { echo "Bail out! fuzz_broker.cc does not build"; exit 1; }
 echo "TAP version 13"
-for c in fork-signals-parent busy-buffer-crosses client-killed garbage broker-killed; do
+for c in fork-signals-parent busy-buffer-crosses exec-inherits client-killed garbage broker-killed; do
   if timeout 120 node "$root/dist/cli.js" run -- "$out/run_test" "$c" 2>"$out/err"; then ok "$c"; else notok "$c"; sed 's/^/# /' "$out/err"; fi
 done
 

@@ -154,6 +154,37 @@ static int busy_buffer_crosses(void) {
   return 0;
 }
 
+// An exec'd program inherits a busy buffer and a timeline: after exec the
+// preload library finds them among the inherited fds.
+static int exec_inherits(const char* self) {
+  int buf = alloc_buf(4096);
+  int tl = timeline();
+  int f = fence_at(tl, 1);
+  CHECK(buf >= 0 && tl >= 0 && f >= 0, "set up");
+  struct dma_buf_import_sync_file imp = {.flags = DMA_BUF_SYNC_WRITE, .fd = f};
+  CHECK(ioctl(buf, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &imp) == 0, "IMPORT_SYNC_FILE");
+  CHECK(fcntl(buf, F_SETFD, 0) == 0 && fcntl(tl, F_SETFD, 0) == 0, "keep across exec");
+  pid_t pid = fork();
+  if (pid == 0) {
+    char a[16], b[16];
+    snprintf(a, sizeof a, "%d", buf);
+    snprintf(b, sizeof b, "%d", tl);
+    execl(self, self, "exec-child", a, b, (char*)NULL);
+    _exit(99);
+  }
+  CHECK(wait_child(pid) == 0, "the exec'd child's checks");
+  CHECK(status_of(f) == 1, "the child's INC signalled our fence");
+  return 0;
+}
+
+static int exec_child(int buf, int tl) {
+  struct pollfd p = {buf, POLLIN, 0};
+  CHECK(poll(&p, 1, 0) == 0, "the inherited buffer is busy (a pending write fence)");
+  CHECK(inc(tl, 1) == 0, "INC on the inherited timeline");
+  CHECK(poll(&p, 1, 10000) == 1 && (p.revents & POLLIN), "then readable");
+  return 0;
+}
+
 // A client killed while holding a timeline: its pending points signal with
 // -ENOENT, as when a sw_sync fd is closed; its buffers go from bufinfo.
 static int client_killed(void) {
@@ -235,11 +266,13 @@ static int broker_killed(void) {
 }
 
 int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  if (argc == 4 && !strcmp(argv[1], "exec-child")) return exec_child(atoi(argv[2]), atoi(argv[3]));
+  if (argc == 2 && !strcmp(argv[1], "exec-inherits")) return exec_inherits("/proc/self/exe");
   if (argc != 2) {
     fprintf(stderr, "usage: run_test CASE\n");
     return 2;
   }
-  signal(SIGPIPE, SIG_IGN);
   static const struct { const char* name; int (*fn)(void); } cases[] = {
       {"fork-signals-parent", fork_signals_parent},
       {"busy-buffer-crosses", busy_buffer_crosses},
