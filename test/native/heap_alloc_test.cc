@@ -5,6 +5,10 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <random>
+#include <set>
+#include <utility>
+#include <vector>
 
 #include "core/base/fault_inject.h"
 #include "core/buffer/mapping.h"
@@ -273,6 +277,129 @@ TEST(PageAllocator, SharedPagesCanNeitherBeFreedNorHandedOut) {
   pa.free(a, 4);
   EXPECT_EQ(pa.stats().free_pages, 1024u);
   EXPECT_EQ(w.count_containing("page state violation"), 4u);
+}
+
+TEST(BlockSet, LowestMemberAndRangesAcrossSummaryLevels) {
+  BlockSet s(300000);  // four levels: 4688, 74, 2 and 1 words
+  EXPECT_EQ(s.first(), BlockSet::kNone);
+  EXPECT_FALSE(s.any_in(0, 300000));
+  EXPECT_TRUE(s.insert(299999));
+  EXPECT_FALSE(s.insert(299999));  // already a member
+  EXPECT_FALSE(s.insert(300000));  // out of range
+  EXPECT_TRUE(s.insert(70000));
+  EXPECT_TRUE(s.insert(4096));
+  EXPECT_EQ(s.size(), 3u);
+  EXPECT_EQ(s.first(), 4096u);
+  EXPECT_TRUE(s.any_in(0, 4097));
+  EXPECT_FALSE(s.any_in(0, 4096));
+  EXPECT_FALSE(s.any_in(4097, 70000));
+  EXPECT_TRUE(s.any_in(4097, 70001));
+  EXPECT_TRUE(s.any_in(299999, 400000));  // clamped to the bound
+  EXPECT_TRUE(s.erase(4096));
+  EXPECT_FALSE(s.erase(4096));
+  EXPECT_FALSE(s.contains(4096));
+  EXPECT_EQ(s.first(), 70000u);
+  EXPECT_TRUE(s.erase(70000));
+  EXPECT_EQ(s.first(), 299999u);
+  EXPECT_TRUE(s.erase(299999));
+  EXPECT_TRUE(s.empty());
+  EXPECT_EQ(s.first(), BlockSet::kNone);
+  // Neighbours in one word: erasing one keeps the word (and its summary bit).
+  s.insert(64);
+  s.insert(65);
+  s.erase(64);
+  EXPECT_EQ(s.first(), 65u);
+}
+
+// The buddy allocator as it was written first (ordered sets per order), to
+// check the bitmap one against: same blocks handed out, same free lists.
+class ReferenceBuddy {
+ public:
+  ReferenceBuddy(uint64_t base, uint64_t npages) {
+    uint64_t pfn = base, left = npages;
+    while (left) {
+      unsigned o = PageAllocator::kMaxOrder;
+      while (o && (((pfn & ((1ULL << o) - 1)) != 0) || (1ULL << o) > left)) --o;
+      free_[o].insert(pfn);
+      pfn += 1ULL << o;
+      left -= 1ULL << o;
+    }
+  }
+  bool alloc(unsigned order, uint64_t* pfn) {
+    unsigned o = order;
+    while (o <= PageAllocator::kMaxOrder && free_[o].empty()) ++o;
+    if (o > PageAllocator::kMaxOrder) return false;
+    const uint64_t p = *free_[o].begin();
+    free_[o].erase(free_[o].begin());
+    while (o > order) {
+      --o;
+      free_[o].insert(p + (1ULL << o));
+    }
+    *pfn = p;
+    return true;
+  }
+  void free(uint64_t pfn, unsigned order) {
+    while (order < PageAllocator::kMaxOrder && free_[order].erase(pfn ^ (1ULL << order))) {
+      pfn &= ~(1ULL << order);
+      ++order;
+    }
+    free_[order].insert(pfn);
+  }
+  size_t free_blocks(unsigned o) const { return free_[o].size(); }
+
+ private:
+  std::set<uint64_t> free_[PageAllocator::kMaxOrder + 1];
+};
+
+TEST(PageAllocator, HandsOutWhatTheOrderedSetBuddyDid) {
+  const uint64_t base = 1 << 20, npages = 3 * 1024 + 512 + 7;
+  PageAllocator pa(base, npages);
+  ReferenceBuddy ref(base, npages);
+  std::mt19937_64 rng(42);
+  std::vector<PageAllocator::Block> held;
+  for (int step = 0; step < 20000; ++step) {
+    if (rng() % 8 == 0) {
+      // A batch, as a buffer's allocation makes: runs of one order, then smaller ones.
+      PageAllocator::Batch batch(pa);
+      unsigned order = static_cast<unsigned>(rng() % 11);
+      for (int k = 0, n = static_cast<int>(rng() % 24); k < n; ++k) {
+        if (rng() % 6 == 0) order = static_cast<unsigned>(rng() % (order + 1));
+        uint64_t got = 0, want = 0;
+        const bool ok = batch.alloc(order, &got);
+        ASSERT_EQ(ok, ref.alloc(order, &want)) << step;
+        if (!ok) continue;
+        ASSERT_EQ(got, want) << step;
+        held.push_back({got, order});
+      }
+    } else if (held.empty() || rng() % 3 != 0) {
+      const unsigned order = static_cast<unsigned>(rng() % 11);
+      uint64_t got = 0, want = 0;
+      const bool ok = pa.alloc(order, &got);
+      ASSERT_EQ(ok, ref.alloc(order, &want)) << step;
+      if (!ok) continue;
+      ASSERT_EQ(got, want) << step;
+      held.push_back({got, order});
+    } else {
+      // Now and then several at once, as a buffer's release does.
+      const size_t n = rng() % 4 == 0 ? std::min<size_t>(held.size(), 1 + rng() % 8) : 1;
+      std::vector<PageAllocator::Block> out;
+      for (size_t k = 0; k < n; ++k) {
+        const size_t i = rng() % held.size();
+        out.push_back(held[i]);
+        held[i] = held.back();
+        held.pop_back();
+      }
+      if (n == 1) pa.free(out[0].pfn, out[0].order);
+      else pa.free_many(out.data(), out.size());
+      for (const auto& b : out) ref.free(b.pfn, b.order);
+    }
+    if (step % 100 == 0)
+      for (unsigned o = 0; o <= PageAllocator::kMaxOrder; ++o) ASSERT_EQ(pa.free_blocks(o), ref.free_blocks(o)) << step;
+  }
+  pa.free_many(held.data(), held.size());
+  EXPECT_EQ(pa.stats().free_pages, npages);
+  EXPECT_EQ(pa.free_blocks(10), 3u);
+  EXPECT_TRUE(pa.all_private());
 }
 
 TEST(CmaAreaAlloc, FirstFitWithPhysicalAlignment) {

@@ -17,6 +17,7 @@
 #include "core/buffer/dma_buf.h"
 #include "core/heaps/heap.h"
 #include "core/heaps/heap_kinds.h"
+#include "core/mm/page_alloc.h"
 #include "core/mm/platform.h"
 
 namespace dmabuf {
@@ -25,10 +26,7 @@ namespace {
 // 1 MiB, 64 KiB and 4 KiB with 4 KiB pages: IOMMU-friendly sizes.
 constexpr unsigned kOrders[] = {8, 4, 0};
 
-struct Chunk {
-  uint64_t pfn;
-  unsigned order;
-};
+using Chunk = PageAllocator::Block;
 
 struct SystemBuffer {
   Heap* heap;
@@ -48,13 +46,14 @@ Platform* platform_of(const SystemBuffer* b) { return b->heap->platform; }
 // alloc_largest_available(): the largest order that fits what is left and is
 // not above the previous chunk's; orders 8 and 4 may fail (no reclaim) and
 // fall back to smaller ones.
-bool alloc_largest_available(Platform* p, uint64_t remaining, unsigned max_order, Chunk* out) {
+bool alloc_largest_available(Platform* p, PageAllocator::Batch& pages, uint64_t remaining,
+                             unsigned max_order, Chunk* out) {
   const uint64_t ps = p->page_size();
   for (unsigned order : kOrders) {
     if (remaining < (ps << order) || order > max_order) continue;
     if (p->fault(FaultSite::kAllocPages).check(-ENOMEM, static_cast<int>(order))) continue;
     uint64_t pfn;
-    if (!p->pages->alloc(order, &pfn)) continue;
+    if (!pages.alloc(order, &pfn)) continue;
     *out = {pfn, order};
     return true;
   }
@@ -76,22 +75,25 @@ int encrypt_chunk(Platform* p, const Chunk& c) {
 }
 
 // Frees chunks; the first `shared` of them are decrypted and are re-encrypted
-// first. A chunk that stays shared is leaked: marked so, never freed.
+// first. A chunk that stays shared is leaked: marked so, never freed. The
+// private ones go back under one lock of the page allocator.
 void free_chunks(Platform* p, const std::vector<Chunk>& chunks, size_t shared) {
-  for (size_t i = 0; i < chunks.size(); ++i) {
+  for (size_t i = 0; i < shared; ++i) {
     const Chunk& c = chunks[i];
-    if (i < shared && encrypt_chunk(p, c)) {
+    if (encrypt_chunk(p, c)) {
       p->pages->transition(c.pfn, 1ULL << c.order, PageState::kShared, PageState::kLeaked);
       continue;
     }
     p->pages->free(c.pfn, c.order);
   }
+  if (shared < chunks.size()) p->pages->free_many(chunks.data() + shared, chunks.size() - shared);
 }
 
 // Every chunk of a buffer about to be handed out must be in the heap's state:
 // shared for system_cc_shared, private for everyone else.
 void check_chunk_states(Platform* p, const SystemBuffer* b) {
   const PageState want = b->cc_shared ? PageState::kShared : PageState::kPrivate;
+  if (want == PageState::kPrivate && p->pages->all_private()) return;  // no page is anything else
   for (const Chunk& c : b->chunks) {
     if (!p->pages->block_is(c.pfn, 1ULL << c.order, want))
       p->pages->report_violation(b->cc_shared ? "system_cc_shared handing out private memory"
@@ -164,28 +166,41 @@ const DmaBufOps kSystemBufOps = {
 int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBuf** out) {
   Platform* p = heap->platform;
   const uint64_t ps = p->page_size();
-  // The kernel would walk the page allocator until it ran dry, then free
-  // everything. The outcome of a request larger than all free memory is known
-  // in advance: fail it without touching anything.
-  if (len / ps > p->pages->stats().free_pages) return -ENOMEM;
-
+  // The chunks come from the page allocator under one lock.
   auto* b = new SystemBuffer();
   b->heap = heap;
   b->cc_shared = heap->kind == HeapKind::kCcShared;
-  uint64_t remaining = len;
-  unsigned max_order = kOrders[0];
   int err = 0;
-  while (remaining) {
-    // fatal_signal_pending(current): a killed allocation stops here.
-    if ((err = p->fault(FaultSite::kFatalSignal).check(-EINTR))) break;
-    Chunk c;
-    if (!alloc_largest_available(p, remaining, max_order, &c)) {
+  {
+    PageAllocator::Batch pages(*p->pages);
+    // The kernel would walk the page allocator until it ran dry, then free
+    // everything. The outcome of a request larger than all free memory is
+    // known in advance: fail it without touching anything.
+    if (len / ps > pages.free_pages()) {
       err = -ENOMEM;
-      break;
+    } else {
+      // As many chunks as the largest orders need when none falls back.
+      uint64_t want = 0;
+      for (uint64_t left = len; unsigned order : kOrders) {
+        want += left / (ps << order);
+        left %= ps << order;
+      }
+      b->chunks.reserve(want);
     }
-    b->chunks.push_back(c);
-    remaining -= ps << c.order;
-    max_order = c.order;
+    uint64_t remaining = err ? 0 : len;
+    unsigned max_order = kOrders[0];
+    while (remaining) {
+      // fatal_signal_pending(current): a killed allocation stops here.
+      if ((err = p->fault(FaultSite::kFatalSignal).check(-EINTR))) break;
+      Chunk c;
+      if (!alloc_largest_available(p, pages, remaining, max_order, &c)) {
+        err = -ENOMEM;
+        break;
+      }
+      b->chunks.push_back(c);
+      remaining -= ps << c.order;
+      max_order = c.order;
+    }
   }
   if (err) {
     free_chunks(p, b->chunks, 0);

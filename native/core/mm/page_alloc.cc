@@ -2,20 +2,75 @@
 
 #include <cerrno>
 #include <cinttypes>
+#include <new>
 
 #include "core/base/warn.h"
 
 namespace dmabuf {
 
+// --- BlockSet ---
+
+BlockSet::BlockSet(uint64_t bound) : bound_(bound) {
+  if (bound == 0) return;
+  uint64_t bits = bound;
+  for (;;) {
+    const uint64_t words = (bits + 63) / 64;
+    level_[nlevels_] = static_cast<uint64_t*>(std::calloc(words, sizeof(uint64_t)));
+    if (!level_[nlevels_]) {
+      release();
+      throw std::bad_alloc();
+    }
+    ++nlevels_;
+    if (words == 1) break;
+    bits = words;
+  }
+}
+
+void BlockSet::release() {
+  for (unsigned k = 0; k < nlevels_; ++k) std::free(level_[k]);
+  nlevels_ = 0;
+}
+
+BlockSet& BlockSet::operator=(BlockSet&& o) noexcept {
+  if (this != &o) {
+    release();
+    bound_ = std::exchange(o.bound_, 0);
+    size_ = std::exchange(o.size_, 0);
+    nlevels_ = std::exchange(o.nlevels_, 0);
+    for (unsigned k = 0; k < kMaxLevels; ++k) level_[k] = std::exchange(o.level_[k], nullptr);
+  }
+  return *this;
+}
+
+bool BlockSet::any_in(uint64_t lo, uint64_t hi) const {
+  if (hi > bound_) hi = bound_;
+  return size_ != 0 && lo < hi && any_in_level(0, lo, hi);
+}
+
+// Bits [lo, hi) of one level; the whole words in between are asked of the
+// level above, where each is one bit.
+bool BlockSet::any_in_level(unsigned level, uint64_t lo, uint64_t hi) const {
+  const uint64_t* w = level_[level];
+  const uint64_t wlo = lo / 64, whi = (hi - 1) / 64;
+  const uint64_t lo_mask = ~uint64_t{0} << (lo % 64);
+  const uint64_t hi_mask = ~uint64_t{0} >> (63 - (hi - 1) % 64);
+  if (wlo == whi) return (w[wlo] & lo_mask & hi_mask) != 0;
+  if ((w[wlo] & lo_mask) || (w[whi] & hi_mask)) return true;
+  return wlo + 1 < whi && any_in_level(level + 1, wlo + 1, whi);
+}
+
+// --- PageAllocator ---
+
 PageAllocator::PageAllocator(uint64_t base_pfn, uint64_t npages)
     : base_(base_pfn), npages_(npages) {
+  for (unsigned o = 0; o <= kMaxOrder; ++o) free_[o] = BlockSet((npages >> o) + 1);
   // Seed the free lists with the largest naturally aligned blocks, as memblock
   // hands memory to the buddy allocator at boot.
   uint64_t pfn = base_pfn, left = npages;
   while (left) {
     unsigned o = kMaxOrder;
     while (o && (((pfn & ((1ULL << o) - 1)) != 0) || (1ULL << o) > left)) --o;
-    free_[o].insert(pfn);
+    free_[o].insert((pfn - base_) >> o);
     pfn += 1ULL << o;
     left -= 1ULL << o;
   }
@@ -75,6 +130,72 @@ void PageAllocator::free(uint64_t pfn, unsigned order) {
   warn_violation(v);
 }
 
+bool PageAllocator::Batch::alloc(unsigned order, uint64_t* pfn) {
+  if (order > kMaxOrder) return false;
+  Violation v;
+  if (run_next_ == run_end_ || order != run_order_) {
+    end_run();
+    unsigned o = order;
+    while (o <= kMaxOrder && pa_.free_[o].empty()) ++o;
+    if (o > kMaxOrder) return false;
+    if (o == order) {
+      pa_.alloc_locked(order, pfn, &v);
+    } else {
+      // Orders order .. o - 1 have no free block: the next allocations of
+      // this order are this block's pieces, lowest first.
+      const uint64_t first = pa_.free_[o].first();
+      pa_.free_[o].erase(first);
+      run_start_ = pa_.base_ + (first << o);
+      run_end_ = run_start_ + (1ULL << o);
+      run_order_ = order;
+      *pfn = run_start_;
+      run_next_ = run_start_ + (1ULL << order);
+      pa_.hand_out_locked(*pfn, order, &v);
+    }
+  } else {
+    *pfn = run_next_;
+    run_next_ += 1ULL << order;
+    pa_.hand_out_locked(*pfn, order, &v);
+  }
+  if (v.what) found_.push_back(v);
+  return true;
+}
+
+// Files the rest of the block as the splits would have left it: the largest
+// aligned pieces, in address order.
+void PageAllocator::Batch::end_run() {
+  while (run_next_ < run_end_) {
+    const auto o = static_cast<unsigned>(__builtin_ctzll(run_next_ - run_start_));
+    pa_.free_[o].insert((run_next_ - pa_.base_) >> o);
+    run_next_ += 1ULL << o;
+  }
+  run_next_ = run_end_ = 0;
+}
+
+PageAllocator::Batch::~Batch() {
+  end_run();
+  lock_.unlock();
+  for (const Violation& v : found_) warn_violation(v);
+}
+
+void PageAllocator::free_many(const Block* blocks, size_t n) {
+  std::vector<Violation> found;  // warned after unlocking; empty unless a caller erred
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (size_t i = 0; i < n; ++i) {
+      Violation v;
+      free_locked(blocks[i].pfn, blocks[i].order, &v);
+      if (v.what) found.push_back(v);
+    }
+  }
+  for (const Violation& v : found) warn_violation(v);
+}
+
+bool PageAllocator::all_private() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return extents_.empty();
+}
+
 int PageAllocator::transition(uint64_t pfn, uint64_t npages, PageState from, PageState to) {
   Violation v;
   int err;
@@ -90,23 +211,28 @@ bool PageAllocator::alloc_locked(unsigned order, uint64_t* pfn, Violation* v) {
   unsigned o = order;
   while (o <= kMaxOrder && free_[o].empty()) ++o;
   if (o > kMaxOrder) return false;
-  const uint64_t p = *free_[o].begin();
-  free_[o].erase(free_[o].begin());
+  const uint64_t first = free_[o].first();
+  free_[o].erase(first);
+  const uint64_t p = base_ + (first << o);
   // Split, giving the upper halves back (expand() in the kernel).
   while (o > order) {
     --o;
-    free_[o].insert(p + (1ULL << o));
+    free_[o].insert(((p - base_) >> o) + 1);
   }
-  free_pages_ -= 1ULL << order;
-  if (overlap(p, 1ULL << order) != extents_.end())
-    violation_locked(v, "alloc_pages would hand out a non-private page", p, 1ULL << order);
+  hand_out_locked(p, order, v);
   *pfn = p;
   return true;
 }
 
+void PageAllocator::hand_out_locked(uint64_t pfn, unsigned order, Violation* v) {
+  free_pages_ -= 1ULL << order;
+  if (!extents_.empty() && overlap(pfn, 1ULL << order) != extents_.end())
+    violation_locked(v, "alloc_pages would hand out a non-private page", pfn, 1ULL << order);
+}
+
 void PageAllocator::free_locked(uint64_t pfn, unsigned order, Violation* v) {
   const uint64_t n = 1ULL << order;
-  if (overlap(pfn, n) != extents_.end()) {
+  if (!extents_.empty() && overlap(pfn, n) != extents_.end()) {
     violation_locked(v, "freeing a non-private page; leaking it instead", pfn, n);
     return;
   }
@@ -114,23 +240,20 @@ void PageAllocator::free_locked(uint64_t pfn, unsigned order, Violation* v) {
   // Merge with free buddies (base_ is max-order aligned, so XOR finds them).
   while (order < kMaxOrder) {
     const uint64_t buddy = pfn ^ (1ULL << order);
-    auto it = free_[order].find(buddy);
-    if (it == free_[order].end()) break;
-    free_[order].erase(it);
+    if (!free_[order].erase((buddy - base_) >> order)) break;
     pfn &= ~(1ULL << order);
     ++order;
   }
-  free_[order].insert(pfn);
+  free_[order].insert((pfn - base_) >> order);
 }
 
 bool PageAllocator::allocated_locked(uint64_t pfn, uint64_t n) const {
   if (pfn < base_ || pfn + n > base_ + npages_ || n == 0) return false;
   for (unsigned o = 0; o <= kMaxOrder; ++o) {
-    const uint64_t size = 1ULL << o;
     // A free block of order o overlaps [pfn, pfn + n) iff it starts in
-    // (pfn - size, pfn + n).
-    auto it = free_[o].lower_bound(pfn >= size - 1 ? pfn - (size - 1) : 0);
-    if (it != free_[o].end() && *it < pfn + n) return false;
+    // (pfn - size, pfn + n): block numbers from the one holding pfn to the
+    // one holding pfn + n - 1.
+    if (free_[o].any_in((pfn - base_) >> o, ((pfn + n - 1 - base_) >> o) + 1)) return false;
   }
   return true;
 }

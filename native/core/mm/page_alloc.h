@@ -7,9 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <mutex>
-#include <set>
+#include <utility>
 #include <vector>
 
 namespace dmabuf {
@@ -30,6 +31,70 @@ struct PageAllocStats {
   uint64_t violations = 0;    // a non-private page was about to be handed out or freed
 };
 
+// A set of block numbers below a fixed bound, as bitmaps: one bit per number,
+// and above it summary levels (a bit per nonzero word of the level below) up
+// to a single word, so insert, erase and the lowest member cost a few word
+// operations per level and no allocation. The bitmaps are calloc'd: the pages
+// of a large, mostly untouched set are never made resident.
+class BlockSet {
+ public:
+  static constexpr uint64_t kNone = ~uint64_t{0};
+
+  // Numbers 0 .. bound - 1. Throws std::bad_alloc.
+  explicit BlockSet(uint64_t bound = 0);
+  ~BlockSet() { release(); }
+  BlockSet(BlockSet&& o) noexcept { *this = std::move(o); }
+  BlockSet& operator=(BlockSet&& o) noexcept;
+  BlockSet(const BlockSet&) = delete;
+  BlockSet& operator=(const BlockSet&) = delete;
+
+  // true if `i` was not a member (and is now).
+  bool insert(uint64_t i) {
+    if (i >= bound_ || contains(i)) return false;
+    ++size_;
+    for (unsigned k = 0; k < nlevels_; ++k, i /= 64) {
+      uint64_t& word = level_[k][i / 64];
+      const bool was_empty = word == 0;
+      word |= uint64_t{1} << (i % 64);
+      if (!was_empty) break;  // the levels above know this word already
+    }
+    return true;
+  }
+  // true if `i` was a member (and is no more).
+  bool erase(uint64_t i) {
+    if (!contains(i)) return false;
+    --size_;
+    for (unsigned k = 0; k < nlevels_; ++k, i /= 64) {
+      uint64_t& word = level_[k][i / 64];
+      word &= ~(uint64_t{1} << (i % 64));
+      if (word != 0) break;  // still nonzero for the level above
+    }
+    return true;
+  }
+  bool contains(uint64_t i) const { return i < bound_ && (level_[0][i / 64] >> (i % 64)) & 1; }
+  // The lowest member, or kNone.
+  uint64_t first() const {
+    if (size_ == 0) return kNone;
+    uint64_t i = 0;  // a word of the level below, found from its summary bit
+    for (unsigned k = nlevels_; k-- > 0;) i = i * 64 + static_cast<uint64_t>(__builtin_ctzll(level_[k][i]));
+    return i;
+  }
+  // Whether a member lies in [lo, hi).
+  bool any_in(uint64_t lo, uint64_t hi) const;
+  uint64_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  static constexpr unsigned kMaxLevels = 11;  // 64^11 > 2^64
+  bool any_in_level(unsigned level, uint64_t lo, uint64_t hi) const;
+  void release();  // frees the bitmaps
+
+  uint64_t bound_ = 0;
+  uint64_t size_ = 0;
+  unsigned nlevels_ = 0;
+  uint64_t* level_[kMaxLevels] = {};  // [0]: the members; calloc'd
+};
+
 class PageAllocator {
  public:
   static constexpr unsigned kMaxOrder = 10;  // MAX_PAGE_ORDER
@@ -47,6 +112,20 @@ class PageAllocator {
   // refused (warned, counted as a violation, and leaked) so that shared memory
   // can never come back as private memory.
   void free(uint64_t pfn, unsigned order);
+  // free() for each block in turn, under one lock (a buffer's chunks).
+  struct Block {
+    uint64_t pfn;
+    unsigned order;
+  };
+  void free_many(const Block* blocks, size_t n);
+  // alloc() several times under one lock (a buffer's chunks). Violations are
+  // warned about when the batch ends. Nothing else may be called on the
+  // allocator from this thread while a batch is open.
+  class Batch;
+
+  // Whether no allocated page is shared or leaked: then every block is private
+  // (block_is(..., kPrivate) holds for all) without asking block by block.
+  bool all_private() const;
 
   // Encryption-state transitions on an allocated block, applied after the
   // arch's set_memory_* succeeded:
@@ -90,6 +169,8 @@ class PageAllocator {
   void violation_locked(Violation* v, const char* what, uint64_t pfn, uint64_t npages);
   static void warn_violation(const Violation& v);
   bool alloc_locked(unsigned order, uint64_t* pfn, Violation* v);
+  // The checks and counts of handing out [pfn, pfn + 2^order).
+  void hand_out_locked(uint64_t pfn, unsigned order, Violation* v);
   void free_locked(uint64_t pfn, unsigned order, Violation* v);
   int transition_locked(uint64_t pfn, uint64_t npages, PageState from, PageState to, Violation* v);
   // Whether [pfn, pfn + n) lies in this allocator and no page of it is free.
@@ -98,7 +179,8 @@ class PageAllocator {
   const uint64_t base_;
   const uint64_t npages_;
   mutable std::mutex mu_;
-  std::set<uint64_t> free_[kMaxOrder + 1];
+  // Free blocks of each order, by block number: (pfn - base_) >> order.
+  BlockSet free_[kMaxOrder + 1];
   uint64_t free_pages_ = 0;
   // Non-private allocated blocks only, keyed by first pfn: empty in the common
   // case, so private-only platforms pay one empty-map check per call.
@@ -107,6 +189,32 @@ class PageAllocator {
   uint64_t shared_pages_ = 0;
   uint64_t leaked_pages_ = 0;
   uint64_t violations_ = 0;
+};
+
+// A run of allocations of one order out of a larger block (a buffer's
+// order-8 chunks from order-10 blocks): the buddy algorithm hands out the
+// split block's pieces in address order, so the batch gives them out directly
+// and files what is left on the free lists (the same blocks the splits would
+// have left) when another order is asked for or the batch ends.
+class PageAllocator::Batch {
+ public:
+  explicit Batch(PageAllocator& pa) : pa_(pa), lock_(pa.mu_) {}
+  ~Batch();
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+  bool alloc(unsigned order, uint64_t* pfn);
+  uint64_t free_pages() const { return pa_.free_pages_; }
+
+ private:
+  void end_run();
+
+  PageAllocator& pa_;
+  std::unique_lock<std::mutex> lock_;
+  std::vector<Violation> found_;
+  // The block being handed out: [run_next_, run_end_) is still free, in
+  // pieces of 2^run_order_ pages; run_start_ is where the block began.
+  uint64_t run_start_ = 0, run_next_ = 0, run_end_ = 0;
+  unsigned run_order_ = 0;
 };
 
 }  // namespace dmabuf
