@@ -168,12 +168,16 @@ uint64_t timeline_loop(SyncTimeline* tl, std::atomic<uint32_t>* next, const vola
 }
 
 // The same through the real kernel's sw_sync: one ioctl to create the point (a
-// sync_file fd), one to advance, close.
-uint64_t kernel_timeline_loop(int tl_fd, std::atomic<uint32_t>* next, const volatile bool* stop) {
+// sync_file fd), one to advance, close. On a timeline of this thread's own: with
+// several threads on one timeline, a point closed on one thread while another
+// advances the timeline trips a use-after-free in the kernel's
+// sync_timeline_signal() (seen on 6.12: a refcount warning, then list
+// corruption with the timeline lock held and a hung machine).
+uint64_t kernel_timeline_loop(int tl_fd, uint32_t* value, const volatile bool* stop) {
   uint64_t n = 0;
   while (!*stop) {
     for (int i = 0; i < 16; ++i) {
-      auto pt = kernel::sw_sync_create_fence(tl_fd, next->fetch_add(1, std::memory_order_relaxed) + 1);
+      auto pt = kernel::sw_sync_create_fence(tl_fd, ++*value);
       if (!pt) return n;
       (void)kernel::sw_sync_inc(tl_fd, 1);
     }
@@ -187,7 +191,8 @@ uint64_t kernel_timeline_loop(int tl_fd, std::atomic<uint32_t>* next, const vola
 // and a window's length is from the first thread's start to the last one's end:
 // the main thread, preempted on a loaded machine, may wake late to start or stop
 // a window, which would otherwise count work done outside it.
-double best_mops(const Options& o, int threads, const std::function<uint64_t(const volatile bool*)>& op) {
+double best_mops(const Options& o, int threads,
+                 const std::function<uint64_t(int, const volatile bool*)>& op) {
   double best = 0;
   for (int r = 0; r < o.repeats; ++r) {
     volatile bool stop = false;
@@ -200,7 +205,7 @@ double best_mops(const Options& o, int threads, const std::function<uint64_t(con
         ready.fetch_add(1);
         while (ready.load() < threads) std::this_thread::yield();
         start[i] = clock_ns();
-        counts[i] = op(&stop);
+        counts[i] = op(i, &stop);
         end[i] = clock_ns();
       });
     }
@@ -250,29 +255,46 @@ void sweep_threads(const Options& opts, Sweep& s) {
             "create a point at the next value, advance by 1, drop it: every point on the "
             "timeline's lock; a point is allocated per signal",
             {}};
-  Series ktl{"kernel-sw-sync", "sw_sync timeline (real kernel)",
-             "the same through SW_SYNC_IOC_CREATE_FENCE + SW_SYNC_IOC_INC + close", {}};
+  Series ktl{"kernel-sw-sync", "sw_sync, a timeline per thread (real kernel)",
+             "SW_SYNC_IOC_CREATE_FENCE + SW_SYNC_IOC_INC + close; a timeline per thread, since "
+             "one shared timeline crashes the kernel's sw_sync (see kernel_timeline_loop)",
+             {}};
+  const std::vector<double> counts = thread_counts();
   auto kernel_tl = kernel::sw_sync_timeline_open();
+  std::vector<kernel::UniqueFd> kernel_tls;
+  std::vector<uint32_t> kernel_values(static_cast<size_t>(counts.back()), 0);
+  if (kernel_tl) {
+    kernel_tls.push_back(std::move(kernel_tl.value()));
+    while (kernel_tls.size() < kernel_values.size()) {
+      auto more = kernel::sw_sync_timeline_open();
+      if (!more) break;
+      kernel_tls.push_back(std::move(more.value()));
+    }
+  }
+  const bool with_kernel = !kernel_values.empty() && kernel_tls.size() == kernel_values.size();
   SpinLock shared;
   SyncTimeline* timeline = sync_timeline_create("sweep");
-  std::atomic<uint32_t> next{0}, knext{0};
-  for (double x : thread_counts()) {
+  std::atomic<uint32_t> next{0};
+  for (double x : counts) {
     const int n = static_cast<int>(x);
     const auto mops = [&](auto op) { return best_mops(o, n, op); };
     using Stop = const volatile bool*;
-    s.floor.points.push_back({x, mops([](Stop st) { return ring_floor(st); })});
-    inl.points.push_back({x, mops([](Stop st) { return ring_signal(nullptr, st); })});
-    ext.points.push_back({x, mops([&](Stop st) { return ring_signal(&shared, st); })});
-    tl.points.push_back({x, mops([&](Stop st) { return timeline_loop(timeline, &next, st); })});
-    if (kernel_tl)
-      ktl.points.push_back({x, mops([&](Stop st) {
-                              return kernel_timeline_loop(kernel_tl->get(), &knext, st);
+    s.floor.points.push_back({x, mops([](int, Stop st) { return ring_floor(st); })});
+    inl.points.push_back({x, mops([](int, Stop st) { return ring_signal(nullptr, st); })});
+    ext.points.push_back({x, mops([&](int, Stop st) { return ring_signal(&shared, st); })});
+    tl.points.push_back({x, mops([&](int, Stop st) { return timeline_loop(timeline, &next, st); })});
+    if (with_kernel)
+      ktl.points.push_back({x, mops([&](int t, Stop st) {
+                              return kernel_timeline_loop(kernel_tls[t].get(), &kernel_values[t], st);
                             })});
   }
   sw_sync_debugfs_release(timeline);
   s.variants = {inl, ext, tl};
-  if (kernel_tl) s.variants.push_back(ktl);
-  else s.notes.push_back("no real sw_sync here (" + kernel_tl.error().describe() + "): kernel series left out");
+  if (with_kernel) s.variants.push_back(ktl);
+  else if (!kernel_tl)
+    s.notes.push_back("no real sw_sync here (" + kernel_tl.error().describe() +
+                      "): kernel series left out");
+  else s.notes.push_back("could not open a sw_sync timeline per thread: kernel series left out");
   s.notes.push_back(std::to_string(std::max(1u, std::thread::hardware_concurrency())) +
                     " cores: past that, threads share cores and the floor stops rising");
 }
