@@ -3,8 +3,9 @@
 # each under its own `dmabuf run`; nothing left behind after a run; and, when
 # the kernel rig's selftests are built (rig.env: RIG_KSELFTESTS), the kernel's
 # sync_test, dmabuf-heap and udmabuf unmodified under `dmabuf run`.
-#   test/run/run-tests.sh [--no-selftests]
+#   test/run/run-tests.sh [--no-selftests] [--no-js]
 set -uo pipefail
+opts=" $* "
 cd "$(dirname "$0")/../.."
 root=$PWD
 out=$(mktemp -d)
@@ -45,7 +46,7 @@ if [ $u = 2 ]; then ok "unknown profile is a usage error"; else notok "unknown p
 cma=$(run --profile cma -- ls /dev/dma_heap | tr '\n' ' ')
 case "$cma" in *system*default_cma_region*|*default_cma_region*system*) ok "--profile cma lists: $cma" ;; *) notok "--profile cma lists: $cma" ;; esac
 
-if [ "${1:-}" != --no-selftests ]; then
+if [[ $opts != *" --no-selftests "* ]]; then
   env_file=""
   for f in "${KERNEL_RIG_DIR:-/work/shared/kernel-rig}/rig.env" /var/cache/kernel-rig/rig.env; do [ -f "$f" ] && env_file=$f && break; done
   [ -n "$env_file" ] && . "$env_file"
@@ -65,7 +66,7 @@ if [ "${1:-}" != --no-selftests ]; then
   done
 fi
 # The package's own real-kernel JS tests, through the kernel backend.
-for t in sync_file_js dmabuf_sync_js heaps_js; do
+[[ $opts == *" --no-js "* ]] || for t in sync_file_js dmabuf_sync_js heaps_js; do
   if timeout 300 node "$root/dist/cli.js" run --emulate -- node "test/kernel/$t.mjs" >"$out/$t.out" 2>&1; then
     ok "test/kernel/$t.mjs under dmabuf run: $(grep '^# Totals' "$out/$t.out")"
   else
