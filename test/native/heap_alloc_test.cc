@@ -357,6 +357,18 @@ TEST(PageAllocator, HandsOutWhatTheOrderedSetBuddyDid) {
   ReferenceBuddy ref(base, npages);
   std::mt19937_64 rng(42);
   std::vector<PageAllocator::Block> held;
+  // One allocation from `alloc` (the allocator or a batch of it) and from the
+  // reference: the same outcome and the same block.
+  auto take = [&](auto&& alloc, unsigned order, int step) {
+    uint64_t got = 0, want = 0;
+    const bool ok = alloc(order, &got);
+    if (ok != ref.alloc(order, &want) || (ok && got != want)) {
+      ADD_FAILURE() << "step " << step << ", order " << order << ": " << ok << " " << got << " vs " << want;
+      return false;
+    }
+    if (ok) held.push_back({got, order});
+    return true;
+  };
   for (int step = 0; step < 20000; ++step) {
     if (rng() % 8 == 0) {
       // A batch, as a buffer's allocation makes: runs of one order, then smaller ones.
@@ -364,21 +376,11 @@ TEST(PageAllocator, HandsOutWhatTheOrderedSetBuddyDid) {
       unsigned order = static_cast<unsigned>(rng() % 11);
       for (int k = 0, n = static_cast<int>(rng() % 24); k < n; ++k) {
         if (rng() % 6 == 0) order = static_cast<unsigned>(rng() % (order + 1));
-        uint64_t got = 0, want = 0;
-        const bool ok = batch.alloc(order, &got);
-        ASSERT_EQ(ok, ref.alloc(order, &want)) << step;
-        if (!ok) continue;
-        ASSERT_EQ(got, want) << step;
-        held.push_back({got, order});
+        if (!take([&](unsigned o, uint64_t* pfn) { return batch.alloc(o, pfn); }, order, step)) return;
       }
     } else if (held.empty() || rng() % 3 != 0) {
-      const unsigned order = static_cast<unsigned>(rng() % 11);
-      uint64_t got = 0, want = 0;
-      const bool ok = pa.alloc(order, &got);
-      ASSERT_EQ(ok, ref.alloc(order, &want)) << step;
-      if (!ok) continue;
-      ASSERT_EQ(got, want) << step;
-      held.push_back({got, order});
+      const auto order = static_cast<unsigned>(rng() % 11);
+      if (!take([&](unsigned o, uint64_t* pfn) { return pa.alloc(o, pfn); }, order, step)) return;
     } else {
       // Now and then several at once, as a buffer's release does.
       const size_t n = rng() % 4 == 0 ? std::min<size_t>(held.size(), 1 + rng() % 8) : 1;
@@ -393,8 +395,9 @@ TEST(PageAllocator, HandsOutWhatTheOrderedSetBuddyDid) {
       else pa.free_many(out.data(), out.size());
       for (const auto& b : out) ref.free(b.pfn, b.order);
     }
-    if (step % 100 == 0)
+    if (step % 100 == 0) {
       for (unsigned o = 0; o <= PageAllocator::kMaxOrder; ++o) ASSERT_EQ(pa.free_blocks(o), ref.free_blocks(o)) << step;
+    }
   }
   pa.free_many(held.data(), held.size());
   EXPECT_EQ(pa.stats().free_pages, npages);
