@@ -143,6 +143,9 @@ pthread_key_t g_exit_key;
 std::once_flag g_key_once;
 
 void on_thread_exit(void* b) {
+  // Other keys' destructors may still defer frees after this one (the fence
+  // cache's does): they must start a new batch, not add to a submitted one.
+  t_open = nullptr;
   if (b) submit(static_cast<Batch*>(b));
 }
 
