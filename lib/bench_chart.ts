@@ -21,7 +21,7 @@ function esc(s: string): string {
 }
 
 /** `text` in lines of at most `width` characters, broken at spaces where it can be. */
-function wrap(text: string, width: number): string[] {
+export function wrapWords(text: string, width: number): string[] {
   const out: string[] = [];
   let line = '';
   for (const word of text.split(/\s+/)) {
@@ -147,7 +147,7 @@ export function sweepSvg(s: SweepResult): string {
   ];
   const legendTop = PLOT.bottom + 74;
   const notesTop = legendTop + lines.length * LEGEND_ROW + 10;
-  const notes = s.notes.flatMap((n) => wrap(n, NOTE_CHARS));
+  const notes = s.notes.flatMap((n) => wrapWords(n, NOTE_CHARS));
   const height = notesTop + notes.length * NOTE_ROW + 12;
   const o: string[] = [];
   o.push(

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import { BENCH_GROUPS, benchCatalogue, benchFilterMatches, formatBench, runBenchAsync, type BenchProgress } from '../bench';
 import { compareWithBaseline, formatComparison, parseBaseline, type BaselineComparison, type ComparableRow } from '../bench_baseline';
-import { sweepHtml, sweepSvg } from '../bench_chart';
+import { sweepHtml, sweepSvg, wrapWords } from '../bench_chart';
 import { SWEEPS, SWEEP_SUMMARIES, formatSweep, isSweepName, runSweep, sweepRows, type SweepName } from '../bench_sweep';
 import { packageVersion, usageError } from './common';
 
@@ -38,7 +38,7 @@ options:
 sweeps: how a cost scales with one parameter, a line per variant and the floor
 measured at every point of the same run:
   --sweep <name>   run one sweep instead of the rows:
-${SWEEPS.map((n) => `                     ${n.padEnd(13)} ${SWEEP_SUMMARIES[n]}`).join('\n')}
+${SWEEPS.map((n) => `                     ${n.padEnd(13)} ${wrapWords(SWEEP_SUMMARIES[n], 45).join(`\n${' '.repeat(35)}`)}`).join('\n')}
                    --ms applies to each point; --json prints
                    { version, node, kernel, arch, cpus, started, sweep, rows }
   --svg <file>     with --sweep: write the chart as SVG (browsers, GitHub READMEs)
