@@ -110,7 +110,7 @@ export function formatComparison(c: BaselineComparison, file: string): string {
     `against ${file}: ${compared} row(s) compared by ratio to their floor; ${c.worse.length} worse by more than ${pct}%, ${c.better.length} better, ${c.same} within ${pct}%`,
   ];
   const change = (tag: string, x: RowChange): string =>
-    `  ${tag} ${x.id}: ${x.before.toFixed(2)}x -> ${x.after.toFixed(2)}x (${x.factor.toFixed(2)}x ${x.factor > 1 ? 'worse' : 'better'})`;
+    `  ${tag} ${x.id}: ${x.before.toFixed(2)}x -> ${x.after.toFixed(2)}x (${(x.factor > 1 ? x.factor : 1 / x.factor).toFixed(2)}x ${x.factor > 1 ? 'worse' : 'better'})`;
   for (const x of c.worse) out.push(change('WORSE ', x));
   for (const x of c.better) out.push(change('better', x));
   if (c.missingNow.length) out.push(`  not in this run (not compared): ${c.missingNow.join(', ')}`);
