@@ -72,6 +72,7 @@ const ISSUER_ROW = 'JS issuer.createFence(); signal(); dispose()';
 const CATALOGUE: Record<BenchGroup, readonly string[]> = {
   fence: [
     'fence lifecycle (alloc, init, signal, put)',
+    'fence lifecycle vs floor + refcount',
     'fence lifecycle + 4 callbacks',
     'signal, 2 threads, inline locks',
     'signal, 2 threads, one shared external lock',
@@ -94,6 +95,7 @@ const CATALOGUE: Record<BenchGroup, readonly string[]> = {
     'driver name under RCU, 2 readers + signaller',
     'driver name under RCU, 2 readers, module fences',
     'driver name, module fence (wrapper)',
+    'named issuer fence lifecycle (create, signal, put)',
     ...[0, 1000, 100000].map((n) => `unload protocol, ${n} live detached fences`),
     'issuer benchmarks skipped',
   ],

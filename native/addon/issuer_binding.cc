@@ -181,21 +181,45 @@ Napi::Value IssuerStats(const Napi::CallbackInfo& info) {
   return a;
 }
 
-// issuerCreateFence(h, context?: bigint, seqno?: bigint, seqno64: boolean) -> fence
-Napi::Value IssuerCreateFence(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Issuer* iss = IssuerArg(info, 0);
-  IssuerFenceArgs args;
-  bool ok = true;
-  if (info[1].IsBigInt()) args.context = BigIntU64(info[1], &ok);
-  if (info[2].IsBigInt()) args.seqno = BigIntU64(info[2], &ok);
-  if (!ok) throw Napi::RangeError::New(env, "dmabuf: value out of the u64 range");
-  args.seqno64 = info[3].ToBoolean();
-  Fence* f = nullptr;
-  std::string err;
-  const int rc = iss->create_fence(args, &f, &err);
-  if (rc != 0) throw Failure(env, rc, "Issuer.createFence", err);
-  return WrapFence(env, f);
+// issuerCreateFence(h, context?: bigint, seqno?: bigint, seqno64?: boolean) -> fence token.
+// One call per fence (issuer.createFence()), so it uses the Node-API C interface
+// directly, like fenceSignal: no CallbackInfo, no std::function, no wrapper
+// objects beyond what reading the arguments needs. Its function data is the
+// environment's EnvState.
+napi_value IssuerCreateFence(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok || !data) return nullptr;
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  for (size_t i = argc; i < 4; ++i) argv[i] = undefined;
+  try {
+    Napi::Env e(env);
+    Issuer* iss = IssuerHolder::From(Napi::Value(env, argv[0]));
+    if (!iss) throw BadHandle(e, "issuer handle");
+    IssuerFenceArgs args;
+    bool ok = true;
+    const Napi::Value ctx(env, argv[1]), seqno(env, argv[2]), seqno64(env, argv[3]);
+    if (argc > 1 && ctx.IsBigInt()) args.context = BigIntU64(ctx, &ok);
+    if (argc > 2 && seqno.IsBigInt()) args.seqno = BigIntU64(seqno, &ok);
+    if (!ok) throw Napi::RangeError::New(e, "dmabuf: value out of the u64 range");
+    args.seqno64 = argc > 3 && seqno64.ToBoolean();
+    Fence* f = nullptr;
+    std::string err;
+    const int rc = iss->create_fence(args, &f, &err);
+    if (rc != 0) throw Failure(e, rc, "Issuer.createFence", err);
+    const double token = static_cast<EnvState*>(data)->AdoptFence(f);
+    if (token == 0) throw ErrnoError(e, -ENOMEM, nullptr, "too many fences held by this environment");
+    napi_value r;
+    napi_create_double(env, token, &r);
+    return r;
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  } catch (const std::bad_alloc&) {
+    ErrnoError(Napi::Env(env), -ENOMEM, nullptr, "out of memory (issuerCreateFence)").ThrowAsJavaScriptException();
+  }
+  return nullptr;
 }
 
 // issuerSetParam(h, name: string, value: bigint)
@@ -313,7 +337,6 @@ void RegisterIssuer(Napi::Env env, Napi::Object exports) {
       {"issuerPinned", IssuerPinned},
       {"issuerCreated", IssuerCreated},
       {"issuerStats", IssuerStats},
-      {"issuerCreateFence", IssuerCreateFence},
       {"issuerSetParam", IssuerSetParam},
       {"issuerGetParam", IssuerGetParam},
       {"issuerUnload", IssuerUnload},
@@ -321,6 +344,11 @@ void RegisterIssuer(Napi::Env env, Napi::Object exports) {
       {"issuerDispose", IssuerDispose},
       {"issuerLoadedModules", IssuerLoadedModules},
   });
+  napi_value f;
+  if (napi_create_function(env, "issuerCreateFence", NAPI_AUTO_LENGTH, IssuerCreateFence, EnvState::Get(env),
+                           &f) != napi_ok)
+    throw Napi::Error::New(env, "dmabuf: cannot create a function");
+  exports.Set("issuerCreateFence", Napi::Value(env, f));
 }
 
 }  // namespace dmabuf::addon
