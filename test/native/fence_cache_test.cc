@@ -208,8 +208,8 @@ TEST(FenceCache, NamedFencesRecycleInTheirOwnClass) {
     }
     held.push_back(f);
   }
-  if (cache_built_in()) {
-    EXPECT_GT(reused, kMany / 4);
+  if (cache_built_in()) {  // as in ReusesThisThreadsMemoryAfterAGracePeriod
+    EXPECT_GE(reused + 512, std::min<size_t>(kMany / 2, freed.size()));
   }
   // Small fences never get a named fence's block, and the other way round.
   for (int i = 0; i < 1000; ++i) {
