@@ -336,6 +336,9 @@ void fence_signal_locked(Fence* f);
 /**
  * fence_signal() - signal @f now; callbacks run on this thread before it returns
  *
+ * With an inline lock the clock is read before the lock is taken (with an
+ * external one, under it); see docs/kernel-map.md for why that is unobservable.
+ *
  * Context: any thread; must not hold @f's lock. Warns for a null @f; a second
  * call is a no-op.
  */
