@@ -46,7 +46,8 @@ export function errnoNumber(name: string): number | undefined {
 /**
  * Every errno name a DmaBufError can carry: the ones this package's code
  * produces and the ones the kernel backend passes through from the syscalls and
- * ioctls it makes (open, ioctl, mmap, poll, memfd, dlopen). test/types.test.ts
+ * ioctls it makes (open, ioctl, mmap, poll, memfd, dlopen, and lseek, which is
+ * ESPIPE on a `dmabuf run` broker's socket that is not a dma-buf). test/types.test.ts
  * checks that every errno the sources name is here.
  */
 export const DMABUF_ERROR_CODES = Object.freeze([
@@ -54,7 +55,7 @@ export const DMABUF_ERROR_CODES = Object.freeze([
   'ECONNREFUSED', 'ECONNRESET', 'EDEADLK', 'EEXIST', 'EFAULT', 'EFBIG', 'EINTR', 'EINVAL', 'EIO',
   'EISDIR', 'EMFILE', 'EMSGSIZE', 'ENAMETOOLONG', 'ENFILE', 'ENODEV', 'ENOENT', 'ENOEXEC', 'ENOMEM',
   'ENOSPC', 'ENOSYS', 'ENOTCONN', 'ENOTDIR', 'ENOTTY', 'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM',
-  'EPIPE', 'EPROTO', 'ESRCH', 'ETIME', 'ETIMEDOUT',
+  'EPIPE', 'EPROTO', 'ESPIPE', 'ESRCH', 'ETIME', 'ETIMEDOUT',
 ] as const);
 
 /** The errno name of a DmaBufError: `e.code === 'EBUSY'` narrows, and a typo fails to compile. */
