@@ -39,6 +39,7 @@ enum class Op : uint32_t {
   kLink = 8,      // ino -> what readlink(/proc/self/fd/N) shows ("/dmabuf:<name>", ...)
   kSeek = 9,      // ino, a0: offset, cmd: whence -> the new position (dma_buf_llseek)
   kMapRef = 10,   // ino (a dma-buf) -> a kMapping object: the file reference a CPU mapping holds
+  kClosed = 11,   // ino: a client closed an fd of it; release it now if that was the last
 };
 
 enum class Kind : uint8_t { kNone = 0, kHeap, kUdmabufDev, kTimeline, kSyncFile, kBuffer, kMapping };

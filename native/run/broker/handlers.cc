@@ -392,6 +392,10 @@ void handle_request(Platform* p, const Request& req, const uint8_t* payload, int
       }
       break;
     }
+    case Op::kClosed:
+      object_closed(req.ino);
+      r = 0;
+      break;
     case Op::kLink: {
       Ref o(req.ino);
       std::string text;

@@ -1,5 +1,6 @@
 #include "run/broker/objects.h"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -73,23 +74,35 @@ void hangup(Object* o) {
   object_put(o);
 }
 
-// The last close of a client end anywhere shows here as a hang-up. Anything a
-// client writes into an object's socket is read and dropped.
-void watch() {
-  epoll_event ev[64];
+// Whether every client end of @o is closed (anything a client wrote into
+// the socket is read and dropped on the way).
+bool hung_up(Object* o) {
+  pollfd p{o->peer, POLLRDHUP, 0};
+  if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR))) return true;
   char sink[256];
   for (;;) {
+    ssize_t r = recv(o->peer, sink, sizeof sink, MSG_DONTWAIT);
+    if (r == 0) return true;
+    if (r < 0) return false;
+  }
+}
+
+// Releases the object behind @ino if its last client end is closed. The
+// event names the inode, not the object: a kClosed request may have
+// released the object (and a new one taken the inode) meanwhile.
+void check(uint64_t ino) {
+  Object* o = object_lookup(ino);
+  if (!o) return;
+  if (hung_up(o)) hangup(o);
+  object_put(o);
+}
+
+// The last close of a client end anywhere shows here as a hang-up.
+void watch() {
+  epoll_event ev[64];
+  for (;;) {
     int n = epoll_wait(g_epoll, ev, 64, -1);
-    for (int i = 0; i < n; ++i) {
-      auto* o = static_cast<Object*>(ev[i].data.ptr);
-      bool gone = ev[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR);
-      while (!gone) {
-        ssize_t r = recv(o->peer, sink, sizeof sink, MSG_DONTWAIT);
-        if (r == 0) gone = true;
-        if (r <= 0) break;
-      }
-      if (gone) hangup(o);
-    }
+    for (int i = 0; i < n; ++i) check(ev[i].data.u64);
   }
 }
 
@@ -124,7 +137,7 @@ int object_install(Object* o) {
   }
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP;
-  ev.data.ptr = o;
+  ev.data.u64 = o->ino;
   epoll_ctl(g_epoll, EPOLL_CTL_ADD, o->peer, &ev);
   return sv[1];
 }
@@ -147,6 +160,8 @@ Kind object_kind(uint64_t ino) {
 void object_put(Object* o) {
   if (o && o->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) release(o);
 }
+
+void object_closed(uint64_t ino) { check(ino); }
 
 size_t objects_count() {
   std::lock_guard<std::mutex> g(g_mu);

@@ -80,6 +80,13 @@ Kind object_kind(uint64_t ino);
 void object_put(Object* obj);
 
 /**
+ * object_closed() - a client closed an fd of @ino: if no client end is left,
+ * release the object now (before that client's close() returns), not when the
+ * hang-up watcher gets to it
+ */
+void object_closed(uint64_t ino);
+
+/**
  * objects_count() - live objects by kind (tests and `dmabuf run --stats`)
  */
 size_t objects_count();

@@ -180,13 +180,23 @@ uint64_t sock_ino(int fd) {
   return st.st_ino;
 }
 
-void hint_set(int fd, uint64_t ino) {
-  if (fd >= 0 && fd < kHintFds) g_hints[fd].store(ino, std::memory_order_relaxed);
+// One word per fd: the kind in the top byte, the inode below (socket inodes
+// are small counters).
+constexpr uint64_t kInoMask = (uint64_t(1) << 56) - 1;
+uint64_t hint_raw(int fd) { return fd >= 0 && fd < kHintFds ? g_hints[fd].load(std::memory_order_relaxed) : 0; }
+void hint_store(int fd, uint64_t v) {
+  if (fd >= 0 && fd < kHintFds) g_hints[fd].store(v, std::memory_order_relaxed);
 }
-uint64_t hint_get(int fd) {
-  return fd >= 0 && fd < kHintFds ? g_hints[fd].load(std::memory_order_relaxed) : 0;
+void hint_set(int fd, uint64_t ino, Kind kind) {
+  hint_store(fd, ino ? (uint64_t(kind) << 56) | (ino & kInoMask) : 0);
 }
-void hint_clear(int fd) { hint_set(fd, 0); }
+uint64_t hint_get(int fd, Kind kind) {
+  const uint64_t v = hint_raw(fd);
+  return v && Kind(v >> 56) == kind ? v & kInoMask : 0;
+}
+Kind hint_kind(int fd) { return Kind(hint_raw(fd) >> 56); }
+void hint_copy(int from, int to) { hint_store(to, hint_raw(from)); }
+void hint_clear(int fd) { hint_store(fd, 0); }
 
 void hint_buffers(const uint64_t* inos, const int* fds, unsigned n) {
   if (!n) return;
@@ -196,7 +206,8 @@ void hint_buffers(const uint64_t* inos, const int* fds, unsigned n) {
   c.req.len = n * sizeof(uint64_t);
   if (call(&c) == 0 && c.out && c.reply.len == n)
     for (unsigned i = 0; i < n; ++i)
-      if (c.out[i] == static_cast<uint8_t>(Kind::kBuffer)) hint_set(fds[i], inos[i]);
+      if (c.out[i] == static_cast<uint8_t>(Kind::kBuffer) || c.out[i] == static_cast<uint8_t>(Kind::kTimeline))
+        hint_set(fds[i], inos[i], static_cast<Kind>(c.out[i]));
   free(c.out);
 }
 

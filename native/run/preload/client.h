@@ -59,15 +59,19 @@ int64_t call(Call* c);
  */
 uint64_t sock_ino(int fd);
 
-// Buffer fd hints: set when a buffer fd is made or received, copied by dup,
-// cleared by close. A hint is checked against fstat before it is used.
-void hint_set(int fd, uint64_t ino);
-uint64_t hint_get(int fd);
+// Fd hints: which fd numbers hold an emulated dma-buf (for poll) or a file
+// whose last close the broker must see at once (timelines, dma-bufs). Set
+// when such an fd is made or received, copied by dup, cleared by close. A
+// hint is checked against fstat before it is used.
+void hint_set(int fd, uint64_t ino, Kind kind);
+uint64_t hint_get(int fd, Kind kind);  // the inode if @fd is hinted as @kind, else 0
+Kind hint_kind(int fd);
+void hint_copy(int from, int to);
 void hint_clear(int fd);
 
 /**
  * hint_buffers() - ask the broker which of @n sockets (@inos, at fd numbers
- * @fds) are dma-bufs, and hint those (one round trip)
+ * @fds) are dma-bufs or timelines, and hint those (one round trip)
  */
 void hint_buffers(const uint64_t* inos, const int* fds, unsigned n);
 

@@ -78,6 +78,7 @@ int emu_open(const char* path, int flags, int* result) {
       if (r >= 0 && c.out_nfds == 1) {
         fd = c.out_fds[0];
         set_cloexec(fd, flags & O_CLOEXEC);
+        if (!strcmp(path, "/sys/kernel/debug/sync/sw_sync")) hint_set(fd, sock_ino(fd), Kind::kTimeline);
       } else {
         for (unsigned i = 0; i < c.out_nfds; ++i) close(c.out_fds[i]);
         fd = r < 0 ? static_cast<int>(r) : -EIO;
@@ -348,26 +349,42 @@ extern "C" off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, 
 
 // --- buffer hints follow the fd numbers ------------------------------------------
 
+// The last close of a timeline or a dma-buf releases it before close()
+// returns, as the kernel's release does (a timeline's pending points are
+// signalled with -ENOENT by then): the broker is told, and releases the
+// object now if no client holds it any more.
 extern "C" int close(int fd) {
+  const Kind kind = hint_kind(fd);
+  const uint64_t ino = kind == Kind::kNone ? 0 : hint_get(fd, kind);
   hint_clear(fd);
-  return DMABUF_REAL(close)(fd);
+  const int r = DMABUF_REAL(close)(fd);
+  if (r == 0 && ino && g_config.enabled && !in_call()) {
+    const int saved = errno;
+    Call c;
+    c.req.op = Op::kClosed;
+    c.req.ino = ino;
+    call(&c);
+    free(c.out);
+    errno = saved;
+  }
+  return r;
 }
 
 extern "C" int dup(int fd) {
   int r = DMABUF_REAL(dup)(fd);
-  if (r >= 0) hint_set(r, hint_get(fd));
+  if (r >= 0) hint_copy(fd, r);
   return r;
 }
 
 extern "C" int dup2(int fd, int fd2) {
   int r = DMABUF_REAL(dup2)(fd, fd2);
-  if (r >= 0) hint_set(r, hint_get(fd));
+  if (r >= 0) hint_copy(fd, r);
   return r;
 }
 
 extern "C" int dup3(int fd, int fd2, int flags) {
   int r = DMABUF_REAL(dup3)(fd, fd2, flags);
-  if (r >= 0) hint_set(r, hint_get(fd));
+  if (r >= 0) hint_copy(fd, r);
   return r;
 }
 
@@ -376,7 +393,7 @@ int fcntl_impl(int (*real_fcntl)(int, int, ...), int fd, int cmd, va_list ap) {
   // Every fcntl argument is an int or a pointer; pass it on as a pointer-sized word.
   void* arg = va_arg(ap, void*);
   int r = real_fcntl(fd, cmd, arg);
-  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) hint_set(r, hint_get(fd));
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) hint_copy(fd, r);
   return r;
 }
 }  // namespace

@@ -152,12 +152,12 @@ long emu_ioctl(uint64_t ino, unsigned long req, void* arg) {
     if (off >= 0) {
       set_field<int32_t>(arg, off, fd);
       set_cloexec(fd, cloexec);
-      if (_IOC_TYPE(req) == 'H') hint_set(fd, sock_ino(fd));
+      if (_IOC_TYPE(req) == 'H') hint_set(fd, sock_ino(fd), Kind::kBuffer);
     } else if (is_udmabuf(req)) {
       const uint32_t flags = field<uint32_t>(arg, req == UDMABUF_CREATE ? offsetof(udmabuf_create, flags)
                                                                          : offsetof(udmabuf_create_list, flags));
       set_cloexec(fd, flags & UDMABUF_FLAGS_CLOEXEC);
-      hint_set(fd, sock_ino(fd));
+      hint_set(fd, sock_ino(fd), Kind::kBuffer);
       return fd;
     } else {
       close(fd);

@@ -30,15 +30,15 @@ template <typename Poll>
 int emu_poll(pollfd* fds, nfds_t n, Poll&& do_poll) {
   if (!g_config.enabled || in_call()) return do_poll(fds, n);
   bool any = false;
-  for (nfds_t i = 0; i < n && !any; ++i) any = hint_get(fds[i].fd) != 0;
+  for (nfds_t i = 0; i < n && !any; ++i) any = hint_get(fds[i].fd, Kind::kBuffer) != 0;
   if (!any) return do_poll(fds, n);
 
   std::vector<pollfd> set(fds, fds + n);
   std::vector<Sub> subs;
   std::vector<bool> lost(n, false);  // the broker could not be asked
   for (nfds_t i = 0; i < n; ++i) {
-    const uint64_t ino = hint_get(fds[i].fd);
-    if (!ino || sock_ino(fds[i].fd) != ino || !(fds[i].events & (POLLIN | POLLOUT))) continue;
+    const uint64_t ino = hint_get(fds[i].fd, Kind::kBuffer);
+    if (!ino || (sock_ino(fds[i].fd) & ((uint64_t(1) << 56) - 1)) != ino || !(fds[i].events & (POLLIN | POLLOUT))) continue;
     Call c;
     c.req.op = Op::kPollFd;
     c.req.ino = ino;
