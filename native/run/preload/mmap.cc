@@ -42,14 +42,17 @@ void take_ref(uint64_t ino, void* addr, size_t len) {
 }
 
 // Drops the references of mappings now wholly unmapped (a partial munmap
-// keeps the rest mapped, and the reference with it).
+// keeps the rest mapped, and the reference with it), before munmap returns:
+// fdinfo's count is back down when the caller looks.
 void drop_refs(void* addr, size_t len) {
   const uintptr_t lo = reinterpret_cast<uintptr_t>(addr), hi = lo + len;
+  std::vector<uint64_t> gone;
   pthread_mutex_lock(&g_maps_mu);
   if (g_maps) {
     for (size_t i = 0; i < g_maps->size();) {
       MapRef& m = (*g_maps)[i];
       if (m.addr >= lo && m.addr + m.len <= hi) {
+        gone.push_back(sock_ino(m.fd));
         close(m.fd);
         m = g_maps->back();
         g_maps->pop_back();
@@ -59,6 +62,13 @@ void drop_refs(void* addr, size_t len) {
     }
   }
   pthread_mutex_unlock(&g_maps_mu);
+  for (uint64_t ino : gone) {
+    Call c;
+    c.req.op = Op::kClosed;
+    c.req.ino = ino;
+    call(&c);
+    free(c.out);
+  }
 }
 
 void* emu_mmap(uint64_t ino, void* addr, size_t len, int prot, int flags, off_t off, bool* ours) {
