@@ -118,15 +118,22 @@ static int fork_signals_parent(void) {
   return 0;
 }
 
+// A 4 KiB buffer with a pending write fence (point 1 of the new timeline *tl).
+static int busy_buffer(int* tl, int* f) {
+  int buf = alloc_buf(4096);
+  *tl = timeline();
+  *f = fence_at(*tl, 1);
+  CHECK(buf >= 0 && *tl >= 0 && *f >= 0, "set up");
+  struct dma_buf_import_sync_file imp = {.flags = DMA_BUF_SYNC_WRITE, .fd = *f};
+  CHECK(ioctl(buf, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &imp) == 0, "IMPORT_SYNC_FILE");
+  return buf;
+}
+
 // A buffer with a pending write fence, sent to another process, is busy there
 // until the fence signals.
 static int busy_buffer_crosses(void) {
-  int buf = alloc_buf(4096);
-  int tl = timeline();
-  int f = fence_at(tl, 1);
-  CHECK(buf >= 0 && tl >= 0 && f >= 0, "set up");
-  struct dma_buf_import_sync_file imp = {.flags = DMA_BUF_SYNC_WRITE, .fd = f};
-  CHECK(ioctl(buf, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &imp) == 0, "IMPORT_SYNC_FILE");
+  int tl, f;
+  int buf = busy_buffer(&tl, &f);
   int sv[2], go[2];
   CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 && pipe(go) == 0, "socketpair");
   pid_t pid = fork();
@@ -157,12 +164,8 @@ static int busy_buffer_crosses(void) {
 // An exec'd program inherits a busy buffer and a timeline: after exec the
 // preload library finds them among the inherited fds.
 static int exec_inherits(const char* self) {
-  int buf = alloc_buf(4096);
-  int tl = timeline();
-  int f = fence_at(tl, 1);
-  CHECK(buf >= 0 && tl >= 0 && f >= 0, "set up");
-  struct dma_buf_import_sync_file imp = {.flags = DMA_BUF_SYNC_WRITE, .fd = f};
-  CHECK(ioctl(buf, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &imp) == 0, "IMPORT_SYNC_FILE");
+  int tl, f;
+  int buf = busy_buffer(&tl, &f);
   CHECK(fcntl(buf, F_SETFD, 0) == 0 && fcntl(tl, F_SETFD, 0) == 0, "keep across exec");
   pid_t pid = fork();
   if (pid == 0) {
