@@ -35,6 +35,7 @@ unsigned g_nconns = 0;
 
 thread_local int t_conn = -1;
 thread_local bool t_in_call = false;
+thread_local uint8_t* t_buf = nullptr;  // call()'s receive buffer
 thread_local unsigned t_gen = 0;
 
 void atfork_child() {
@@ -77,6 +78,8 @@ void drop_conn() {
 pthread_key_t g_exit_key;
 void on_thread_exit(void*) {
   if (t_conn >= 0) drop_conn();
+  free(t_buf);
+  t_buf = nullptr;
 }
 
 // After exec the hint table is empty: find the dma-bufs among inherited fds.
@@ -152,23 +155,27 @@ int64_t call_locked(Call* c) {
     drop_conn();
     return -EIO;
   }
+  // One receive buffer per thread, made on its first call: a reply can be
+  // kMaxPayload bytes, and a fresh allocation that size is an mmap+munmap
+  // on every round trip.
   const size_t cap = sizeof(Reply) + kMaxPayload;
-  auto* buf = static_cast<uint8_t*>(malloc(cap));
-  if (!buf) return -ENOMEM;
-  ssize_t n = msg_recv(t_conn, buf, cap, c->out_fds, kMaxFds, &c->out_nfds);
+  if (!t_buf && !(t_buf = static_cast<uint8_t*>(malloc(cap)))) return -ENOMEM;
+  ssize_t n = msg_recv(t_conn, t_buf, cap, c->out_fds, kMaxFds, &c->out_nfds);
   if (n < static_cast<ssize_t>(sizeof(Reply))) {
     for (unsigned i = 0; i < c->out_nfds; ++i) close(c->out_fds[i]);
     c->out_nfds = 0;
-    free(buf);
     drop_conn();
     return -EIO;  // the broker is gone (or spoke garbage)
   }
-  memcpy(&c->reply, buf, sizeof(Reply));
+  memcpy(&c->reply, t_buf, sizeof(Reply));
   if (c->reply.len) {
-    memmove(buf, buf + sizeof(Reply), c->reply.len);
-    c->out = buf;
-  } else {
-    free(buf);
+    c->out = static_cast<uint8_t*>(malloc(c->reply.len));
+    if (!c->out) {
+      for (unsigned i = 0; i < c->out_nfds; ++i) close(c->out_fds[i]);
+      c->out_nfds = 0;
+      return -ENOMEM;
+    }
+    memcpy(c->out, t_buf + sizeof(Reply), c->reply.len);
   }
   return c->reply.ret;
 }
