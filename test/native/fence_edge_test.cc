@@ -422,6 +422,54 @@ TEST(FenceEdgeCallbacks, RunInFifoOrder) {
   fence_put(f);
 }
 
+// The signal walk reads the next node before a callback runs: a callback may
+// free its own node (ASan checks the walk never touches it again), and every
+// node that ran is off the list, so removing it afterwards returns false.
+struct HeapCb {
+  FenceCallback cb;
+  std::vector<int>* log;
+  int tag;
+};
+void free_self_cb(Fence*, FenceCallback* cb) {
+  auto* c = container_of(cb, &HeapCb::cb);
+  c->log->push_back(c->tag);
+  delete c;
+}
+
+TEST(FenceEdgeCallbacks, CallbackMayFreeItsOwnNode) {
+  Fence* f = new_fence();
+  std::vector<int> log;
+  for (int i = 0; i < 5; ++i) {
+    auto* c = new HeapCb{{}, &log, i};
+    ASSERT_EQ(fence_add_callback(f, &c->cb, free_self_cb), 0);
+  }
+  fence_signal(f);
+  EXPECT_EQ(log, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_TRUE(fence_is_signaled(f));
+  fence_put(f);
+}
+
+TEST(FenceEdgeCallbacks, RemoveAfterRunReturnsFalse) {
+  Fence* f = new_fence();
+  std::vector<int> log;
+  OrderCb cbs[3];
+  for (int i = 0; i < 3; ++i) {
+    cbs[i].log = &log;
+    cbs[i].tag = i;
+    ASSERT_EQ(fence_add_callback(f, &cbs[i].cb, order_cb), 0);
+  }
+  fence_signal(f);
+  EXPECT_EQ(log, (std::vector<int>{0, 1, 2}));
+  for (auto& c : cbs) {
+    EXPECT_TRUE(list_empty(&c.cb.node));
+    EXPECT_FALSE(fence_remove_callback(f, &c.cb));
+  }
+  // A late add is refused and leaves the node initialised.
+  EXPECT_EQ(fence_add_callback(f, &cbs[0].cb, order_cb), -ENOENT);
+  EXPECT_TRUE(list_empty(&cbs[0].cb.node));
+  fence_put(f);
+}
+
 TEST(FenceEdgeCallbacks, AddCallbackNullArgs) {
   WarnCapture w;
   Fence* f = new_fence();

@@ -46,15 +46,22 @@ void init_common(Fence* f, const FenceOps* ops, SpinLock* lock, uint64_t context
 }
 
 
+// Whether @f's issuer has an enable_signaling op; lock held, @f unsignalled.
+// ops is only detached when the fence signals, under this lock, so here it is
+// stable without an RCU section (which only the call itself needs).
+inline bool issuer_enables_signaling_locked(Fence* f) {
+  const FenceOps* ops = __atomic_load_n(&f->ops, __ATOMIC_RELAXED);
+  return ops && ops->enable_signaling;
+}
+
 // __dma_fence_enable_signaling: lock held. Returns false if the fence is (now)
 // signalled.
 bool enable_signaling_locked(Fence* f) {
   const bool was_set = test_and_set_flag_locked(f, FENCE_FLAG_ENABLE_SIGNAL_BIT);
   if (fence_test_signaled_flag(f)) return false;
-  if (!was_set) {
+  if (!was_set && issuer_enables_signaling_locked(f)) {
     rcu::ReadGuard rcu;
-    const FenceOps* ops = rcu::dereference(f->ops);
-    if (ops && ops->enable_signaling && !ops->enable_signaling(f)) {
+    if (!rcu::dereference(f->ops)->enable_signaling(f)) {
       fence_signal_locked(f);
       return false;
     }
@@ -177,29 +184,40 @@ inline void mark_signaled_locked(Fence* f, int64_t timestamp_ns) {
                      bit(FENCE_FLAG_TIMESTAMP_BIT),
                  std::memory_order_release);
 }
+
+// Signals an unsignalled @f and runs its callbacks; lock held.
+inline void signal_and_run_callbacks_locked(Fence* f, int64_t timestamp_ns) {
+  // The callback list and the timestamp share storage: take the first node
+  // before the timestamp overwrites the head. The walk ends at the head's
+  // address, which the last node still points to.
+  ListHead* const head = &f->cb_list;
+  ListHead* n = head->next;
+  mark_signaled_locked(f, timestamp_ns);
+
+  // As the kernel walks it: each node is re-initialised (so a later remove
+  // sees it off the list) and the next one read before its function runs,
+  // which may free it. Nothing else can reach these nodes: every other path
+  // to them takes the fence lock, which is held, and sees SIGNALED.
+  while (n != head) {
+    ListHead* next = n->next;
+    list_init(n);
+    FenceCallback* cb = container_of(n, &FenceCallback::node);
+    cb->func(f, cb);
+    n = next;
+  }
+}
 }  // namespace
 
 void fence_signal_timestamp_locked(Fence* f, int64_t timestamp_ns) {
   // SIGNALED is only ever set under the fence lock, so a plain test suffices.
-  if (fence_test_signaled_flag(f)) return;
-
-  // The callback list and the timestamp share storage: take the list first.
-  ListHead cbs;
-  list_splice_init(&f->cb_list, &cbs);
-  mark_signaled_locked(f, timestamp_ns);
-
-  while (!list_empty(&cbs)) {
-    ListHead* n = cbs.next;
-    list_del_init(n);
-    FenceCallback* cb = container_of(n, &FenceCallback::node);
-    cb->func(f, cb);
-  }
+  if (!fence_test_signaled_flag(f)) signal_and_run_callbacks_locked(f, timestamp_ns);
 }
 
 namespace {
 // spin_lock_irqsave + signal, with "interrupts off" (the irq-depth TLS) only
 // when there are callbacks to run: without them nothing can queue irq_work.
-void lock_and_signal(Fence* f, SpinLock* l, int64_t timestamp_ns) {
+inline __attribute__((always_inline)) void lock_and_signal(Fence* f, SpinLock* l,
+                                                        int64_t timestamp_ns) {
   l->lock();
   // cb_list is only valid before SIGNALED (it shares storage with the timestamp).
   if (fence_test_signaled_flag(f)) {
@@ -212,7 +230,7 @@ void lock_and_signal(Fence* f, SpinLock* l, int64_t timestamp_ns) {
     return;
   }
   local_irq_disable();
-  fence_signal_timestamp_locked(f, timestamp_ns);
+  signal_and_run_callbacks_locked(f, timestamp_ns);
   l->unlock();
   local_irq_enable();
 }
@@ -338,20 +356,15 @@ void fence_enable_sw_signaling(Fence* f) {
 // ---------------------------------------------------------------------------
 // callbacks
 
-int fence_add_callback(Fence* f, FenceCallback* cb, FenceFunc func) {
-  if (!f || !func) {
-    warn("fence_add_callback: NULL fence or function");
-    return -EINVAL;
-  }
-  if (fence_test_signaled_flag(f)) {
-    list_init(&cb->node);
-    return -ENOENT;
-  }
-  SpinLock* l = fence_spinlock(f);
-  l->lock();
-  // Only the first add may call ops->enable_signaling (which may signal and
-  // run callbacks): only it needs "interrupts off".
-  const bool irq = !fence_test_flag(f, FENCE_FLAG_ENABLE_SIGNAL_BIT);
+namespace {
+// The first add (or one racing a signal), lock held; drops it. Only this add
+// may call ops->enable_signaling (which may signal and run callbacks), and only
+// if the issuer has one: only then are "interrupts off" needed. Out of line so
+// that the common add stays a short leaf.
+__attribute__((noinline)) int add_callback_slow(Fence* f, SpinLock* l, FenceCallback* cb,
+                                                FenceFunc func) {
+  const bool irq = !fence_test_flag(f, FENCE_FLAG_ENABLE_SIGNAL_BIT) &&
+                   !fence_test_signaled_flag(f) && issuer_enables_signaling_locked(f);
   if (irq) local_irq_disable();
   int ret = 0;
   if (enable_signaling_locked(f)) {
@@ -364,6 +377,29 @@ int fence_add_callback(Fence* f, FenceCallback* cb, FenceFunc func) {
   l->unlock();
   if (irq) local_irq_enable();
   return ret;
+}
+}  // namespace
+
+int fence_add_callback(Fence* f, FenceCallback* cb, FenceFunc func) {
+  if (!f || !func) {
+    warn("fence_add_callback: NULL fence or function");
+    return -EINVAL;
+  }
+  if (fence_test_signaled_flag(f)) {
+    list_init(&cb->node);
+    return -ENOENT;
+  }
+  SpinLock* l = fence_spinlock(f);
+  l->lock();
+  // Every add after the first: signalling is enabled, nothing to call.
+  const unsigned long flags = f->flags.load(std::memory_order_relaxed);
+  if ((flags & (bit(FENCE_FLAG_ENABLE_SIGNAL_BIT) | bit(FENCE_FLAG_SIGNALED_BIT))) !=
+      bit(FENCE_FLAG_ENABLE_SIGNAL_BIT))
+    return add_callback_slow(f, l, cb, func);
+  cb->func = func;
+  list_add_tail(&cb->node, &f->cb_list);
+  l->unlock();
+  return 0;
 }
 
 bool fence_remove_callback(Fence* f, FenceCallback* cb) {
