@@ -11,6 +11,7 @@ import {
   syncFileWaitRows,
 } from './bench_sync_file';
 import { FD_CHANNEL_ROW, fdChannelRows } from './bench_fd_channel';
+import { WORKER_SIGNAL_ROW, workerSignalRows } from './bench_worker';
 import { RUN_ROWS, runRows } from './bench_run';
 import { Fence } from './fence';
 import { invalidArgType, outOfRange } from './internal/args';
@@ -107,7 +108,7 @@ const CATALOGUE: Record<BenchGroup, readonly string[]> = {
     'kernel: sw_sync inc -> bridged Fence wait returns',
     'kernel: sync_file wake-up latency (skipped)',
   ],
-  js: [FENCE_ROW, ISSUER_ROW, KERNEL_WAIT_ROW, KERNEL_BRIDGE_ROW, KERNEL_SKIP_ROW, EMULATED_WAIT_ROW, FD_CHANNEL_ROW, ...RUN_ROWS],
+  js: [FENCE_ROW, ISSUER_ROW, KERNEL_WAIT_ROW, KERNEL_BRIDGE_ROW, KERNEL_SKIP_ROW, EMULATED_WAIT_ROW, WORKER_SIGNAL_ROW, FD_CHANNEL_ROW, ...RUN_ROWS],
 };
 
 /** `kernel/heap-alloc-close-4-kib` for 'kernel: heap alloc+close 4 KiB'. */
@@ -385,6 +386,7 @@ export async function runBenchAsync(options?: BenchOptions): Promise<BenchRow[]>
   rows.push(...step.value);
   const syncFileFilter = filter === 'js' ? '' : filter;
   for (const r of await syncFileWaitRows({ filter: syncFileFilter, ms })) rows.push(finish(r, 'js'));
+  for (const r of await workerSignalRows({ filter: syncFileFilter, ms })) rows.push(finish(r, 'js'));
   for (const r of await fdChannelRows({ filter: syncFileFilter, ms })) rows.push(finish(r, 'js'));
   for (const r of await runRows({ filter: syncFileFilter, ms })) rows.push(finish(r, 'js'));
   return rows;
