@@ -372,11 +372,22 @@ TEST(PageAllocator, HandsOutWhatTheOrderedSetBuddyDid) {
   for (int step = 0; step < 20000; ++step) {
     if (rng() % 8 == 0) {
       // A batch, as a buffer's allocation makes: runs of one order, then smaller ones.
-      PageAllocator::Batch batch(pa);
-      unsigned order = static_cast<unsigned>(rng() % 11);
-      for (int k = 0, n = static_cast<int>(rng() % 24); k < n; ++k) {
-        if (rng() % 6 == 0) order = static_cast<unsigned>(rng() % (order + 1));
-        if (!take([&](unsigned o, uint64_t* pfn) { return batch.alloc(o, pfn); }, order, step)) return;
+      const size_t first = held.size();
+      {
+        PageAllocator::Batch batch(pa);
+        unsigned order = static_cast<unsigned>(rng() % 11);
+        for (int k = 0, n = static_cast<int>(rng() % 24); k < n; ++k) {
+          if (rng() % 6 == 0) order = static_cast<unsigned>(rng() % (order + 1));
+          if (!take([&](unsigned o, uint64_t* pfn) { return batch.alloc(o, pfn); }, order, step)) return;
+        }
+      }
+      if (rng() % 2 == 0 && held.size() > first) {
+        // Freed together, as a buffer's release frees its chunks: mostly runs
+        // of adjacent blocks, which free_many() frees as larger blocks.
+        std::vector<PageAllocator::Block> out(held.begin() + static_cast<std::ptrdiff_t>(first), held.end());
+        held.resize(first);
+        pa.free_many(out.data(), out.size());
+        for (const auto& b : out) ref.free(b.pfn, b.order);
       }
     } else if (held.empty() || rng() % 3 != 0) {
       const auto order = static_cast<unsigned>(rng() % 11);

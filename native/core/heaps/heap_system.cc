@@ -91,9 +91,10 @@ void free_chunks(Platform* p, const std::vector<Chunk>& chunks, size_t shared) {
 
 // Every chunk of a buffer about to be handed out must be in the heap's state:
 // shared for system_cc_shared, private for everyone else.
-void check_chunk_states(Platform* p, const SystemBuffer* b) {
+// @all_private: PageAllocator::all_private() as the allocation's batch saw it.
+void check_chunk_states(Platform* p, const SystemBuffer* b, bool all_private) {
   const PageState want = b->cc_shared ? PageState::kShared : PageState::kPrivate;
-  if (want == PageState::kPrivate && p->pages->all_private()) return;  // no page is anything else
+  if (want == PageState::kPrivate && all_private) return;  // no page is anything else
   for (const Chunk& c : b->chunks) {
     if (!p->pages->block_is(c.pfn, 1ULL << c.order, want))
       p->pages->report_violation(b->cc_shared ? "system_cc_shared handing out private memory"
@@ -171,6 +172,7 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
   b->heap = heap;
   b->cc_shared = heap->kind == HeapKind::kCcShared;
   int err = 0;
+  bool all_private;
   {
     PageAllocator::Batch pages(*p->pages);
     // The kernel would walk the page allocator until it ran dry, then free
@@ -186,6 +188,7 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
         left %= ps << order;
       }
       b->chunks.reserve(want);
+      b->sgt.entries.reserve(want);
     }
     uint64_t remaining = err ? 0 : len;
     unsigned max_order = kOrders[0];
@@ -198,9 +201,11 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
         break;
       }
       b->chunks.push_back(c);
+      b->sgt.entries.push_back({c.pfn << p->page_shift, ps << c.order});
       remaining -= ps << c.order;
       max_order = c.order;
     }
+    all_private = pages.all_private();
   }
   if (err) {
     free_chunks(p, b->chunks, 0);
@@ -208,8 +213,6 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
     return err;
   }
   b->sgt.cc_shared = b->cc_shared;
-  b->sgt.entries.reserve(b->chunks.size());
-  for (const Chunk& c : b->chunks) b->sgt.entries.push_back({c.pfn << p->page_shift, ps << c.order});
 
   size_t shared = 0;
   if (b->cc_shared) {
@@ -217,7 +220,7 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
       if ((err = decrypt_chunk(p, b->chunks[shared]))) break;
   }
   if (!err) {
-    check_chunk_states(p, b);
+    check_chunk_states(p, b, all_private);
     const ExportInfo info = {
         .platform = p,
         .exp_name = heap->name.c_str(),

@@ -1,5 +1,6 @@
 #include "core/mm/page_alloc.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <new>
@@ -130,7 +131,7 @@ void PageAllocator::free(uint64_t pfn, unsigned order) {
   warn_violation(v);
 }
 
-bool PageAllocator::Batch::alloc(unsigned order, uint64_t* pfn) {
+bool PageAllocator::Batch::alloc_slow(unsigned order, uint64_t* pfn) {
   if (order > kMaxOrder) return false;
   Violation v;
   if (run_next_ == run_end_ || order != run_order_) {
@@ -178,10 +179,34 @@ PageAllocator::Batch::~Batch() {
   for (const Violation& v : found_) warn_violation(v);
 }
 
+void PageAllocator::free_range_locked(uint64_t pfn, uint64_t end) {
+  while (pfn < end) {
+    const uint64_t off = pfn - base_;
+    unsigned o = off ? std::min<unsigned>(__builtin_ctzll(off), kMaxOrder) : kMaxOrder;
+    while ((1ULL << o) > end - pfn) --o;
+    Violation unused;
+    free_locked(pfn, o, &unused);
+    pfn += 1ULL << o;
+  }
+}
+
 void PageAllocator::free_many(const Block* blocks, size_t n) {
   std::vector<Violation> found;  // warned after unlocking; empty unless a caller erred
   {
     std::lock_guard<std::mutex> g(mu_);
+    if (extents_.empty()) {
+      // A buffer's chunks are mostly runs of adjacent blocks (cut from one
+      // larger block). Buddy merging leaves the same free lists whatever the
+      // order of the frees, so each run is freed as the largest aligned
+      // blocks it holds: a few merges instead of some per chunk.
+      for (size_t i = 0; i < n;) {
+        const uint64_t start = blocks[i].pfn;
+        uint64_t end = start + (1ULL << blocks[i].order);
+        while (++i < n && blocks[i].pfn == end) end += 1ULL << blocks[i].order;
+        free_range_locked(start, end);
+      }
+      return;
+    }
     for (size_t i = 0; i < n; ++i) {
       Violation v;
       free_locked(blocks[i].pfn, blocks[i].order, &v);

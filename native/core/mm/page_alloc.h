@@ -172,6 +172,9 @@ class PageAllocator {
   // The checks and counts of handing out [pfn, pfn + 2^order).
   void hand_out_locked(uint64_t pfn, unsigned order, Violation* v);
   void free_locked(uint64_t pfn, unsigned order, Violation* v);
+  // free_locked() of [pfn, end) as the largest aligned blocks, when no page is
+  // shared or leaked (nothing to check, so no violation).
+  void free_range_locked(uint64_t pfn, uint64_t end);
   int transition_locked(uint64_t pfn, uint64_t npages, PageState from, PageState to, Violation* v);
   // Whether [pfn, pfn + n) lies in this allocator and no page of it is free.
   bool allocated_locked(uint64_t pfn, uint64_t n) const;
@@ -202,10 +205,22 @@ class PageAllocator::Batch {
   ~Batch();
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
-  bool alloc(unsigned order, uint64_t* pfn);
+  bool alloc(unsigned order, uint64_t* pfn) {
+    // The next piece of the block being cut (inline: a 64 MiB buffer takes 64).
+    if (run_next_ != run_end_ && order == run_order_ && pa_.extents_.empty()) {
+      *pfn = run_next_;
+      run_next_ += 1ULL << order;
+      pa_.free_pages_ -= 1ULL << order;
+      return true;
+    }
+    return alloc_slow(order, pfn);
+  }
   uint64_t free_pages() const { return pa_.free_pages_; }
+  // PageAllocator::all_private() under the batch's lock.
+  bool all_private() const { return pa_.extents_.empty(); }
 
  private:
+  bool alloc_slow(unsigned order, uint64_t* pfn);
   void end_run();
 
   PageAllocator& pa_;
