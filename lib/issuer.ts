@@ -225,7 +225,7 @@ export class Issuer implements Disposable, AsyncDisposable {
    */
   createFence(init?: IssuerFenceInit): Fence {
     // No init: nothing to validate, and the issuer's timeline supplies context and seqno.
-    if (init === undefined) return adoptFence(issuerCreateFence(issuerHandle(this), undefined, undefined, false));
+    if (init === undefined) return adoptFence(issuerCreateFence(issuerHandle(this)));
     issuerSlot(this);
     return new Fence({ ...checkOptions<IssuerFenceInit>('init', init), issuer: this });
   }

@@ -117,7 +117,7 @@ export interface NativeBinding {
   issuerPinned(h: External): number;
   issuerCreated(h: External): number;
   issuerStats(h: External): [number, number, number, number, number, number];
-  issuerCreateFence(h: External, context: bigint | undefined, seqno: bigint | undefined, seqno64: boolean): Handle;
+  issuerCreateFence(h: External, context?: bigint, seqno?: bigint, seqno64?: boolean): Handle;
   issuerSetParam(h: External, name: string, value: bigint): void;
   issuerGetParam(h: External, name: string): bigint;
   /** Starts the unload on a thread of its own; `id` (dispatch.reserve()) is delivered when it ends. */

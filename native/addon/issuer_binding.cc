@@ -191,20 +191,23 @@ napi_value IssuerCreateFence(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   void* data = nullptr;
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok || !data) return nullptr;
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  for (size_t i = argc; i < 4; ++i) argv[i] = undefined;
   try {
     Napi::Env e(env);
-    Issuer* iss = IssuerHolder::From(Napi::Value(env, argv[0]));
+    Issuer* iss = argc >= 1 ? IssuerHolder::From(Napi::Value(env, argv[0])) : nullptr;
     if (!iss) throw BadHandle(e, "issuer handle");
     IssuerFenceArgs args;
-    bool ok = true;
-    const Napi::Value ctx(env, argv[1]), seqno(env, argv[2]), seqno64(env, argv[3]);
-    if (argc > 1 && ctx.IsBigInt()) args.context = BigIntU64(ctx, &ok);
-    if (argc > 2 && seqno.IsBigInt()) args.seqno = BigIntU64(seqno, &ok);
-    if (!ok) throw Napi::RangeError::New(e, "dmabuf: value out of the u64 range");
-    args.seqno64 = argc > 3 && seqno64.ToBoolean();
+    // issuer.createFence() passes the handle alone: the issuer's own timeline.
+    if (argc > 1) {
+      bool ok = true;
+      const Napi::Value ctx(env, argv[1]);
+      if (ctx.IsBigInt()) args.context = BigIntU64(ctx, &ok);
+      if (argc > 2) {
+        const Napi::Value seqno(env, argv[2]);
+        if (seqno.IsBigInt()) args.seqno = BigIntU64(seqno, &ok);
+      }
+      if (!ok) throw Napi::RangeError::New(e, "dmabuf: value out of the u64 range");
+      args.seqno64 = argc > 3 && Napi::Value(env, argv[3]).ToBoolean();
+    }
     Fence* f = nullptr;
     std::string err;
     const int rc = iss->create_fence(args, &f, &err);
