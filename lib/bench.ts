@@ -194,28 +194,32 @@ class PlainFence {
 }
 
 /**
- * ns per op of `op(n)`: calibrates n to about `ms` per run, then keeps the best of
- * five runs. A generator that yields between runs, so runBenchAsync() lets the
+ * ns per op of each of `ops`: calibrates each to about `ms / 8` per run, then
+ * runs them in turns (a, b, c, a, b, c, ...) 40 times and keeps each one's
+ * best run, so a burst of load from elsewhere never lands on one of them
+ * alone. A generator that yields between rounds, so runBenchAsync() lets the
  * event loop turn there (runBench() just drains it).
  */
-function* nsPerOp(ms: number, op: (n: number) => void): Generator<void, number> {
-  let n = 1000;
-  for (;;) {
-    const t0 = process.hrtime.bigint();
-    op(n);
-    const dt = Number(process.hrtime.bigint() - t0);
-    if (dt > 5e6) {
-      n = Math.max(1, Math.round((n * ms * 1e6) / dt));
-      break;
+function* nsPerOpInTurns(ms: number, ops: Array<(n: number) => void>): Generator<void, number[]> {
+  const iters = ops.map((op) => {
+    let n = 1000;
+    for (;;) {
+      const t0 = process.hrtime.bigint();
+      op(n);
+      const dt = Number(process.hrtime.bigint() - t0);
+      if (dt > 2e6) return Math.max(1, Math.round((n * ms * 1e6) / 8 / dt));
+      n *= 4;
     }
-    n *= 4;
-  }
-  let best = Infinity;
-  for (let r = 0; r < 5; r++) {
+  });
+  const best = ops.map(() => Infinity);
+  for (let r = 0; r < 40; r++) {
     yield;
-    const t0 = process.hrtime.bigint();
-    op(n);
-    best = Math.min(best, Number(process.hrtime.bigint() - t0) / n);
+    ops.forEach((op, i) => {
+      const n = iters[i]!;
+      const t0 = process.hrtime.bigint();
+      op(n);
+      best[i] = Math.min(best[i]!, Number(process.hrtime.bigint() - t0) / n);
+    });
   }
   return best;
 }
@@ -225,32 +229,34 @@ function* jsRows(opts: { filter: string; ms: number }): Generator<void, BenchRow
   const keep = (name: string): boolean => filter === 'js' || name.includes(filter);
   if (!keep(FENCE_ROW) && !keep(ISSUER_ROW)) return [];
   let sink = 0;
-  const floor = yield* nsPerOp(ms, (n) => {
-    for (let i = 0; i < n; i++) {
-      const f = new PlainFence();
-      f.signal();
-      f.dispose();
-      sink += f.flags;
-    }
-  });
-  const ours = yield* nsPerOp(ms, (n) => {
-    for (let i = 0; i < n; i++) {
-      const f = new Fence();
-      f.signal();
-      f.dispose();
-    }
-  });
   // Fences of a names-only issuer: the issuer's own timeline, names copied into each fence.
   const issuer = new Issuer({ driverName: 'bench-driver', timelineName: 'bench-timeline' });
-  let viaIssuer: number;
+  let floor: number, ours: number, viaIssuer: number;
   try {
-    viaIssuer = yield* nsPerOp(ms, (n) => {
-      for (let i = 0; i < n; i++) {
-        const f = issuer.createFence();
-        f.signal();
-        f.dispose();
-      }
-    });
+    [floor, ours, viaIssuer] = (yield* nsPerOpInTurns(ms, [
+      (n) => {
+        for (let i = 0; i < n; i++) {
+          const f = new PlainFence();
+          f.signal();
+          f.dispose();
+          sink += f.flags;
+        }
+      },
+      (n) => {
+        for (let i = 0; i < n; i++) {
+          const f = new Fence();
+          f.signal();
+          f.dispose();
+        }
+      },
+      (n) => {
+        for (let i = 0; i < n; i++) {
+          const f = issuer.createFence();
+          f.signal();
+          f.dispose();
+        }
+      },
+    ])) as [number, number, number];
   } finally {
     issuer.dispose();
   }
