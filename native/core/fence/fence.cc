@@ -251,7 +251,11 @@ void fence_signal(Fence* f) {
     warn("fence_signal: NULL fence");
     return;
   }
-  if (f->flags.load(std::memory_order_relaxed) & bit(FENCE_FLAG_INLINE_LOCK_BIT)) {
+  const unsigned long flags = f->flags.load(std::memory_order_acquire);
+  // Already signalled: nothing to do, and no clock to read (SIGNALED is never
+  // cleared, so the test under the lock would say the same).
+  if (flags & bit(FENCE_FLAG_SIGNALED_BIT)) return;
+  if (flags & bit(FENCE_FLAG_INLINE_LOCK_BIT)) {
     // The clock is read before the lock (the kernel reads it under the lock):
     // the lock is the fence's own, so nothing else orders signals through it,
     // and the timestamp still precedes SIGNALED (docs/kernel-map.md).
