@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <unordered_map>
 
 #include "core/base/warn.h"
 #include "core/buffer/attachment.h"
@@ -32,10 +31,21 @@ constexpr uint32_t kFmodeOpened = 0x80000;
 // Our user fds -> buffers: dma_buf_get(fd) for fds handed out by
 // dma_buf_fd. An fd number is unique process-wide, so one table serves all
 // platforms.
+// Indexed by fd: the kernel keeps fd numbers dense (lowest free first), so a
+// vector is as small as the fd table itself and needs no node per buffer.
 std::mutex g_fd_mu;
-std::unordered_map<int, DmaBuf*>& fd_table() {
-  static auto* table = new std::unordered_map<int, DmaBuf*>();
+std::vector<DmaBuf*>& fd_table() {
+  static auto* table = new std::vector<DmaBuf*>();
   return *table;
+}
+void fd_table_set_locked(int fd, DmaBuf* buf) {
+  auto& t = fd_table();
+  if (static_cast<size_t>(fd) >= t.size()) t.resize(static_cast<size_t>(fd) + 1 + t.size() / 2);
+  t[static_cast<size_t>(fd)] = buf;
+}
+DmaBuf* fd_table_get_locked(int fd) {
+  auto& t = fd_table();
+  return static_cast<size_t>(fd) < t.size() ? t[static_cast<size_t>(fd)] : nullptr;
 }
 
 // The memfd as the user's fd: itself when O_RDWR (the memfd is created
@@ -121,7 +131,7 @@ int dma_buf_fd(DmaBuf* buf, uint32_t fd_flags) {
   buf->file_fd = -1;
   {
     std::lock_guard<std::mutex> g(g_fd_mu);
-    fd_table()[fd] = buf;
+    fd_table_set_locked(fd, buf);
   }
   buf->user_fd.store(fd, std::memory_order_release);
   return fd;
@@ -166,7 +176,7 @@ int dma_buf_close(DmaBuf* buf) {
     if (fd < 0) return -EBADF;
     {
       std::lock_guard<std::mutex> t(g_fd_mu);
-      fd_table().erase(fd);
+      if (static_cast<size_t>(fd) < fd_table().size()) fd_table()[static_cast<size_t>(fd)] = nullptr;
     }
     close(fd);
   }
@@ -178,11 +188,11 @@ int dma_buf_close(DmaBuf* buf) {
 int dma_buf_from_fd(int fd, DmaBuf** out) {
   if (fd < 0 || !out) return -EBADF;
   std::lock_guard<std::mutex> g(g_fd_mu);
-  auto it = fd_table().find(fd);
-  if (it == fd_table().end()) return -EBADF;
+  DmaBuf* found = fd_table_get_locked(fd);
+  if (!found) return -EBADF;
   // The fd's own reference keeps file_count >= 1 while it is in the table.
-  dma_buf_get(it->second);
-  *out = it->second;
+  dma_buf_get(found);
+  *out = found;
   return 0;
 }
 
