@@ -201,16 +201,21 @@ class PlainFence {
  * event loop turn there (runBench() just drains it).
  */
 function* nsPerOpInTurns(ms: number, ops: Array<(n: number) => void>): Generator<void, number[]> {
-  const iters = ops.map((op) => {
+  const iters: number[] = [];
+  for (const op of ops) {
     let n = 1000;
     for (;;) {
+      yield; // calibrating blocks too: let the loop turn between steps
       const t0 = process.hrtime.bigint();
       op(n);
       const dt = Number(process.hrtime.bigint() - t0);
-      if (dt > 2e6) return Math.max(1, Math.round((n * ms * 1e6) / 8 / dt));
+      if (dt > 2e6) {
+        iters.push(Math.max(1, Math.round((n * ms * 1e6) / 8 / dt)));
+        break;
+      }
       n *= 4;
     }
-  });
+  }
   const best = ops.map(() => Infinity);
   for (let r = 0; r < 40; r++) {
     yield;
