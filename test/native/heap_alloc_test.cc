@@ -100,6 +100,22 @@ TEST_F(SystemHeap, HighOrdersFallBackWhenTheyFail) {
   EXPECT_EQ(p_->pages->stats().free_pages, p_->pages->stats().total_pages);
 }
 
+TEST_F(SystemHeap, ABufferOfHundredsOfChunksGivesEveryChunkBack) {
+  // Order 4 fails and 1 MiB - 4 KiB is too small for order 8: 255 order-0
+  // chunks, more than free_chunks() reads back from the scatterlist on its stack.
+  FaultSpec spec;
+  spec.nth = 1;
+  spec.times = 0;
+  spec.order = 4;
+  ASSERT_EQ(platform_set_fault(p_.get(), "alloc_pages", spec), 0);
+  DmaBuf* b = alloc_rw(heap_, (1 << 20) - 4096);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(chunk_orders(b), std::vector<unsigned>(255, 0));
+  dma_buf_close(b);
+  EXPECT_EQ(p_->pages->stats().free_pages, p_->pages->stats().total_pages);
+  EXPECT_EQ(p_->pages->free_blocks(PageAllocator::kMaxOrder), 8u);  // buddies merged back
+}
+
 TEST_F(SystemHeap, FragmentationForcesSmallerChunks) {
   // Fill RAM with 64K buffers, free every other one: plenty free, no 1 MiB block.
   std::vector<DmaBuf*> bufs;

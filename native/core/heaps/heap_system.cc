@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
+#include <iterator>
 #include <mutex>
 #include <vector>
 
@@ -28,10 +29,11 @@ constexpr unsigned kOrders[] = {8, 4, 0};
 
 using Chunk = PageAllocator::Block;
 
+// The scatterlist is the buffer's only list of chunks: one entry per chunk,
+// each ps << order bytes (chunk_of() reads a chunk back).
 struct SystemBuffer {
   Heap* heap;
   bool cc_shared;
-  std::vector<Chunk> chunks;
   SgTable sgt;
 };
 
@@ -42,6 +44,11 @@ struct SystemAttachment {
 };
 
 Platform* platform_of(const SystemBuffer* b) { return b->heap->platform; }
+
+// The chunk behind a scatterlist entry of a system heap buffer.
+Chunk chunk_of(const Platform* p, const SgEntry& e) {
+  return {e.phys >> p->page_shift, static_cast<unsigned>(__builtin_ctzll(e.length >> p->page_shift))};
+}
 
 // alloc_largest_available(): the largest order that fits what is left and is
 // not above the previous chunk's; orders 8 and 4 may fail (no reclaim) and
@@ -74,19 +81,31 @@ int encrypt_chunk(Platform* p, const Chunk& c) {
   return err;
 }
 
-// Frees chunks; the first `shared` of them are decrypted and are re-encrypted
-// first. A chunk that stays shared is leaked: marked so, never freed. The
-// private ones go back under one lock of the page allocator.
-void free_chunks(Platform* p, const std::vector<Chunk>& chunks, size_t shared) {
+// Frees a buffer's chunks (its scatterlist entries); the first `shared` of
+// them are decrypted and are re-encrypted first. A chunk that stays shared is
+// leaked: marked so, never freed. The private ones go back under one lock of
+// the page allocator.
+void free_chunks(Platform* p, const std::vector<SgEntry>& entries, size_t shared) {
   for (size_t i = 0; i < shared; ++i) {
-    const Chunk& c = chunks[i];
+    const Chunk c = chunk_of(p, entries[i]);
     if (encrypt_chunk(p, c)) {
       p->pages->transition(c.pfn, 1ULL << c.order, PageState::kShared, PageState::kLeaked);
       continue;
     }
     p->pages->free(c.pfn, c.order);
   }
-  if (shared < chunks.size()) p->pages->free_many(chunks.data() + shared, chunks.size() - shared);
+  const size_t n = entries.size() - shared;
+  if (n == 0) return;
+  // Up to 64 chunks (a 64 MiB buffer of 1 MiB chunks) on the stack.
+  Chunk on_stack[64];
+  std::vector<Chunk> on_heap;
+  Chunk* chunks = on_stack;
+  if (n > std::size(on_stack)) {
+    on_heap.resize(n);
+    chunks = on_heap.data();
+  }
+  for (size_t i = 0; i < n; ++i) chunks[i] = chunk_of(p, entries[shared + i]);
+  p->pages->free_many(chunks, n);
 }
 
 // Every chunk of a buffer about to be handed out must be in the heap's state:
@@ -95,7 +114,8 @@ void free_chunks(Platform* p, const std::vector<Chunk>& chunks, size_t shared) {
 void check_chunk_states(Platform* p, const SystemBuffer* b, bool all_private) {
   const PageState want = b->cc_shared ? PageState::kShared : PageState::kPrivate;
   if (want == PageState::kPrivate && all_private) return;  // no page is anything else
-  for (const Chunk& c : b->chunks) {
+  for (const SgEntry& e : b->sgt.entries) {
+    const Chunk c = chunk_of(p, e);
     if (!p->pages->block_is(c.pfn, 1ULL << c.order, want))
       p->pages->report_violation(b->cc_shared ? "system_cc_shared handing out private memory"
                                               : "system heap handing out shared memory",
@@ -144,7 +164,7 @@ int system_mmap(DmaBuf*, const MmapRequest&) { return 0; }
 
 void system_release(DmaBuf* buf) {
   auto* b = static_cast<SystemBuffer*>(buf->priv);
-  free_chunks(platform_of(b), b->chunks, b->cc_shared ? b->chunks.size() : 0);
+  free_chunks(platform_of(b), b->sgt.entries, b->cc_shared ? b->sgt.entries.size() : 0);
   delete b;
 }
 
@@ -187,7 +207,6 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
         want += left / (ps << order);
         left %= ps << order;
       }
-      b->chunks.reserve(want);
       b->sgt.entries.reserve(want);
     }
     uint64_t remaining = err ? 0 : len;
@@ -200,7 +219,6 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
         err = -ENOMEM;
         break;
       }
-      b->chunks.push_back(c);
       b->sgt.entries.push_back({c.pfn << p->page_shift, ps << c.order});
       remaining -= ps << c.order;
       max_order = c.order;
@@ -208,7 +226,7 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
     all_private = pages.all_private();
   }
   if (err) {
-    free_chunks(p, b->chunks, 0);
+    free_chunks(p, b->sgt.entries, 0);
     delete b;
     return err;
   }
@@ -216,8 +234,8 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
 
   size_t shared = 0;
   if (b->cc_shared) {
-    for (; shared < b->chunks.size(); ++shared)
-      if ((err = decrypt_chunk(p, b->chunks[shared]))) break;
+    for (; shared < b->sgt.entries.size(); ++shared)
+      if ((err = decrypt_chunk(p, chunk_of(p, b->sgt.entries[shared])))) break;
   }
   if (!err) {
     check_chunk_states(p, b, all_private);
@@ -233,7 +251,7 @@ int system_allocate(Heap* heap, uint64_t len, uint32_t fd_flags, uint64_t, DmaBu
   }
   // The free_pages path: re-encrypt what was decrypted (leaking what cannot
   // be), free the rest.
-  free_chunks(p, b->chunks, shared);
+  free_chunks(p, b->sgt.entries, shared);
   delete b;
   return err;
 }
