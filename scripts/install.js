@@ -49,11 +49,14 @@ function run(cmd, args) {
   return r.status === 0;
 }
 
-let cmakeJs = null;
-try {
-  cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
-} catch {}
-if (cmakeJs) process.exit(run(process.execPath, [cmakeJs, 'compile']) ? 0 : 1);
+// A development checkout has cmake-js in its own node_modules and the C++ tests
+// CMakeLists.txt builds. A cmake-js found further up (a consumer installed below
+// some other project's node_modules) says nothing about this package: the
+// tarball has no tests, so that would fail at CMake's configure step.
+const cmakeJs = path.join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
+if (fs.existsSync(cmakeJs) && fs.existsSync(path.join(root, 'test', 'native'))) {
+  process.exit(run(process.execPath, [cmakeJs, 'compile']) ? 0 : 1);
+}
 
 // node-gyp: npm's own (npm_config_node_gyp, set for install scripts), else PATH.
 const gyp = process.env.npm_config_node_gyp;
