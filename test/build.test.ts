@@ -1,7 +1,8 @@
 // The build: binding.gyp (node-gyp, for `npm install` from source) must compile
 // the same sources CMake (the canonical build) links into the addon.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -68,5 +69,42 @@ describe('build', () => {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ same: true, status: 1 });
+  });
+
+  // scripts/install.js picks cmake-js (a development checkout) or node-gyp (a
+  // consumer of the tarball). Fake builders record which one ran.
+  const hasLiburcu = spawnSync('pkg-config', ['--exists', 'liburcu-bp']).status === 0;
+  function installHookBuilder(layout: { cmakeJsIn: 'parent' | 'own'; tests: boolean }): string {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'dmabuf-install-'));
+    try {
+      const pkg = path.join(tmp, 'app', 'node_modules', 'dmabuf');
+      mkdirSync(path.join(pkg, 'scripts'), { recursive: true });
+      copyFileSync(path.join(root, 'scripts', 'install.js'), path.join(pkg, 'scripts', 'install.js'));
+      if (layout.tests) mkdirSync(path.join(pkg, 'test', 'native'), { recursive: true });
+      const mark = (name: string): string =>
+        `require('node:fs').writeFileSync(${JSON.stringify(path.join(tmp, 'ran'))}, ${JSON.stringify(name)});`;
+      const cmakeJs = path.join(layout.cmakeJsIn === 'own' ? pkg : tmp, 'node_modules', 'cmake-js', 'bin');
+      mkdirSync(cmakeJs, { recursive: true });
+      writeFileSync(path.join(cmakeJs, 'cmake-js'), mark('cmake-js'));
+      writeFileSync(path.join(tmp, 'node-gyp.js'), mark('node-gyp'));
+      const r = spawnSync(process.execPath, [path.join(pkg, 'scripts', 'install.js')], {
+        encoding: 'utf8',
+        env: { ...process.env, DMABUF_INSTALL_FORCE_BUILD: '1', npm_config_node_gyp: path.join(tmp, 'node-gyp.js') },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      return existsSync(path.join(tmp, 'ran')) ? readFileSync(path.join(tmp, 'ran'), 'utf8') : 'nothing';
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  it.skipIf(!hasLiburcu)('the install hook builds a consumer with node-gyp even with a cmake-js further up', () => {
+    expect(installHookBuilder({ cmakeJsIn: 'parent', tests: false })).toBe('node-gyp');
+    // Its own cmake-js without the C++ tests (what CMakeLists.txt builds) is not a checkout either.
+    expect(installHookBuilder({ cmakeJsIn: 'own', tests: false })).toBe('node-gyp');
+  });
+
+  it.skipIf(!hasLiburcu)('the install hook builds a development checkout with its own cmake-js', () => {
+    expect(installHookBuilder({ cmakeJsIn: 'own', tests: true })).toBe('cmake-js');
   });
 });
