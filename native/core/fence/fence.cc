@@ -135,17 +135,31 @@ void fence_release(Fence* f) {
     return;
   }
   rcu::ReadGuard rcu;
-  if (!fence_test_signaled_flag(f) && !list_empty(&f->cb_list)) {
+  // Released unsignalled with callbacks still listed: warn, and signal with
+  // -EDEADLK (dma_fence_release). The unlocked look only filters; the decision
+  // is taken under the lock. A signaller holding it may be signalling this very
+  // fence (a timeline signals every point still on its list when it goes away,
+  // and a point whose last reference is dropping is still listed), writing the
+  // timestamp over cb_list, which shares its storage.
+  if (!fence_test_signaled_flag(f) &&
+      __atomic_load_n(&f->cb_list.next, __ATOMIC_RELAXED) != &f->cb_list) {
+    const FenceOps* pending_ops = nullptr;
+    bool pending = false;
     {
-      const FenceOps* ops = rcu::dereference(f->ops);
-      warn("Fence %s:%s:%llx:%llx released with pending signals!",
-           ops ? ops->get_driver_name(f) : "detached-driver",
-           ops ? ops->get_timeline_name(f) : "signaled-timeline",
-           static_cast<unsigned long long>(f->context), static_cast<unsigned long long>(f->seqno));
+      IrqSpinGuard g(fence_spinlock(f));
+      if (!fence_test_signaled_flag(f) && !list_empty(&f->cb_list)) {
+        pending = true;
+        pending_ops = rcu::dereference(f->ops);  // before the signal may detach it
+        f->error = -EDEADLK;
+        fence_signal_locked(f);
+      }
     }
-    IrqSpinGuard g(fence_spinlock(f));
-    f->error = -EDEADLK;
-    fence_signal_locked(f);
+    // Warned outside the lock: the name ops are the issuer's code.
+    if (pending)
+      warn("Fence %s:%s:%llx:%llx released with pending signals!",
+           pending_ops ? pending_ops->get_driver_name(f) : "detached-driver",
+           pending_ops ? pending_ops->get_timeline_name(f) : "signaled-timeline",
+           static_cast<unsigned long long>(f->context), static_cast<unsigned long long>(f->seqno));
   }
   const FenceOps* ops = rcu::dereference(f->ops);
   if (ops && ops->release)
@@ -175,7 +189,8 @@ inline void mark_signaled_locked(Fence* f, int64_t timestamp_ns) {
   const FenceOps* ops = __atomic_load_n(&f->ops, __ATOMIC_RELAXED);
   if (ops && !ops->release && !ops->wait)
     __atomic_store_n(&f->ops, static_cast<const FenceOps*>(nullptr), __ATOMIC_RELEASE);
-  f->timestamp = timestamp_ns;
+  // Atomic: fence_release() may glance at cb_list, which this overwrites.
+  __atomic_store_n(&f->timestamp, timestamp_ns, __ATOMIC_RELAXED);
   // Both bits in one release store: flags are only written under the fence lock
   // (see fence.h), so no read-modify-write is needed; the timestamp is written
   // before either bit is seen, and lock-free adders that miss SIGNALED re-check
