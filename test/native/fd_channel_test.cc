@@ -263,8 +263,11 @@ TEST_F(FdChannel, CtruncInAReceiverOutOfFdsIsEmfileAndLeaksNothing) {
     const int after = open_fd_count();
     std::string line = m.ok() ? std::string("ok") : m.error().describe();
     line += "\n" + std::to_string(before) + " " + std::to_string(after) + "\n";
+    // The socket is non-blocking and the parent may not have sent "next" yet.
+    if (poll(&pf, 1, 10000) != 1) _exit(14);
     auto next = fd_channel_recv(b.get());
-    if (next.ok()) line += std::string(next->data.begin(), next->data.end()) + " " + std::to_string(next->fds.size());
+    line += next.ok() ? std::string(next->data.begin(), next->data.end()) + " " + std::to_string(next->fds.size())
+                      : "next: " + next.error().describe();
     if (write(report.wr, line.data(), line.size()) < 0) _exit(12);
     _exit(!m.ok() && m.err() == -EMFILE ? 0 : 13);
   }
