@@ -40,6 +40,7 @@ export interface NativeBinding {
   rcuBarrier(): void;
   deferredPending(): number;
   liveFences(): number;
+  spareFences(): number;
   diagFailCallbackAlloc(nth: number, times: number): void;
   /** Tests: a kernel-backend handle over a dup of any fd, unchecked. */
   diagWrapFd(kind: 'sync_file' | 'dma_buf', fd: number): External;

@@ -57,6 +57,11 @@ Napi::Value LiveFences(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(EnvState::Get(info.Env())->LiveFences()));
 }
 
+// spareFences(): unpublished default fences this environment keeps for reuse (tests).
+Napi::Value SpareFences(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(EnvState::Get(info.Env())->SpareFences()));
+}
+
 // diagFailCallbackAlloc(nth, times): the nth next fence-callback registration
 // (and `times` after it) fails with ENOMEM; (0, 0) disarms.
 Napi::Value DiagFailCallbackAlloc(const Napi::CallbackInfo& info) {
@@ -105,6 +110,7 @@ void RegisterEnv(Napi::Env env, Napi::Object exports) {
       {"envDrain", EnvDrain},
       {"envKeepAlive", EnvKeepAlive},
       {"liveFences", LiveFences},
+      {"spareFences", SpareFences},
       {"diagFailCallbackAlloc", DiagFailCallbackAlloc},
       {"diagWrapFd", DiagWrapFd},
       {"warnCount", WarnCount},

@@ -1,5 +1,7 @@
 #include "addon/env_state.h"
 
+#include "core/fence/user_fence.h"
+
 #include <cerrno>
 #include <new>
 
@@ -22,6 +24,7 @@ void KeepEnvState(Napi::Env, EnvState*) {}
 
 EnvState* EnvState::Create(Napi::Env env) {
   auto* s = new EnvState();
+  s->spare_fences_.reserve(kSpareFences);
   s->thread_ = pthread_self();
   s->env_ = env;
   s->pending_ = &s->pending_dummy_;
@@ -76,9 +79,31 @@ double EnvState::AdoptFence(Fence* f) {
   return t;
 }
 
+double EnvState::CreateDefaultFence() {
+  Fence* f;
+  if (!spare_fences_.empty()) {
+    f = spare_fences_.back();
+    spare_fences_.pop_back();
+  } else if (!(f = user_fence_create(nullptr, 0, 0, false))) {
+    return -ENOMEM;
+  }
+  double t = 0;
+  try {
+    t = fences_.Insert(f, /*mark=*/true);
+  } catch (const std::bad_alloc&) {
+  }
+  if (t == 0) fence_put(f);
+  return t;
+}
+
 bool EnvState::PutFence(double token) {
-  Fence* f = fences_.Take(token);
+  bool unpublished = false;
+  Fence* f = fences_.Take(token, &unpublished);
   if (!f) return false;
+  if (unpublished && spare_fences_.size() < kSpareFences && user_fence_recycle(f)) {
+    spare_fences_.push_back(f);  // capacity reserved: never reallocates
+    return true;
+  }
   fence_put(f);
   return true;
 }
@@ -244,6 +269,8 @@ void EnvState::OnCleanup(void* data) {
     if (fence_remove_callback(cb->fence, &cb->cb)) s->FreeNode(cb);
   // Every fence reference JS still held.
   s->fences_.Clear([](Fence* f) { fence_put(f); });
+  for (Fence* f : s->spare_fences_) fence_put(f);
+  s->spare_fences_.clear();
   // Handles exported from here and never imported: orphaned, or dropped when
   // the main environment (the process) ends.
   ExportRegistryBase::EnvGone(s, s->main_);

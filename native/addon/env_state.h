@@ -61,11 +61,22 @@ class EnvState {
   // Adopts one reference and returns its token; on failure (table full or no
   // memory) the reference is dropped and 0 returned.
   double AdoptFence(Fence* f);
-  // The fence behind a live token, or nullptr.
-  Fence* FenceOf(double token) const { return fences_.Get(token); }
-  // Drops the reference behind a token; false if it was not live.
+  // A new default fence (user_fence_create(nullptr, 0, 0, false)) adopted as
+  // unpublished: its pointer has not left this table. Returns its token, 0 when
+  // the table is full, or -ENOMEM.
+  double CreateDefaultFence();
+  // The fence behind a live token, or nullptr. The caller may keep or hand on
+  // the pointer, so the fence counts as published from here on.
+  Fence* FenceOf(double token) { return fences_.GetClearingMark(token); }
+  // The same for calls that neither keep nor hand on the pointer (signalling,
+  // reading the signalled flag): an unpublished fence stays unpublished.
+  Fence* PeekFence(double token) const { return fences_.Get(token); }
+  // Drops the reference behind a token; false if it was not live. An
+  // unpublished default fence is kept for CreateDefaultFence() instead: nobody
+  // else can hold its pointer, so it needs no grace period (user_fence_recycle).
   bool PutFence(double token);
   size_t LiveFences() const { return fences_.live(); }
+  size_t SpareFences() const { return spare_fences_.size(); }
 
   // --- fence callbacks for JS ----------------------------------------------
   // Registers `id` on `f`. Returns 0 with *token set, -ENOENT if `f` is
@@ -121,7 +132,11 @@ class EnvState {
   Napi::Reference<Napi::Uint8Array> pending_ref_;
   uint8_t* pending_ = nullptr;  // pending_[0] = 1 when the JS thread has queued callbacks
   uint8_t pending_dummy_ = 0;   // until the dispatcher is set
-  HandleTable<Fence> fences_;
+  HandleTable<Fence> fences_;  // marked: unpublished default fences
+  // Unpublished default fences put by JS, already re-initialised, for
+  // CreateDefaultFence (a batch of creates and one of puts: two blocks).
+  static constexpr size_t kSpareFences = 512;
+  std::vector<Fence*> spare_fences_;
   HandleTable<JsCallback> callbacks_;
 };
 

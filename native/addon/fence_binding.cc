@@ -30,6 +30,15 @@ Fence* FenceArg(const Napi::CallbackInfo& info, size_t i) {
   if (!f) throw BadHandle(info.Env(), "fence handle");
   return f;
 }
+// For calls that use the fence only while they run (read it, signal it, set
+// its error) and neither keep the pointer nor hand it to code that could: an
+// unpublished default fence stays reusable (EnvState::PeekFence).
+Fence* PeekFenceArg(const Napi::CallbackInfo& info, size_t i) {
+  EnvState* s = info[i].IsNumber() ? info.Env().GetInstanceData<EnvState>() : nullptr;
+  Fence* f = s ? s->PeekFence(info[i].As<Napi::Number>().DoubleValue()) : nullptr;
+  if (!f) throw BadHandle(info.Env(), "fence handle");
+  return f;
+}
 
 Napi::Value BigU64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
 
@@ -73,9 +82,8 @@ Napi::Value FenceCreateMany(const Napi::CallbackInfo& info) {
   Napi::Float64Array slots = SlotsArg(info);
   EnvState* s = EnvState::Get(env);
   for (size_t i = 0; i < slots.ElementLength(); ++i) {
-    Fence* f = user_fence_create(nullptr, 0, 0, false);
-    if (!f) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "out of memory");
-    const double token = s->AdoptFence(f);
+    const double token = s->CreateDefaultFence();
+    if (token < 0) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "out of memory");
     if (token == 0) throw ErrnoError(env, -ENOMEM, "dma_fence_init", "too many fences held by this environment");
     slots[i] = token;
   }
@@ -99,42 +107,42 @@ Napi::Value FencePutMany(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value FenceContext(const Napi::CallbackInfo& info) {
-  return BigU64(info.Env(), FenceArg(info, 0)->context);
+  return BigU64(info.Env(), PeekFenceArg(info, 0)->context);
 }
 Napi::Value FenceSeqno(const Napi::CallbackInfo& info) {
-  return BigU64(info.Env(), FenceArg(info, 0)->seqno);
+  return BigU64(info.Env(), PeekFenceArg(info, 0)->seqno);
 }
 Napi::Value FenceFlags(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(),
-                           static_cast<double>(FenceArg(info, 0)->flags.load(std::memory_order_acquire)));
+                           static_cast<double>(PeekFenceArg(info, 0)->flags.load(std::memory_order_acquire)));
 }
 Napi::Value FenceIsSignaled(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), fence_is_signaled(FenceArg(info, 0)));
+  return Napi::Boolean::New(info.Env(), fence_is_signaled(PeekFenceArg(info, 0)));
 }
 Napi::Value FenceStatus(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), fence_get_status(FenceArg(info, 0)));
+  return Napi::Number::New(info.Env(), fence_get_status(PeekFenceArg(info, 0)));
 }
 Napi::Value FenceError(const Napi::CallbackInfo& info) {
-  Fence* f = FenceArg(info, 0);
+  Fence* f = PeekFenceArg(info, 0);
   return Napi::Number::New(info.Env(), __atomic_load_n(&f->error, __ATOMIC_RELAXED));
 }
 Napi::Value FenceTimestamp(const Napi::CallbackInfo& info) {
-  Fence* f = FenceArg(info, 0);
+  Fence* f = PeekFenceArg(info, 0);
   if (!fence_test_signaled_flag(f)) return info.Env().Null();
   return Napi::BigInt::New(info.Env(), static_cast<int64_t>(fence_timestamp(f)));
 }
 Napi::Value FenceDriverName(const Napi::CallbackInfo& info) {
-  Fence* f = FenceArg(info, 0);
+  Fence* f = PeekFenceArg(info, 0);
   rcu::ReadGuard rcu;  // the string is valid only inside the read section
   return Napi::String::New(info.Env(), fence_driver_name(f));
 }
 Napi::Value FenceTimelineName(const Napi::CallbackInfo& info) {
-  Fence* f = FenceArg(info, 0);
+  Fence* f = PeekFenceArg(info, 0);
   rcu::ReadGuard rcu;
   return Napi::String::New(info.Env(), fence_timeline_name(f));
 }
 Napi::Value FenceOpsDetached(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), rcu::dereference(FenceArg(info, 0)->ops) == nullptr);
+  return Napi::Boolean::New(info.Env(), rcu::dereference(PeekFenceArg(info, 0)->ops) == nullptr);
 }
 // The hottest calls use the Node-API C interface directly: no CallbackInfo, no
 // wrapper objects, one napi call to read the argument. Their function data is
@@ -147,7 +155,7 @@ Fence* RawFenceArg(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, &arg, nullptr, &data) != napi_ok || argc < 1 || !data ||
       napi_get_value_double(env, arg, &d) != napi_ok)
     return nullptr;
-  return static_cast<EnvState*>(data)->FenceOf(d);
+  return static_cast<EnvState*>(data)->PeekFence(d);  // signal / signalled: nothing keeps it
 }
 napi_value RawThrowBadHandle(napi_env env) {
   BadHandle(Napi::Env(env), "fence handle").ThrowAsJavaScriptException();
@@ -171,16 +179,16 @@ napi_value FenceSignaled(napi_env env, napi_callback_info info) {
 }
 // fenceSignalAt(h, timestampNs: bigint)
 Napi::Value FenceSignalAt(const Napi::CallbackInfo& info) {
-  Fence* f = FenceArg(info, 0);
+  Fence* f = PeekFenceArg(info, 0);
   fence_signal_timestamp(f, I64Arg(info, 1));
   return info.Env().Undefined();
 }
 Napi::Value FenceCheckAndSignal(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), fence_check_and_signal(FenceArg(info, 0)));
+  return Napi::Boolean::New(info.Env(), fence_check_and_signal(PeekFenceArg(info, 0)));
 }
 // fenceSetError(h, err): 0, or -EBUSY if already signalled (nothing stored).
 Napi::Value FenceSetError(const Napi::CallbackInfo& info) {
-  Fence* f = FenceArg(info, 0);
+  Fence* f = PeekFenceArg(info, 0);
   const double e = NumArg(info, 1);
   if (!(e <= -1 && e >= -4095)) throw Napi::RangeError::New(info.Env(), "dmabuf: error must be -4095..-1");
   if (fence_set_error_unless_signaled(f, static_cast<int>(e)) == -EBUSY)
@@ -243,7 +251,7 @@ Napi::Value FenceSetDeadline(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 Napi::Value FenceDescribe(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), fence_describe(FenceArg(info, 0)));
+  return Napi::String::New(info.Env(), fence_describe(PeekFenceArg(info, 0)));
 }
 // fenceIsLater(a, b): caller guarantees equal contexts.
 Napi::Value FenceIsLater(const Napi::CallbackInfo& info) {
@@ -305,11 +313,11 @@ Napi::Value FenceImportHandle(const Napi::CallbackInfo& info) {
 }
 // fenceRefcount(h): the native reference count (tests check finalizers with it).
 Napi::Value FenceRefcount(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), FenceArg(info, 0)->refcount.load(std::memory_order_relaxed));
+  return Napi::Number::New(info.Env(), PeekFenceArg(info, 0)->refcount.load(std::memory_order_relaxed));
 }
 // fenceSame(a, b): whether two handles refer to the same native fence.
 Napi::Value FenceSame(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), FenceArg(info, 0) == FenceArg(info, 1));
+  return Napi::Boolean::New(info.Env(), PeekFenceArg(info, 0) == PeekFenceArg(info, 1));
 }
 
 Napi::Value LockCreate(const Napi::CallbackInfo& info) {

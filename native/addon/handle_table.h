@@ -21,8 +21,9 @@ class HandleTable {
   static constexpr uint32_t kGenLimit = uint32_t{1} << 27;
 
   // Stores `p` and returns its token (never 0), or 0 when the table is full.
+  // `mark` is one bit the owner keeps with a live entry (see GetClearingMark).
   // May throw std::bad_alloc when it grows.
-  double Insert(T* p) {
+  double Insert(T* p, bool mark = false) {
     uint32_t i;
     if (free_ != kNone) {
       i = free_;
@@ -33,6 +34,7 @@ class HandleTable {
       i = static_cast<uint32_t>(slots_.size() - 1);
     }
     slots_[i].ptr = p;
+    slots_[i].mark = mark;
     ++live_;
     return static_cast<double>((uint64_t{slots_[i].gen} << kIndexBits) | i);
   }
@@ -43,11 +45,21 @@ class HandleTable {
     return s ? s->ptr : nullptr;
   }
 
-  // Removes a live token and returns its object (nullptr if not live). The
-  // token and every copy of it are dead from here on.
-  T* Take(double token) {
+  // The object behind a live token, or nullptr; clears the entry's mark.
+  T* GetClearingMark(double token) {
     Slot* s = const_cast<Slot*>(Find(token));
     if (!s) return nullptr;
+    s->mark = false;
+    return s->ptr;
+  }
+
+  // Removes a live token and returns its object (nullptr if not live), and
+  // whether its mark was still set. The token and every copy of it are dead
+  // from here on.
+  T* Take(double token, bool* marked = nullptr) {
+    Slot* s = const_cast<Slot*>(Find(token));
+    if (!s) return nullptr;
+    if (marked) *marked = s->mark;
     T* p = s->ptr;
     s->ptr = nullptr;
     s->gen = s->gen + 1 == kGenLimit ? 1 : s->gen + 1;
@@ -76,7 +88,10 @@ class HandleTable {
   struct Slot {
     T* ptr;
     uint32_t gen;
-    uint32_t next_free;
+    union {
+      uint32_t next_free;  // free slots
+      uint32_t mark;       // live slots
+    };
   };
 
   const Slot* Find(double token) const {

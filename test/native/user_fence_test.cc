@@ -50,3 +50,67 @@ TEST(UserFence, SetErrorAfterSignalIsEbusy) {
   EXPECT_EQ(fence_get_status(f), -EIO);  // nothing stored
   fence_put(f);
 }
+
+// An unpublished default fence is re-initialised in place, whatever state it
+// reached: the result is exactly what user_fence_create(nullptr, 0, 0, false)
+// returns.
+TEST(UserFence, RecycleMakesANewDefaultFence) {
+  Fence* fresh = user_fence_create(nullptr, 0, 0, false);
+  const unsigned long fresh_flags = fresh->flags.load();
+  Fence* f = user_fence_create(nullptr, 0, 0, false);
+  ASSERT_EQ(fence_set_error_unless_signaled(f, -EIO), 0);
+  fence_signal(f);
+  ASSERT_TRUE(fence_is_signaled(f));
+  ASSERT_EQ(rcu::dereference(f->ops), nullptr);  // detached at signal
+  ASSERT_TRUE(user_fence_recycle(f));
+  EXPECT_EQ(f->flags.load(), fresh_flags);
+  EXPECT_FALSE(fence_is_signaled(f));
+  EXPECT_EQ(fence_get_status(f), 0);
+  EXPECT_EQ(f->error, 0);
+  EXPECT_EQ(f->refcount.load(), 1u);
+  EXPECT_EQ(f->context, 0u);
+  EXPECT_EQ(f->seqno, 0u);
+  EXPECT_TRUE(list_empty(&f->cb_list));
+  {
+    rcu::ReadGuard g;
+    EXPECT_STREQ(fence_driver_name(f), "dmabuf");
+  }
+  // It works as a new fence: signals once, with a fresh timestamp.
+  fence_signal(f);
+  EXPECT_TRUE(fence_is_signaled(f));
+  EXPECT_GT(fence_timestamp(f), 0);
+  // A pending one too (never signalled: its ops are still attached).
+  ASSERT_TRUE(user_fence_recycle(fresh));
+  EXPECT_FALSE(fence_is_signaled(fresh));
+  fence_put(fresh);
+  fence_put(f);
+}
+
+// What it refuses, unchanged: a second reference, an external lock, another
+// issuer's fence.
+TEST(UserFence, RecycleRefusesWhatIsNotAnUnsharedDefaultFence) {
+  Fence* shared = user_fence_create(nullptr, 0, 0, false);
+  fence_get(shared);
+  EXPECT_FALSE(user_fence_recycle(shared));
+  EXPECT_EQ(shared->refcount.load(), 2u);
+  fence_put(shared);
+  fence_put(shared);
+
+  FenceLock* l = fence_lock_create();
+  Fence* locked = user_fence_create(l, 0, 0, false);
+  EXPECT_FALSE(user_fence_recycle(locked));
+  fence_signal(locked);
+  EXPECT_FALSE(user_fence_recycle(locked));  // ops stay attached (release)
+  EXPECT_TRUE(fence_is_signaled(locked));
+  fence_put(locked);
+  fence_lock_put(l);
+
+  static const FenceOps other = {.get_driver_name = [](Fence*) { return "other"; },
+                                 .get_timeline_name = [](Fence*) { return "t"; }};
+  Fence* foreign = fence_alloc();
+  fence_init(foreign, &other, nullptr, 3, 4);
+  EXPECT_FALSE(user_fence_recycle(foreign));
+  EXPECT_EQ(foreign->context, 3u);
+  fence_put(foreign);
+  rcu::barrier();
+}

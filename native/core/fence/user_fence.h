@@ -47,4 +47,20 @@ void fence_lock_put(FenceLock* l);
  */
 Fence* user_fence_create(FenceLock* lock, uint64_t context, uint64_t seqno, bool seqno64);
 
+/**
+ * user_fence_recycle() - make @f a new default fence again, in place
+ * @f: a fence from user_fence_create(nullptr, ...) whose pointer never left
+ *     its owner: the owner holds its only reference and no other code (no RCU
+ *     reader, no callback, no container) ever saw it
+ *
+ * The kernel frees a fence through RCU because readers may still hold its
+ * pointer; a fence nobody else ever saw has no such reader, so its memory is
+ * reused at once, without the refcount drop or the grace period. The result is
+ * what user_fence_create(nullptr, 0, 0, false) returns.
+ *
+ * Context: the owner's thread. Returns false (and does nothing) if @f is not
+ * such a fence as far as can be checked (another reference, another issuer).
+ */
+bool user_fence_recycle(Fence* f);
+
 }  // namespace dmabuf
