@@ -32,7 +32,12 @@ describe('reuse of unpublished default fences', () => {
     expect(binding.spareFences()).toBeLessThan(500);
     const f = fresh();
     expect(f.driverName + ':' + f.timelineName).toBe('dmabuf:js');
-    f.signal();
+    const t0 = process.hrtime.bigint();
+    f.signal(); // without the fence lock: nobody else can see it
+    const t1 = process.hrtime.bigint();
+    expect(f.timestamp! >= t0 && f.timestamp! <= t1).toBe(true);
+    f.signal(); // a second signal changes nothing
+    expect(f.timestamp! <= t1).toBe(true);
     expect(f.signaled && f.isSignaled() && f.status === 1 && f.error === 0).toBe(true);
     expect(typeof f.timestamp).toBe('bigint');
     expect(f.context + f.seqno).toBe(0n);

@@ -71,6 +71,7 @@ class EnvState {
   // The same for calls that neither keep nor hand on the pointer (signalling,
   // reading the signalled flag): an unpublished fence stays unpublished.
   Fence* PeekFence(double token) const { return fences_.Get(token); }
+  Fence* PeekFence(double token, bool* unpublished) const { return fences_.Get(token, unpublished); }
   // Drops the reference behind a token; false if it was not live. An
   // unpublished default fence is kept for CreateDefaultFence() instead: nobody
   // else can hold its pointer, so it needs no grace period (user_fence_recycle).

@@ -147,7 +147,8 @@ Napi::Value FenceOpsDetached(const Napi::CallbackInfo& info) {
 // The hottest calls use the Node-API C interface directly: no CallbackInfo, no
 // wrapper objects, one napi call to read the argument. Their function data is
 // the environment's EnvState (set at registration).
-Fence* RawFenceArg(napi_env env, napi_callback_info info) {
+// Signal and the signalled flag keep nothing: an unpublished fence stays so.
+Fence* RawFenceArg(napi_env env, napi_callback_info info, bool* unpublished) {
   size_t argc = 1;
   napi_value arg;
   void* data = nullptr;
@@ -155,7 +156,7 @@ Fence* RawFenceArg(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, &arg, nullptr, &data) != napi_ok || argc < 1 || !data ||
       napi_get_value_double(env, arg, &d) != napi_ok)
     return nullptr;
-  return static_cast<EnvState*>(data)->PeekFence(d);  // signal / signalled: nothing keeps it
+  return static_cast<EnvState*>(data)->PeekFence(d, unpublished);
 }
 napi_value RawThrowBadHandle(napi_env env) {
   BadHandle(Napi::Env(env), "fence handle").ThrowAsJavaScriptException();
@@ -164,14 +165,19 @@ napi_value RawThrowBadHandle(napi_env env) {
 
 // fenceSignal(h)
 napi_value FenceSignal(napi_env env, napi_callback_info info) {
-  Fence* f = RawFenceArg(env, info);
+  bool unpublished = false;
+  Fence* f = RawFenceArg(env, info, &unpublished);
   if (!f) return RawThrowBadHandle(env);
-  fence_signal(f);
+  if (unpublished)
+    fence_signal_unpublished(f);  // nobody else can see it: no lock needed
+  else
+    fence_signal(f);
   return nullptr;
 }
 // fenceSignaled(h): the flag only
 napi_value FenceSignaled(napi_env env, napi_callback_info info) {
-  Fence* f = RawFenceArg(env, info);
+  bool unpublished;
+  Fence* f = RawFenceArg(env, info, &unpublished);
   if (!f) return RawThrowBadHandle(env);
   napi_value r;
   napi_get_boolean(env, fence_test_signaled_flag(f), &r);

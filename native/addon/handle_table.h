@@ -44,6 +44,13 @@ class HandleTable {
     const Slot* s = Find(token);
     return s ? s->ptr : nullptr;
   }
+  // The same, and whether the entry is marked.
+  T* Get(double token, bool* marked) const {
+    const Slot* s = Find(token);
+    if (!s) return nullptr;
+    *marked = s->mark;
+    return s->ptr;
+  }
 
   // The object behind a live token, or nullptr; clears the entry's mark.
   T* GetClearingMark(double token) {

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/base/monotonic.h"
 #include "core/base/rcu.h"
 #include "core/fence/fence.h"
 #include "core/fence/user_fence.h"
@@ -112,5 +113,44 @@ TEST(UserFence, RecycleRefusesWhatIsNotAnUnsharedDefaultFence) {
   EXPECT_FALSE(user_fence_recycle(foreign));
   EXPECT_EQ(foreign->context, 3u);
   fence_put(foreign);
+  rcu::barrier();
+}
+
+// fence_signal_unpublished: fence_signal's result without the lock for a fence
+// nobody else can see; anything else (callbacks, an external lock) takes the
+// kernel's path, so its callbacks still run.
+TEST(UserFence, SignalUnpublishedIsFenceSignalWithoutTheLock) {
+  Fence* f = user_fence_create(nullptr, 0, 0, false);
+  const int64_t before = monotonic_ns();
+  fence_signal_unpublished(f);
+  const int64_t after = monotonic_ns();
+  EXPECT_TRUE(fence_is_signaled(f));
+  EXPECT_TRUE(fence_test_flag(f, FENCE_FLAG_TIMESTAMP_BIT));
+  EXPECT_GE(fence_timestamp(f), before);
+  EXPECT_LE(fence_timestamp(f), after);
+  EXPECT_EQ(rcu::dereference(f->ops), nullptr);  // detached, as by fence_signal
+  EXPECT_FALSE(f->inline_lock.is_locked());
+  const int64_t ts = fence_timestamp(f);
+  fence_signal_unpublished(f);  // a second call changes nothing
+  EXPECT_EQ(fence_timestamp(f), ts);
+  fence_put(f);
+
+  struct Counted : FenceCallback {
+    int runs = 0;
+  } cb;
+  Fence* g = user_fence_create(nullptr, 0, 0, false);
+  ASSERT_EQ(fence_add_callback(g, &cb, [](Fence*, FenceCallback* c) { static_cast<Counted*>(c)->runs++; }), 0);
+  fence_signal_unpublished(g);
+  EXPECT_EQ(cb.runs, 1);
+  EXPECT_TRUE(fence_is_signaled(g));
+  fence_put(g);
+
+  FenceLock* l = fence_lock_create();
+  Fence* h = user_fence_create(l, 0, 0, false);
+  fence_signal_unpublished(h);
+  EXPECT_TRUE(fence_is_signaled(h));
+  EXPECT_NE(rcu::dereference(h->ops), nullptr);  // release keeps them, as by fence_signal
+  fence_put(h);
+  fence_lock_put(l);
   rcu::barrier();
 }

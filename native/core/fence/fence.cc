@@ -289,6 +289,16 @@ void fence_signal(Fence* f) {
   if (callbacks) local_irq_enable();
 }
 
+void fence_signal_unpublished(Fence* f) {
+  const unsigned long flags = f->flags.load(std::memory_order_relaxed);
+  if (flags & bit(FENCE_FLAG_SIGNALED_BIT)) return;
+  if (!(flags & bit(FENCE_FLAG_INLINE_LOCK_BIT)) || !list_empty(&f->cb_list)) {
+    fence_signal(f);  // not what the caller said: take the kernel's path
+    return;
+  }
+  mark_signaled_locked(f, monotonic_ns());
+}
+
 bool fence_set_user_flag(Fence* f, unsigned b) {
   SpinGuard g(fence_spinlock(f));
   const bool was = fence_test_flag(f, b);

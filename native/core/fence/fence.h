@@ -345,6 +345,21 @@ void fence_signal_locked(Fence* f);
 void fence_signal(Fence* f);
 
 /**
+ * fence_signal_unpublished() - fence_signal() for a fence nobody else can see
+ * @f: an inline-lock fence whose pointer never left its owner (no other thread,
+ *     no callback, no container or RCU reader has it), e.g. the addon's
+ *     unpublished default fences (user_fence_recycle)
+ *
+ * The same result as fence_signal(), without taking the fence lock: with no
+ * other party to take it, the lock would order nothing. A fence that has
+ * callbacks or an external lock is not unpublished; it is signalled by
+ * fence_signal() instead.
+ *
+ * Context: the owner's thread.
+ */
+void fence_signal_unpublished(Fence* f);
+
+/**
  * fence_check_and_signal_locked() - signal @f unless it already was
  *
  * Context: @f's lock held, as fence_signal_locked().
