@@ -325,12 +325,12 @@ export function runBench(options?: BenchOptions): BenchRow[] {
 
 // The worker that runs native groups: it loads the addon the way
 // lib/internal/binding.ts does (DMABUF_ADDON_PATH, else node-gyp-build from the
-// package root) and posts each group's JSON. Plain CommonJS, so it also runs
+// package root) and posts its group's JSON. Plain CommonJS, so it also runs
 // from the TypeScript sources under vitest.
 const NATIVE_WORKER = `
 const { parentPort, workerData: w } = require('node:worker_threads');
 const addon = w.addonPath ? require(w.addonPath) : require(w.gypBuild)(w.root);
-for (const g of w.groups) parentPort.postMessage({ group: g, json: addon.benchRun(g, w.ms) });
+parentPort.postMessage({ group: w.group, json: addon.benchRun(w.group, w.ms) });
 `;
 
 // One worker per group, one after another: a group measured on a thread that
@@ -347,7 +347,7 @@ function runNativeGroup(group: NativeGroup, ms: number, onGroup: (g: NativeGroup
   const worker = new Worker(NATIVE_WORKER, {
     eval: true,
     workerData: {
-      groups: [group],
+      group,
       ms,
       addonPath: addonPath ? path.resolve(addonPath) : null,
       gypBuild: require.resolve('node-gyp-build'),

@@ -42,6 +42,14 @@ class SystemHeap : public ::testing::Test {
     p_ = make_platform(c);
     heap_ = open_heap(p_.get(), "system");
   }
+  // Every page allocation of `order` fails from now on (as __GFP_NORETRY may).
+  void fail_order(unsigned order) {
+    FaultSpec spec;
+    spec.nth = 1;
+    spec.times = 0;
+    spec.order = order;
+    ASSERT_EQ(platform_set_fault(p_.get(), "alloc_pages", spec), 0);
+  }
   PlatformPtr p_;
   Heap* heap_ = nullptr;
 };
@@ -74,18 +82,12 @@ TEST_F(SystemHeap, ChunksAreLargestOrderFirstAndNeverGrow) {
 
 TEST_F(SystemHeap, HighOrdersFallBackWhenTheyFail) {
   // Order 8 always fails (as with __GFP_NORETRY under pressure): 64K chunks.
-  FaultSpec spec;
-  spec.nth = 1;
-  spec.times = 0;
-  spec.order = 8;
-  ASSERT_EQ(platform_set_fault(p_.get(), "alloc_pages", spec), 0);
+  fail_order(8);
   DmaBuf* b = alloc_rw(heap_, 1 << 20);
   EXPECT_EQ(chunk_orders(b), std::vector<unsigned>(16, 4));
   dma_buf_close(b);
-  // Order 4 fails too: all 4K pages. Max order drops with each fallback.
-  spec.order = 4;
-  FaultSpec both = spec;
-  ASSERT_EQ(platform_set_fault(p_.get(), "alloc_pages", both), 0);
+  // Order 4 fails instead: 4K pages below a MiB. Max order drops with each fallback.
+  fail_order(4);
   b = alloc_rw(heap_, (1 << 20) + (64 << 10));
   std::vector<unsigned> orders = chunk_orders(b);
   ASSERT_EQ(orders.size(), 1u + 16u);
@@ -93,8 +95,7 @@ TEST_F(SystemHeap, HighOrdersFallBackWhenTheyFail) {
   for (size_t i = 1; i < orders.size(); ++i) EXPECT_EQ(orders[i], 0u);
   dma_buf_close(b);
   // Order 0 failing is the end: ENOMEM, everything given back.
-  spec.order = 0;
-  ASSERT_EQ(platform_set_fault(p_.get(), "alloc_pages", spec), 0);
+  fail_order(0);
   DmaBuf* x = nullptr;
   EXPECT_EQ(dma_heap_alloc(heap_, (1 << 20) + 4096, O_RDWR, 0, &x), -ENOMEM);
   EXPECT_EQ(p_->pages->stats().free_pages, p_->pages->stats().total_pages);
@@ -103,11 +104,7 @@ TEST_F(SystemHeap, HighOrdersFallBackWhenTheyFail) {
 TEST_F(SystemHeap, ABufferOfHundredsOfChunksGivesEveryChunkBack) {
   // Order 4 fails and 1 MiB - 4 KiB is too small for order 8: 255 order-0
   // chunks, more than free_chunks() reads back from the scatterlist on its stack.
-  FaultSpec spec;
-  spec.nth = 1;
-  spec.times = 0;
-  spec.order = 4;
-  ASSERT_EQ(platform_set_fault(p_.get(), "alloc_pages", spec), 0);
+  fail_order(4);
   DmaBuf* b = alloc_rw(heap_, (1 << 20) - 4096);
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(chunk_orders(b), std::vector<unsigned>(255, 0));
