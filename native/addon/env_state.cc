@@ -1,12 +1,11 @@
 #include "addon/env_state.h"
 
-#include "core/fence/user_fence.h"
-
 #include <cerrno>
 #include <new>
 
 #include "addon/export_registry.h"
 #include "core/base/warn.h"
+#include "core/fence/user_fence.h"
 
 namespace dmabuf::addon {
 namespace {
@@ -69,10 +68,10 @@ void EnvState::Unref() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
 
-double EnvState::AdoptFence(Fence* f) {
+double EnvState::AdoptFence(Fence* f, bool unpublished) {
   double t = 0;
   try {
-    t = fences_.Insert(f);
+    t = fences_.Insert(f, unpublished);
   } catch (const std::bad_alloc&) {
   }
   if (t == 0) fence_put(f);
@@ -87,13 +86,7 @@ double EnvState::CreateDefaultFence() {
   } else if (!(f = user_fence_create(nullptr, 0, 0, false))) {
     return -ENOMEM;
   }
-  double t = 0;
-  try {
-    t = fences_.Insert(f, /*mark=*/true);
-  } catch (const std::bad_alloc&) {
-  }
-  if (t == 0) fence_put(f);
-  return t;
+  return AdoptFence(f, /*unpublished=*/true);
 }
 
 bool EnvState::PutFence(double token) {

@@ -59,8 +59,9 @@ class EnvState {
 
   // --- fence references held by JS ----------------------------------------
   // Adopts one reference and returns its token; on failure (table full or no
-  // memory) the reference is dropped and 0 returned.
-  double AdoptFence(Fence* f);
+  // memory) the reference is dropped and 0 returned. `unpublished`: the
+  // pointer has not left this table (see CreateDefaultFence).
+  double AdoptFence(Fence* f, bool unpublished = false);
   // A new default fence (user_fence_create(nullptr, 0, 0, false)) adopted as
   // unpublished: its pointer has not left this table. Returns its token, 0 when
   // the table is full, or -ENOMEM.
@@ -70,8 +71,8 @@ class EnvState {
   Fence* FenceOf(double token) { return fences_.GetClearingMark(token); }
   // The same for calls that neither keep nor hand on the pointer (signalling,
   // reading the signalled flag): an unpublished fence stays unpublished.
-  Fence* PeekFence(double token) const { return fences_.Get(token); }
-  Fence* PeekFence(double token, bool* unpublished) const { return fences_.Get(token, unpublished); }
+  // `unpublished` (if given) tells whether it still is.
+  Fence* PeekFence(double token, bool* unpublished = nullptr) const { return fences_.Get(token, unpublished); }
   // Drops the reference behind a token; false if it was not live. An
   // unpublished default fence is kept for CreateDefaultFence() instead: nobody
   // else can hold its pointer, so it needs no grace period (user_fence_recycle).

@@ -148,7 +148,7 @@ Napi::Value FenceOpsDetached(const Napi::CallbackInfo& info) {
 // wrapper objects, one napi call to read the argument. Their function data is
 // the environment's EnvState (set at registration).
 // Signal and the signalled flag keep nothing: an unpublished fence stays so.
-Fence* RawFenceArg(napi_env env, napi_callback_info info, bool* unpublished) {
+Fence* RawFenceArg(napi_env env, napi_callback_info info, bool* unpublished = nullptr) {
   size_t argc = 1;
   napi_value arg;
   void* data = nullptr;
@@ -176,8 +176,7 @@ napi_value FenceSignal(napi_env env, napi_callback_info info) {
 }
 // fenceSignaled(h): the flag only
 napi_value FenceSignaled(napi_env env, napi_callback_info info) {
-  bool unpublished;
-  Fence* f = RawFenceArg(env, info, &unpublished);
+  Fence* f = RawFenceArg(env, info);
   if (!f) return RawThrowBadHandle(env);
   napi_value r;
   napi_get_boolean(env, fence_test_signaled_flag(f), &r);

@@ -39,16 +39,12 @@ class HandleTable {
     return static_cast<double>((uint64_t{slots_[i].gen} << kIndexBits) | i);
   }
 
-  // The object behind a live token, or nullptr.
-  T* Get(double token) const {
-    const Slot* s = Find(token);
-    return s ? s->ptr : nullptr;
-  }
-  // The same, and whether the entry is marked.
-  T* Get(double token, bool* marked) const {
+  // The object behind a live token, or nullptr; `marked` (if given) tells
+  // whether the entry is marked.
+  T* Get(double token, bool* marked = nullptr) const {
     const Slot* s = Find(token);
     if (!s) return nullptr;
-    *marked = s->mark;
+    if (marked) *marked = s->mark;
     return s->ptr;
   }
 

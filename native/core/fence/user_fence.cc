@@ -60,9 +60,8 @@ bool user_fence_recycle(Fence* f) {
   // kUserOps. Anything else (an external lock, a large block, another issuer,
   // a second reference) is not ours to reuse.
   const FenceOps* ops = __atomic_load_n(&f->ops, __ATOMIC_RELAXED);
-  const unsigned long flags = f->flags.load(std::memory_order_relaxed);
-  if ((ops && ops != &kUserOps) || !(flags & (1UL << FENCE_FLAG_INLINE_LOCK_BIT)) ||
-      (flags & (1UL << FENCE_FLAG_LARGE_BLOCK_BIT)) || f->refcount.load(std::memory_order_relaxed) != 1)
+  if ((ops && ops != &kUserOps) || !fence_test_flag(f, FENCE_FLAG_INLINE_LOCK_BIT) ||
+      fence_test_flag(f, FENCE_FLAG_LARGE_BLOCK_BIT) || f->refcount.load(std::memory_order_relaxed) != 1)
     return false;
   fence_init(f, &kUserOps, nullptr, 0, 0);
   return true;
